@@ -1,0 +1,3 @@
+from convertmodel.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Thin click commands; see :mod:`convertmodel.cli.main`."""

@@ -1,0 +1,63 @@
+"""Shape and type inference over a whole graph, driven by the op schemas."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from convertmodel.errors import ConvertModelError, InvalidModelError
+from convertmodel.ir.graph import Graph, TensorType, ValueInfo
+from convertmodel.ir.schema import InferContext, get_schema, resolve_attrs
+
+
+def infer_types(g: Graph) -> Graph:
+    """Return ``g`` with ``value_types`` filled for every value and outputs typed.
+
+    Nodes must be in topological order. Declared output shapes are kept where inference
+    cannot do better (unknown dims), and checked for agreement where both are known.
+    """
+    types: dict[str, TensorType] = {vi.name: vi.type for vi in g.inputs}
+    for name, arr in g.constants.items():
+        types[name] = TensorType(str(arr.dtype), tuple(int(d) for d in arr.shape))
+    for node in g.nodes:
+        schema = get_schema(node.op_type, node.domain)
+        attrs = resolve_attrs(node, schema)
+        n_in = len(node.inputs)
+        if n_in < schema.min_inputs() or (schema.max_inputs() is not None and n_in > schema.max_inputs()):
+            raise InvalidModelError(
+                f"{node.op_type} {node.name!r}: has {n_in} inputs, schema takes "
+                f"{schema.min_inputs()}..{schema.max_inputs() if schema.max_inputs() is not None else 'many'}"
+            )
+        in_types = [types.get(i) if i else None for i in node.inputs]
+        in_vals = [g.constants.get(i) if i else None for i in node.inputs]
+        ctx = InferContext(node, attrs, in_types, in_vals)
+        try:
+            outs = schema.infer(ctx)
+        except ConvertModelError:
+            raise
+        except Exception as e:  # a bug or an inconsistent model; name the node either way
+            raise InvalidModelError(f"{node.op_type} {node.name!r}: shape inference failed: {e}") from e
+        for name, t in zip(node.outputs, outs):
+            if name:
+                types[name] = t
+    outputs = []
+    for vi in g.outputs:
+        t = types.get(vi.name)
+        if t is None:
+            raise InvalidModelError(f"graph output {vi.name!r} is not produced by any node")
+        outputs.append(ValueInfo(vi.name, _merge(vi.type, t)))
+    return dataclasses.replace(g, value_types=types, outputs=tuple(outputs))
+
+
+def _merge(declared: TensorType, inferred: TensorType) -> TensorType:
+    if inferred.shape is None:
+        return TensorType(inferred.dtype, declared.shape)
+    if declared.shape is None or len(declared.shape) != len(inferred.shape):
+        return inferred
+    dims = tuple(i if isinstance(i, int) else d for d, i in zip(declared.shape, inferred.shape))
+    return TensorType(inferred.dtype, dims)
+
+
+def const_value(g: Graph, name: str) -> np.ndarray | None:
+    return g.constants.get(name)

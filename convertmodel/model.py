@@ -1,0 +1,87 @@
+"""The Python API: ``convertmodel.load(path) -> Model``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from convertmodel.errors import InvalidModelError
+from convertmodel.ir.graph import Graph
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Model:
+    """A model in the IR, ready to run, quantize or save."""
+
+    def __init__(self, graph: Graph, source: str | None = None) -> None:
+        self._graph = graph
+        self.source = source
+        self._executors: dict[tuple[tuple[str, ...], int], Any] = {}
+
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        return self._graph.metadata
+
+    @property
+    def is_quantized(self) -> bool:
+        return any(n.domain == "convertmodel" and n.op_type.startswith("Q") for n in self._graph.nodes)
+
+    def executor(self, backends: tuple[str, ...] | None = None, threads: int = 0) -> Any:
+        from convertmodel.runtime.executor import Executor
+        from convertmodel.runtime.registry import BACKENDS
+
+        key = (backends or BACKENDS, threads)
+        ex = self._executors.get(key)
+        if ex is None:
+            ex = self._executors[key] = Executor(self._graph, key[0], threads)
+        return ex
+
+    def predict(self, x: np.ndarray | Mapping[str, np.ndarray], *, backends: tuple[str, ...] | None = None,
+                threads: int = 0) -> Any:
+        """Run the model. One input array -> the first output array; a dict -> a dict of all outputs."""
+        if isinstance(x, Mapping):
+            return self.executor(backends, threads).run(x)
+        if len(self._graph.inputs) != 1:
+            names = [i.name for i in self._graph.inputs]
+            raise InvalidModelError(f"model has {len(names)} inputs {names}; pass a dict")
+        out = self.executor(backends, threads).run({self._graph.inputs[0].name: np.asarray(x)})
+        return out[self._graph.outputs[0].name] if len(out) == 1 else out
+
+    def save(self, path: str) -> None:
+        """Write the model; the format follows the extension (.q8 by default)."""
+        from convertmodel.writers import write_model
+
+        write_model(self._graph, os.fspath(path))
+
+    def quantize(self, **options: Any) -> Model:
+        """An int8 copy of this model (see :func:`convertmodel.passes.quantize.quantize_graph`)."""
+        from convertmodel.passes.quantize import quantize_graph
+
+        return Model(quantize_graph(self._graph, **options), self.source)
+
+    def __repr__(self) -> str:
+        kind = "int8" if self.is_quantized else "fp32"
+        return f"<Model {self._graph.name!r} {kind} {len(self._graph.nodes)} nodes from {self.source!r}>"
+
+
+def load(path: str | os.PathLike[str], **options: Any) -> Model:
+    """Read a model file of any supported format (detected by magic bytes and extension)."""
+    from convertmodel.readers import read_model
+
+    p = os.fspath(path)
+    return Model(read_model(p, **options), p)

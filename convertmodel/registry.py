@@ -1,0 +1,79 @@
+"""The one registration pattern used for readers, schemas, kernels and quantization rules.
+
+Keys are small NamedTuples. Registering a key twice raises. When a key has a ``version``
+field, :meth:`Registry.lookup` returns the entry with the newest version not above the one
+asked for (the ONNX ``since_version`` rule), so an op schema or reader handler registered
+``since`` opset 7 serves opsets 7..12 until a newer one is registered at 13.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, NamedTuple, TypeVar
+
+K = TypeVar("K", bound=tuple[Any, ...])
+V = TypeVar("V")
+
+
+class Registry(Generic[K, V]):
+    """A mapping from NamedTuple keys to values, filled by decorators at import time."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._entries: dict[K, V] = {}
+
+    def add(self, key: K, value: V) -> V:
+        if key in self._entries:
+            raise KeyError(f"{self.what} {key!r} is registered twice")
+        self._entries[key] = value
+        return value
+
+    def register(self, key: K) -> Callable[[V], V]:
+        """Decorator form of :meth:`add`."""
+
+        def deco(value: V) -> V:
+            return self.add(key, value)
+
+        return deco
+
+    def get(self, key: K) -> V | None:
+        """Exact lookup; ``None`` when absent."""
+        return self._entries.get(key)
+
+    def lookup(self, key: K) -> V | None:
+        """Exact lookup, or for versioned keys the newest version <= ``key.version``."""
+        if key in self._entries:
+            return self._entries[key]
+        fields = getattr(key, "_fields", ())
+        if "version" not in fields:
+            return None
+        vi = fields.index("version")
+        best: tuple[int, V] | None = None
+        for k, v in self._entries.items():
+            if all(k[i] == key[i] for i in range(len(fields)) if i != vi) and k[vi] <= key[vi]:
+                if best is None or k[vi] > best[0]:
+                    best = (k[vi], v)
+        return None if best is None else best[1]
+
+    def keys(self) -> list[K]:
+        return list(self._entries)
+
+    def items(self) -> list[tuple[K, V]]:
+        return list(self._entries.items())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class OpKey(NamedTuple):
+    """Key of op schemas: (domain, op_type, version)."""
+
+    domain: str
+    op_type: str
+    version: int = 1

@@ -1,0 +1,104 @@
+"""Executes an IR graph with registered kernels (native first, numpy reference otherwise)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from convertmodel.errors import InvalidModelError, UnsupportedOpError
+from convertmodel.ir.graph import Graph, Node
+from convertmodel.ir.schema import resolve_attrs
+from convertmodel.runtime.registry import BACKENDS, KernelContext, KernelFn, find_kernel
+
+#: Called after each node with (node, outputs, seconds); used by per-layer reports.
+NodeHook = Callable[[Node, list[np.ndarray], float], None]
+
+
+@dataclass
+class _Step:
+    node: Node
+    fn: KernelFn
+    backend: str
+    ctx: KernelContext
+    free_after: tuple[str, ...]
+
+
+class Executor:
+    """Plans a graph once (kernel choice, attribute resolution, buffer lifetimes), then runs it."""
+
+    def __init__(self, graph: Graph, backends: tuple[str, ...] = BACKENDS, threads: int = 0) -> None:
+        self.graph = graph
+        self.threads = threads
+        missing: dict[str, list[str]] = {}
+        steps: list[_Step] = []
+        for n in graph.nodes:
+            found = find_kernel(n.op_type, n.domain, backends)
+            if found is None:
+                missing.setdefault(n.op_type, []).append(n.name)
+                continue
+            backend, fn = found
+            steps.append(_Step(n, fn, backend, KernelContext(n, resolve_attrs(n), threads=threads), ()))
+        if missing:
+            raise UnsupportedOpError(graph.name, missing, what=f"op (no kernel in backends {list(backends)})")
+        # Free each intermediate right after its last use so peak memory stays near one layer.
+        keep = {o.name for o in graph.outputs} | set(graph.constants) | {i.name for i in graph.inputs}
+        last_use: dict[str, int] = {}
+        for k, s in enumerate(steps):
+            for v in s.node.inputs:
+                if v:
+                    last_use[v] = k
+        frees: dict[int, list[str]] = {}
+        for v, k in last_use.items():
+            if v not in keep:
+                frees.setdefault(k, []).append(v)
+        for k, s in enumerate(steps):
+            s.free_after = tuple(frees.get(k, ()))
+        self.steps = steps
+
+    def backend_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.steps:
+            out[s.backend] = out.get(s.backend, 0) + 1
+        return out
+
+    def run(self, feeds: Mapping[str, np.ndarray], hook: NodeHook | None = None,
+            outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        env: dict[str, np.ndarray] = dict(self.graph.constants)
+        for vi in self.graph.inputs:
+            if vi.name not in feeds:
+                raise InvalidModelError(f"missing input {vi.name!r} ({vi.type})")
+            arr = np.asarray(feeds[vi.name])
+            if arr.dtype != np.dtype(vi.type.dtype):
+                arr = arr.astype(vi.type.dtype)
+            shape = vi.type.shape
+            if shape is not None:
+                ok = arr.ndim == len(shape) and all(
+                    not isinstance(d, int) or d == a for d, a in zip(shape, arr.shape)
+                )
+                if not ok:
+                    raise InvalidModelError(
+                        f"input {vi.name!r}: expected shape {vi.type}, got {arr.dtype}{list(arr.shape)}"
+                    )
+            env[vi.name] = arr
+        for s in self.steps:
+            args = [env[i] if i else None for i in s.node.inputs]
+            t0 = time.perf_counter() if hook else 0.0
+            res = s.fn(s.ctx, *args)
+            outs = list(res) if isinstance(res, (tuple, list)) else [res]
+            if hook:
+                hook(s.node, outs, time.perf_counter() - t0)
+            for name, val in zip(s.node.outputs, outs):
+                if name:
+                    env[name] = val
+            for v in s.free_after:
+                env.pop(v, None)
+        wanted = outputs or [o.name for o in self.graph.outputs]
+        return {k: env[k] for k in wanted}
+
+
+def run_graph(graph: Graph, feeds: Mapping[str, np.ndarray], backends: tuple[str, ...] = BACKENDS) -> dict[str, np.ndarray]:
+    """One-shot convenience wrapper around :class:`Executor`."""
+    return Executor(graph, backends).run(feeds)

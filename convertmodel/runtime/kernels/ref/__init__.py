@@ -1,0 +1,6 @@
+"""numpy reference kernels, one module per op family. Importing registers them."""
+
+from convertmodel.runtime.kernels.ref import (  # noqa: F401
+    activation,
+    conv,
+)
