@@ -3,4 +3,11 @@
 from convertmodel.ir.ops import (  # noqa: F401
     activation,
     conv,
+    detection,
+    elementwise,
+    linalg,
+    norm,
+    pool,
+    quantized,
+    shape,
 )

@@ -1,0 +1,1 @@
+"""Op schemas: detection family (being written)."""

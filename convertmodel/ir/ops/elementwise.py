@@ -1,0 +1,1 @@
+"""Op schemas: elementwise family (being written)."""

@@ -1,0 +1,1 @@
+"""Op schemas: linalg family (being written)."""

@@ -1,0 +1,1 @@
+"""Op schemas: norm family (being written)."""

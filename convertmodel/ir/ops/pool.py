@@ -1,0 +1,1 @@
+"""Op schemas: pool family (being written)."""

@@ -1,0 +1,1 @@
+"""Op schemas: quantized family (being written)."""

@@ -1,0 +1,1 @@
+"""Op schemas: shape family (being written)."""

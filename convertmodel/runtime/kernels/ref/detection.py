@@ -1,0 +1,1 @@
+"""Reference kernels: detection family (being written)."""

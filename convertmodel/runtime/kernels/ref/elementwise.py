@@ -1,0 +1,1 @@
+"""Reference kernels: elementwise family (being written)."""

@@ -1,0 +1,1 @@
+"""Reference kernels: linalg family (being written)."""

@@ -1,0 +1,1 @@
+"""Reference kernels: norm family (being written)."""

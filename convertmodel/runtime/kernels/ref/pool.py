@@ -1,0 +1,1 @@
+"""Reference kernels: pool family (being written)."""

@@ -1,0 +1,1 @@
+"""Reference kernels: quantized family (being written)."""
