@@ -80,6 +80,7 @@ def run_ir_node(op_type: str, inputs: Mapping[str, np.ndarray], const_inputs: Se
 def run_onnx_node(op_type: str, inputs: Mapping[str, np.ndarray], const_inputs: Sequence[str] = (),
                   n_outputs: int = 1, opset: int = 17, **attrs: Any) -> list[np.ndarray]:
     """Run the same single node through onnxruntime (the independent reference)."""
+    import onnx
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
@@ -96,7 +97,7 @@ def run_onnx_node(op_type: str, inputs: Mapping[str, np.ndarray], const_inputs: 
             feeds[name] = val
     outs = [f"y{i}" for i in range(n_outputs)]
     node = helper.make_node(op_type, names, outs, **attrs)
-    graph = helper.make_graph([node], "g", vi_in, [helper.make_tensor_value_info(o, 0, None) for o in outs], inits)
+    graph = helper.make_graph([node], "g", vi_in, [onnx.ValueInfoProto(name=o) for o in outs], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 8)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
