@@ -1,7 +1,12 @@
 """convertmodel: convert, quantize to int8, verify and benchmark pretrained CNNs on CPU.
 
-Only light modules are imported here so ``convertmodel --help`` starts instantly.
+``import convertmodel`` is light: numpy and the IR load only when ``load``/``Model`` are first
+used, so ``convertmodel --help`` starts instantly.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from convertmodel.errors import (
     AccuracyGateError,
@@ -10,7 +15,9 @@ from convertmodel.errors import (
     InvalidModelError,
     UnsupportedOpError,
 )
-from convertmodel.model import Model, load
+
+if TYPE_CHECKING:
+    from convertmodel.model import Model, load
 
 __version__ = "0.1.0"
 
@@ -24,3 +31,11 @@ __all__ = [
     "__version__",
     "load",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Model", "load"):
+        from convertmodel import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'convertmodel' has no attribute {name!r}")

@@ -52,3 +52,32 @@ def progress(enabled: bool) -> Any:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console(stderr=True), disable=not enabled, transient=True,
     )
+
+
+def load_model(path: str, prototxt: str | None = None) -> Any:
+    """convertmodel.load with the reader options the CLI exposes."""
+    from convertmodel.model import load
+
+    opts: dict[str, Any] = {}
+    if prototxt:
+        opts["prototxt"] = prototxt
+    return load(path, **opts)
+
+
+def ops_rows(graph: Any) -> list[tuple[str, int, int]]:
+    """(op type, count, parameters) per op type, most parameters first."""
+    params: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for n in graph.nodes:
+        key = f"{n.domain}.{n.op_type}" if n.domain else n.op_type
+        counts[key] = counts.get(key, 0) + 1
+        params[key] = params.get(key, 0) + sum(
+            int(graph.constants[i].size) for i in n.inputs if i in graph.constants
+        )
+    return sorted(((k, counts[k], params[k]) for k in counts), key=lambda r: (-r[2], -r[1], r[0]))
+
+
+def io_rows(graph: Any) -> list[tuple[str, str, str]]:
+    rows = [("input", vi.name, str(vi.type)) for vi in graph.inputs]
+    rows += [("output", vi.name, str(vi.type)) for vi in graph.outputs]
+    return rows

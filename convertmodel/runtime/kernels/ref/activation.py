@@ -1,10 +1,23 @@
-"""Reference kernels of elementwise activations."""
+"""Reference kernels of activations and other unary ops.
+
+Every kernel keeps the input dtype: Python floats from attributes are turned into scalars
+of ``x.dtype`` first (``_s``), so float32 never silently becomes float64.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from convertmodel.errors import InvalidModelError
+from convertmodel.ir.ops.activation import onnx_dtype_name, prelu_per_channel
 from convertmodel.runtime.registry import KernelContext, kernel
+
+
+def _s(value: float, x: np.ndarray) -> np.ndarray:
+    """``value`` as a 0-d array of ``x``'s dtype (keeps float32 arithmetic float32)."""
+    return np.asarray(value, dtype=x.dtype)
 
 
 @kernel("Relu")
@@ -14,4 +27,117 @@ def relu(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 
 @kernel("LeakyRelu")
 def leaky_relu(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
-    return np.where(x >= 0, x, x * np.asarray(ctx.attrs["alpha"], x.dtype))
+    return np.where(x >= 0, x, x * _s(ctx.attrs["alpha"], x))
+
+
+@kernel("PRelu")
+def prelu(ctx: KernelContext, x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    slope = slope.astype(x.dtype, copy=False)
+    if prelu_per_channel(x.shape, slope.shape):
+        slope = slope.reshape(slope.shape[0], *([1] * (x.ndim - 2)))
+    return np.where(x >= 0, x, x * slope)
+
+
+@kernel("Clip")
+def clip(ctx: KernelContext, x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+    y = x
+    if lo is not None:
+        y = np.maximum(y, np.asarray(lo).astype(x.dtype).reshape(()))
+    if hi is not None:
+        y = np.minimum(y, np.asarray(hi).astype(x.dtype).reshape(()))
+    return y if y is not x else x.copy()
+
+
+@kernel("Sigmoid")
+def sigmoid(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    # exp of -|x| never overflows; pick the matching form for each sign.
+    e = np.exp(-np.abs(x))
+    one = _s(1, x)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+@kernel("Tanh")
+def tanh(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    return np.tanh(x)
+
+
+@kernel("HardSigmoid")
+def hard_sigmoid(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    y = x * _s(ctx.attrs["alpha"], x) + _s(ctx.attrs["beta"], x)
+    return np.clip(y, _s(0, x), _s(1, x))
+
+
+@kernel("HardSwish")
+def hard_swish(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    # ONNX HardSwish = x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
+    return x * np.clip(x * _s(1 / 6, x) + _s(0.5, x), _s(0, x), _s(1, x))
+
+
+@kernel("Elu")
+def elu(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, _s(ctx.attrs["alpha"], x) * np.expm1(np.minimum(x, _s(0, x))))
+
+
+@kernel("Selu")
+def selu(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    a, g = _s(ctx.attrs["alpha"], x), _s(ctx.attrs["gamma"], x)
+    return g * np.where(x > 0, x, a * np.expm1(np.minimum(x, _s(0, x))))
+
+
+@kernel("Softplus")
+def softplus(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
+    return np.maximum(x, _s(0, x)) + np.log1p(np.exp(-np.abs(x)))
+
+
+@kernel("Softsign")
+def softsign(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    return x / (_s(1, x) + np.abs(x))
+
+
+def _unary(op_type: str, fn: np.ufunc) -> None:
+    def run(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+        return fn(x)
+
+    run.__name__ = op_type.lower()
+    kernel(op_type)(run)
+
+
+for _op, _fn in {
+    "Abs": np.abs, "Neg": np.negative, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
+    "Floor": np.floor, "Ceil": np.ceil, "Sign": np.sign,
+}.items():
+    _unary(_op, _fn)
+
+
+@kernel("Reciprocal")
+def reciprocal(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    return _s(1, x) / x
+
+
+_erf_vec = np.vectorize(math.erf, otypes=[np.float64])
+
+
+@kernel("Erf")
+def erf(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    # numpy has no erf; math.erf per element is exact and fine for the reference runtime
+    # (Erf appears in GELU-style blocks, not in the hot path of the CNNs we target).
+    return _erf_vec(x).astype(x.dtype, copy=False)
+
+
+@kernel("Identity")
+def identity(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    return x
+
+
+@kernel("Dropout")
+def dropout(ctx: KernelContext, x: np.ndarray, ratio: np.ndarray | None = None,
+            training_mode: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    if training_mode is not None and bool(np.asarray(training_mode)):
+        raise InvalidModelError(f"Dropout {ctx.node.name!r}: training_mode=true is not supported (inference only)")
+    return x, np.ones(x.shape, dtype=bool)
+
+
+@kernel("Cast")
+def cast(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    return x.astype(onnx_dtype_name(ctx.attrs["to"]))

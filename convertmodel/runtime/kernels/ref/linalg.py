@@ -1,1 +1,28 @@
-"""Reference kernels: linalg family (being written)."""
+"""Reference kernels: Gemm, MatMul (numpy matmul, i.e. BLAS; transposes stay views)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convertmodel.runtime.registry import KernelContext, kernel
+
+
+@kernel("Gemm")
+def gemm(ctx: KernelContext, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+    at = a.T if ctx.attrs["transA"] else a
+    bt = b.T if ctx.attrs["transB"] else b
+    y = at @ bt  # BLAS takes the transposed views without a copy
+    alpha, beta = ctx.attrs["alpha"], ctx.attrs["beta"]
+    if alpha != 1.0:
+        y *= y.dtype.type(alpha)
+    if c is not None and beta != 0.0:
+        c = c.astype(y.dtype, copy=False)
+        if beta != 1.0:
+            c = c * y.dtype.type(beta)
+        y += c  # in place; C broadcasts unidirectionally to (M, N)
+    return y
+
+
+@kernel("MatMul")
+def matmul(ctx: KernelContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.matmul(a, b)

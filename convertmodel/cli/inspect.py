@@ -1,0 +1,122 @@
+"""``convertmodel inspect``: ops, parameters, sizes, quantization state and unsupported ops."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from convertmodel.cli.common import console, emit_json, human_bytes, io_rows, load_model, ops_rows, state
+from convertmodel.errors import UnsupportedOpError
+
+
+def _size_breakdown(graph: Any) -> dict[str, Any] | None:
+    try:
+        from convertmodel.quant.report import size_breakdown
+    except ImportError:
+        return None
+    return size_breakdown(graph)  # type: ignore[no-any-return]
+
+
+@click.command("inspect")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
+@click.option("--graph", "show_graph", is_flag=True, help="Also print the IR, one line per node.")
+def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
+    """Show what MODEL contains: inputs, outputs, ops, parameters, size, int8 layers, unsupported ops.
+
+    Exits 3 (listing every unsupported op type) when the model cannot be converted.
+    """
+    st = state()
+    try:
+        model = load_model(model_path, prototxt)
+    except UnsupportedOpError as e:
+        if st.json:
+            emit_json({"model": model_path, "supported": False, "unsupported": e.unsupported})
+        elif not st.quiet:
+            from rich.table import Table
+
+            t = Table(title=f"{model_path}: unsupported op types")
+            t.add_column("op type")
+            t.add_column("count", justify="right")
+            t.add_column("first nodes")
+            for op, names in sorted(e.unsupported.items()):
+                t.add_row(op, str(len(names)), ", ".join(names[:3]))
+            console().print(t)
+        raise
+    g = model.graph
+    size = os.path.getsize(model_path)
+    breakdown = _size_breakdown(g) if model.is_quantized else None
+    report: dict[str, Any] = {
+        "model": model_path,
+        "supported": True,
+        "format": g.metadata.get("source_format", "q8" if model_path.endswith(".q8") else "?"),
+        "name": g.name,
+        "file_bytes": size,
+        "parameters": g.param_count(),
+        "nodes": len(g.nodes),
+        "quantized": model.is_quantized,
+        "inputs": [{"name": n, "type": t} for k, n, t in io_rows(g) if k == "input"],
+        "outputs": [{"name": n, "type": t} for k, n, t in io_rows(g) if k == "output"],
+        "ops": [{"op": op, "count": c, "parameters": p} for op, c, p in ops_rows(g)],
+        "metadata": dict(g.metadata),
+    }
+    if breakdown is not None:
+        report["size_breakdown"] = breakdown
+    if st.json:
+        emit_json(report)
+        return
+    if st.quiet:
+        return
+    from rich.table import Table
+
+    c = console()
+    head = Table(title=os.path.basename(model_path), show_header=False)
+    head.add_row("format", report["format"])
+    head.add_row("file size", human_bytes(size))
+    head.add_row("parameters", f"{report['parameters']:,}")
+    head.add_row("nodes", str(len(g.nodes)))
+    head.add_row("weights", "int8 (BigDL local-window)" if model.is_quantized else "fp32")
+    for kind, n, ty in io_rows(g):
+        head.add_row(kind, f"{n}: {ty}")
+    for k in ("producer", "source_file", "source_sha256", "opset"):
+        if k in g.metadata:
+            head.add_row(k, g.metadata[k])
+    c.print(head)
+    ops = Table(title="ops")
+    ops.add_column("op type")
+    ops.add_column("count", justify="right")
+    ops.add_column("parameters", justify="right")
+    for op, cnt, p in ops_rows(g):
+        ops.add_row(op, str(cnt), f"{p:,}")
+    c.print(ops)
+    if breakdown is not None:
+        _print_breakdown(c, breakdown)
+    if show_graph:
+        from convertmodel.ir.dump import dump
+
+        c.print(dump(g), markup=False)
+
+
+def _print_breakdown(c: Any, breakdown: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title="size breakdown")
+    t.add_column("part")
+    t.add_column("bytes", justify="right")
+    t.add_column("share", justify="right")
+    parts = breakdown.get("parts", {})
+    total = sum(int(v) for v in parts.values()) or 1
+    for name, nbytes in parts.items():
+        t.add_row(str(name), human_bytes(int(nbytes)), f"{100 * int(nbytes) / total:.1f}%")
+    c.print(t)
+    kept = breakdown.get("fp32_kept", [])
+    if kept:
+        k = Table(title="fp32 tensors left unquantized")
+        k.add_column("tensor")
+        k.add_column("bytes", justify="right")
+        k.add_column("why")
+        for row in kept:
+            k.add_row(str(row.get("name")), human_bytes(int(row.get("bytes", 0))), str(row.get("reason", "")))
+        c.print(k)

@@ -1,0 +1,75 @@
+"""``convertmodel predict``: run a model on an .npy array or an image file."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+import numpy as np
+
+from convertmodel.cli.common import console, emit_json, load_model, state
+from convertmodel.errors import InvalidModelError, ModelIOError
+
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def _load_input(path: str, model: Any, preset: str | None) -> np.ndarray:
+    if not os.path.exists(path):
+        raise ModelIOError(f"{path}: no such file")
+    if path.lower().endswith(".npy"):
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise InvalidModelError(f"{path}: not a plain .npy array: {e}") from e
+    if path.lower().endswith(IMAGE_EXT):
+        from convertmodel.data.preprocess import Preprocess
+
+        vi = model.graph.inputs[0]
+        if preset:
+            pre = Preprocess.preset(preset)
+        elif model.metadata.get("preprocessing"):
+            pre = Preprocess.from_json(model.metadata["preprocessing"])
+        else:
+            pre = Preprocess.for_input(vi.type)
+        return pre.load_batch([path], vi.type)
+    raise InvalidModelError(f"{path}: input must be .npy or an image ({', '.join(IMAGE_EXT)})")
+
+
+@click.command("predict")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="An .npy array shaped like the model input, or an image file.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the first output to this .npy.")
+@click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
+@click.option("--preset", help="Image preprocessing preset (see `convertmodel verify --help`).")
+@click.option("--top", default=5, show_default=True, help="Classes to show for a classifier output.")
+@click.option("--threads", default=0, help="Threads for the native kernels (0 = all cores).")
+def command(model_path: str, input_path: str, out_path: str | None, prototxt: str | None, preset: str | None,
+            top: int, threads: int) -> None:
+    """Run MODEL (.q8 or any source format) on one input and print or save the output."""
+    st = state()
+    model = load_model(model_path, prototxt)
+    x = _load_input(input_path, model, preset)
+    outs = model.predict({model.graph.inputs[0].name: x}, threads=threads)
+    first = outs[model.graph.outputs[0].name]
+    if out_path:
+        tmp = out_path + ".tmp.npy"
+        np.save(tmp, first)
+        os.replace(tmp, out_path)
+    summary: dict[str, Any] = {name: {"shape": list(v.shape), "dtype": str(v.dtype)} for name, v in outs.items()}
+    if first.ndim == 2 and first.shape[1] > 1:
+        k = min(top, first.shape[1])
+        idx = np.argsort(-first, axis=1)[:, :k]
+        summary["top"] = [[{"class": int(c), "score": float(first[i, c])} for c in row] for i, row in enumerate(idx)]
+    if st.json:
+        emit_json(summary)
+    elif not st.quiet:
+        c = console()
+        for name, v in outs.items():
+            c.print(f"{name}: {v.dtype}{list(v.shape)}")
+        if "top" in summary:
+            for i, row in enumerate(summary["top"]):
+                c.print(f"sample {i}: " + ", ".join(f"{r['class']} ({r['score']:.4f})" for r in row))
+        if out_path:
+            c.print(f"wrote {out_path}")

@@ -1,0 +1,59 @@
+"""Per-op tests: one module per op family, expected values from onnxruntime or numpy formulas.
+
+Helpers shared by the modules live here: building a one-node graph with symbolic dims
+(shape inference only) and checking that inference agrees with the kernel's real output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from convertmodel.ir import CM_DOMAIN, GraphBuilder, TensorType
+from convertmodel.ir.graph import Dim
+from convertmodel.runtime import run_graph
+
+__all__ = ["CM_DOMAIN", "infer_node", "run_and_infer"]
+
+
+def infer_node(op_type: str, inputs: Mapping[str, tuple[Dim, ...] | np.ndarray | None], n_outputs: int = 1,
+               domain: str = "", dtype: str = "float32", **attrs: Any) -> list[TensorType]:
+    """Inferred output types of one node; a tuple is a graph input of that (maybe symbolic) shape,
+    an array a constant, ``None`` an omitted optional input."""
+    b = GraphBuilder("infer")
+    names = []
+    for name, val in inputs.items():
+        if val is None:
+            names.append("")
+        elif isinstance(val, np.ndarray):
+            names.append(b.add_const(name, val))
+        else:
+            names.append(b.add_input(name, dtype, val))
+    outs = b.add_node(op_type, names, n_outputs, name="node", domain=domain, **attrs)
+    for o in outs:
+        b.mark_output(o)
+    g = b.build()
+    return [g.value_types[o] for o in outs]
+
+
+def run_and_infer(op_type: str, inputs: Mapping[str, np.ndarray | None], const_inputs: Sequence[str] = (),
+                  n_outputs: int = 1, domain: str = "", **attrs: Any) -> tuple[list[np.ndarray], list[TensorType]]:
+    """Run one node with the reference kernels; return outputs and the inferred output types."""
+    b = GraphBuilder("single")
+    names, feeds = [], {}
+    for name, val in inputs.items():
+        if val is None:
+            names.append("")
+        elif name in const_inputs:
+            names.append(b.add_const(name, val))
+        else:
+            names.append(b.add_input(name, str(val.dtype), val.shape))
+            feeds[name] = val
+    outs = b.add_node(op_type, names, n_outputs, name="node", domain=domain, **attrs)
+    for o in outs:
+        b.mark_output(o)
+    g = b.build()
+    res = run_graph(g, feeds, ("ref",))
+    return [res[o] for o in outs], [g.value_types[o] for o in outs]
