@@ -1,1 +1,92 @@
-"""Reference kernels: norm family (being written)."""
+"""Reference kernels: BatchNormalization, ChannelAffine, LRN, InstanceNormalization, LpNormalization,
+Softmax, LogSoftmax. All vectorized numpy in the input's dtype (float32)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convertmodel.ir.schema import CM_DOMAIN
+from convertmodel.runtime.registry import KernelContext, kernel
+
+
+def _along(v: np.ndarray, axis: int, ndim: int, dtype: np.dtype) -> np.ndarray:
+    """A (C,) vector shaped to broadcast along ``axis`` of a rank-``ndim`` array."""
+    return v.astype(dtype, copy=False).reshape((-1,) + (1,) * (ndim - axis - 1))
+
+
+@kernel("BatchNormalization")
+def batch_norm(ctx: KernelContext, x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: np.ndarray,
+               var: np.ndarray) -> tuple[np.ndarray, ...]:
+    eps = ctx.attrs["epsilon"]
+    # Fold into one multiply-add per element: a = scale / sqrt(var + eps), y = x * a + (B - mean * a).
+    a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    shift = b.astype(np.float64) - mean.astype(np.float64) * a
+    y = x * _along(a, 1, x.ndim, x.dtype)
+    y += _along(shift, 1, x.ndim, x.dtype)
+    extra = [mean, var, mean, var][: len(ctx.node.outputs) - 1]  # inference: statistics are not updated
+    return (y, *extra)
+
+
+@kernel("ChannelAffine", domain=CM_DOMAIN)
+def channel_affine(ctx: KernelContext, x: np.ndarray, scale: np.ndarray | None = None,
+                   b: np.ndarray | None = None) -> np.ndarray:
+    axis = ctx.attrs["axis"] % x.ndim
+    y = x * _along(scale, axis, x.ndim, x.dtype) if scale is not None else x.copy()
+    if b is not None:
+        y += _along(b, axis, x.ndim, x.dtype)
+    return y
+
+
+@kernel("LRN")
+def lrn(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    size = ctx.attrs["size"]
+    alpha, beta, bias = ctx.attrs["alpha"], ctx.attrs["beta"], ctx.attrs["bias"]
+    c = x.shape[1]
+    lo = (size - 1) // 2  # channels before c in the window (ONNX: floor((size-1)/2)), after: the rest
+    sq = np.square(x)
+    padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
+    padded[:, lo:lo + c] = sq
+    acc = padded[:, 0:c].copy()
+    for k in range(1, size):  # a loop over the window (size ~5), vectorized over everything else
+        acc += padded[:, k:k + c]
+    acc *= x.dtype.type(alpha / size)
+    acc += x.dtype.type(bias)
+    np.power(acc, x.dtype.type(beta), out=acc)
+    return x / acc
+
+
+@kernel("InstanceNormalization")
+def instance_norm(ctx: KernelContext, x: np.ndarray, scale: np.ndarray, b: np.ndarray) -> np.ndarray:
+    axes = tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+    var = x.var(axis=axes, keepdims=True, dtype=np.float64)
+    a = _along(scale, 1, x.ndim, np.dtype(np.float64)) / np.sqrt(var + ctx.attrs["epsilon"])
+    y = (x - mean) * a + _along(b, 1, x.ndim, np.dtype(np.float64))
+    return y.astype(x.dtype, copy=False)
+
+
+@kernel("LpNormalization")
+def lp_norm(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    axis = ctx.attrs["axis"]
+    if ctx.attrs["p"] == 1:
+        norm = np.abs(x).sum(axis=axis, keepdims=True)
+    else:
+        norm = np.sqrt(np.square(x).sum(axis=axis, keepdims=True))
+    return x / norm
+
+
+@kernel("Softmax")
+def softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    axis = ctx.attrs["axis"]
+    y = x - x.max(axis=axis, keepdims=True)  # shift for stability; exp(<= 0) never overflows
+    np.exp(y, out=y)
+    y /= y.sum(axis=axis, keepdims=True)
+    return y
+
+
+@kernel("LogSoftmax")
+def log_softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    axis = ctx.attrs["axis"]
+    y = x - x.max(axis=axis, keepdims=True)
+    y -= np.log(np.exp(y).sum(axis=axis, keepdims=True))
+    return y
