@@ -58,8 +58,9 @@ MATMUL_CASES = [
 
 
 @pytest.mark.parametrize(("a_shape", "b_shape"), MATMUL_CASES)
-def test_matmul_matches_onnxruntime(a_shape: tuple[int, ...], b_shape: tuple[int, ...],
-                                    rng: np.random.Generator) -> None:
+def test_matmul_matches_onnxruntime(
+    a_shape: tuple[int, ...], b_shape: tuple[int, ...], rng: np.random.Generator
+) -> None:
     inputs = {"a": rng.standard_normal(a_shape, dtype=np.float32), "b": rng.standard_normal(b_shape, dtype=np.float32)}
     (expected,) = run_onnx_node("MatMul", inputs)
     (got,), (t,) = run_and_infer("MatMul", inputs)
@@ -103,8 +104,9 @@ def test_gemm_symbolic_batch_shape_inference(rng: np.random.Generator) -> None:
         ("MatMul", {"a": (3, 4), "b": (4, 5)}, {"alpha": 1.0}, "unknown attribute"),
     ],
 )
-def test_bad_inputs_raise_naming_the_node(op: str, inputs: dict[str, Any], attrs: dict[str, Any],
-                                          fragment: str) -> None:
+def test_bad_inputs_raise_naming_the_node(
+    op: str, inputs: dict[str, Any], attrs: dict[str, Any], fragment: str
+) -> None:
     with pytest.raises(InvalidModelError, match=fragment) as info:
         infer_node(op, inputs, **attrs)
     assert "'node'" in str(info.value)

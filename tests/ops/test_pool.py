@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -45,8 +46,7 @@ def _case_id(case: tuple[tuple[int, ...], dict[str, Any]]) -> str:
 
 
 @pytest.mark.parametrize("case", POOL_CASES + DILATED_CASES, ids=_case_id)
-def test_max_pool_matches_onnxruntime(case: tuple[tuple[int, ...], dict[str, Any]],
-                                      rng: np.random.Generator) -> None:
+def test_max_pool_matches_onnxruntime(case: tuple[tuple[int, ...], dict[str, Any]], rng: np.random.Generator) -> None:
     shape, attrs = case
     x = rng.standard_normal(shape, dtype=np.float32)
     (expected,) = run_onnx_node("MaxPool", {"x": x}, **attrs)
@@ -57,8 +57,9 @@ def test_max_pool_matches_onnxruntime(case: tuple[tuple[int, ...], dict[str, Any
 
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
-def test_average_pool_matches_onnxruntime(case: tuple[tuple[int, ...], dict[str, Any]], count_include_pad: int,
-                                          rng: np.random.Generator) -> None:
+def test_average_pool_matches_onnxruntime(
+    case: tuple[tuple[int, ...], dict[str, Any]], count_include_pad: int, rng: np.random.Generator
+) -> None:
     shape, attrs = case
     x = rng.standard_normal(shape, dtype=np.float32)
     (expected,) = run_onnx_node("AveragePool", {"x": x}, count_include_pad=count_include_pad, **attrs)
@@ -69,8 +70,9 @@ def test_average_pool_matches_onnxruntime(case: tuple[tuple[int, ...], dict[str,
 
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize("case", DILATED_CASES, ids=_case_id)
-def test_dilated_average_pool_matches_onnxruntime(case: tuple[tuple[int, ...], dict[str, Any]],
-                                                  count_include_pad: int, rng: np.random.Generator) -> None:
+def test_dilated_average_pool_matches_onnxruntime(
+    case: tuple[tuple[int, ...], dict[str, Any]], count_include_pad: int, rng: np.random.Generator
+) -> None:
     # AveragePool gained dilations in opset 19.
     shape, attrs = case
     x = rng.standard_normal(shape, dtype=np.float32)
@@ -83,8 +85,9 @@ def test_caffe_average_divisor_formula(rng: np.random.Generator) -> None:
     """ceil_mode + count_include_pad divides by the window clipped to the padded extent (Caffe's AVE rule)."""
     x = rng.standard_normal((1, 1, 6, 6), dtype=np.float32)
     k, s, p = 3, 2, 1
-    (got,) = run_ir_node("AveragePool", {"x": x}, kernel_shape=[k, k], strides=[s, s], pads=[p] * 4,
-                         ceil_mode=1, count_include_pad=1)
+    (got,) = run_ir_node(
+        "AveragePool", {"x": x}, kernel_shape=[k, k], strides=[s, s], pads=[p] * 4, ceil_mode=1, count_include_pad=1
+    )
     # Caffe pooling_layer.cpp, written out: out = ceil((6 + 2 - 3) / 2) + 1 = 4, last window clipped.
     out = int(np.ceil((6 + 2 * p - k) / s)) + 1
     if (out - 1) * s >= 6 + p:
@@ -95,7 +98,7 @@ def test_caffe_average_divisor_formula(rng: np.random.Generator) -> None:
             h0, w0 = i * s - p, j * s - p
             h1, w1 = min(h0 + k, 6 + p), min(w0 + k, 6 + p)
             size = (h1 - h0) * (w1 - w0)
-            expected[i, j] = x[0, 0, max(h0, 0):min(h1, 6), max(w0, 0):min(w1, 6)].sum() / size
+            expected[i, j] = x[0, 0, max(h0, 0) : min(h1, 6), max(w0, 0) : min(w1, 6)].sum() / size
     assert_close(got[0, 0], expected)
 
 
@@ -117,9 +120,24 @@ def test_global_pools_match_onnxruntime(op: str, shape: tuple[int, ...], rng: np
         ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2]), ("N", 3, 111, 111)),
         ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"), ("N", 3, 112, 112)),
         ("GlobalAveragePool", {}, ("N", 3, 1, 1)),
+        ("MaxPool", dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER"), ("N", 3, 224, 224)),
         ("GlobalMaxPool", {}, ("N", 3, 1, 1)),
     ],
 )
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        (dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER"), ("N", 3, "H", "W")),
+        (dict(kernel_shape=[3, 3], strides=[2, 1], auto_pad="SAME_LOWER"), ("N", 3, None, "W")),
+        (dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]), ("N", 3, "H", "W")),
+        (dict(kernel_shape=[2, 2], strides=[2, 2]), ("N", 3, None, None)),
+    ],
+)
+def test_symbolic_spatial_shape_inference(attrs: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    (t,) = infer_node("MaxPool", {"x": ("N", 3, "H", "W")}, **attrs)
+    assert t.shape == expected
+
+
 def test_symbolic_batch_shape_inference(op: str, attrs: dict[str, Any], expected: tuple[Any, ...]) -> None:
     (t,) = infer_node(op, {"x": ("N", 3, 224, 224)}, **attrs)
     assert t.shape == expected
@@ -148,3 +166,48 @@ def test_bad_attributes_raise_naming_the_node(op: str, attrs: dict[str, Any], fr
 def test_maxpool_indices_output_is_rejected() -> None:
     with pytest.raises(UnsupportedOpError, match="Indices"):
         infer_node("MaxPool", {"x": (1, 2, 8, 8)}, n_outputs=2, kernel_shape=[2, 2])
+
+
+@pytest.mark.parametrize("ceil_mode", [0, 1])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_pool_out_dim_matches_onnxruntime_sweep(ceil_mode: int, dilation: int) -> None:
+    """pool_out_dim against onnxruntime's MaxPool for every small size/kernel/stride/pad combination."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from convertmodel.ir.ops._util import pool_out_dim
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # ONNX shape inference disagrees in ceil mode (see pool_out_dim); silence it
+    mismatches = []
+    for k, s, pb, pe in itertools.product(range(1, 4), range(1, 4), range(3), range(3)):
+        if max(pb, pe) >= k:
+            continue
+        node = helper.make_node(
+            "MaxPool",
+            ["x"],
+            ["y"],
+            kernel_shape=[k],
+            strides=[s],
+            pads=[pb, pe],
+            ceil_mode=ceil_mode,
+            dilations=[dilation],
+        )
+        graph = helper.make_graph(
+            [node],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "L"])],
+            [onnx.ValueInfoProto(name="y")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        for size in range(1, 10):
+            if size + pb + pe < dilation * (k - 1) + 1:
+                continue
+            (y,) = sess.run(None, {"x": np.zeros((1, 1, size), np.float32)})
+            ours = pool_out_dim(size, k, s, pb, pe, dilation, bool(ceil_mode))
+            if y.shape[2] != ours:
+                mismatches.append((size, k, s, pb, pe, y.shape[2], ours))
+    assert not mismatches, f"(size, k, stride, pad_b, pad_e, onnxruntime, ours): {mismatches[:10]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from convertmodel.errors import InvalidModelError
@@ -33,26 +32,44 @@ def same_as(t: TensorType) -> list[TensorType]:
     return [TensorType(t.dtype, t.shape)]
 
 
-def pool_out_dim(size: Dim, k: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1,
-                 ceil_mode: bool = False) -> Dim:
-    """Output size of a sliding window (ONNX rule; ceil mode drops a window starting in the end pad)."""
-    if not isinstance(size, int):
-        return size if isinstance(size, str) else None
+def pool_out_dim(
+    size: Dim, k: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1, ceil_mode: bool = False
+) -> Dim:
+    """Output size of a sliding window over one axis (Conv, pools).
+
+    floor mode: ``(size + pads - eff) // stride + 1`` with ``eff = dilation * (k - 1) + 1``.
+    ceil mode: ``ceil((size + pads - eff) / stride) + 1``, minus one when that last window would start
+    at or after ``size + pad_begin``, i.e. inside the end padding. This is what onnxruntime's pool
+    kernels and Caffe's pooling_layer.cpp compute (checked case by case in tests/ops/test_pool.py);
+    ONNX's own shape inference omits the drop and so can report one more than onnxruntime produces.
+    """
     eff = dilation * (k - 1) + 1
+    if not isinstance(size, int):
+        # A symbolic size survives only a window that maps every size to itself ("same" conv, stride 1).
+        same = stride == 1 and pad_begin + pad_end == eff - 1
+        return size if isinstance(size, str) and same else None
     span = size + pad_begin + pad_end - eff
     if span < 0:
         raise InvalidModelError(f"window {eff} is larger than the padded input {size + pad_begin + pad_end}")
     if ceil_mode:
-        out = math.ceil(span / stride) + 1
-        # The last window must start inside the input or the begin padding (Caffe/ONNX clip rule).
+        out = -(-span // stride) + 1
+        # The last window must start inside the input or the begin padding (Caffe/onnxruntime rule).
         if (out - 1) * stride >= size + pad_begin:
             out -= 1
         return out
     return span // stride + 1
 
 
-def conv_pads(attrs: dict, spatial: Sequence[Dim], kernel: Sequence[int], strides: Sequence[int],
-              dilations: Sequence[int]) -> tuple[int, ...]:
+def same_out_dim(size: Dim, stride: int) -> Dim:
+    """Output size under ``auto_pad`` SAME_UPPER / SAME_LOWER: ``ceil(size / stride)`` whatever the window (ONNX)."""
+    if isinstance(size, int):
+        return -(-size // stride)
+    return size if isinstance(size, str) and stride == 1 else None
+
+
+def conv_pads(
+    attrs: dict, spatial: Sequence[Dim], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]
+) -> tuple[int, ...]:
     """Explicit pads ``(b1, b2, ..., e1, e2, ...)`` resolving ONNX ``auto_pad``."""
     n = len(kernel)
     auto = attrs.get("auto_pad", "NOTSET")

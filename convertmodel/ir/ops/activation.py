@@ -55,8 +55,10 @@ _UNARY: dict[str, tuple[list[Attr], str]] = {
     "Elu": ([Attr("alpha", AttrType.FLOAT, 1.0)], "x if x > 0 else alpha * (exp(x) - 1)."),
     "Selu": (
         # Defaults from the ONNX spec (Selu-6), the constants of Klambauer et al. 2017.
-        [Attr("alpha", AttrType.FLOAT, 1.67326319217681884765625),
-         Attr("gamma", AttrType.FLOAT, 1.05070102214813232421875)],
+        [
+            Attr("alpha", AttrType.FLOAT, 1.67326319217681884765625),
+            Attr("gamma", AttrType.FLOAT, 1.05070102214813232421875),
+        ],
         "gamma * (x if x > 0 else alpha * (exp(x) - 1)).",
     ),
     "Softplus": ([], "log(1 + exp(x))."),
@@ -133,8 +135,9 @@ def _dropout(ctx: InferContext) -> list[TensorType]:
     return [TensorType(x.dtype, x.shape), TensorType("bool", x.shape)]
 
 
-@op_schema("Cast", inputs=["input"], outputs=["output"],
-           attrs=[Attr("to", AttrType.INT), Attr("saturate", AttrType.INT, 1)])
+@op_schema(
+    "Cast", inputs=["input"], outputs=["output"], attrs=[Attr("to", AttrType.INT), Attr("saturate", AttrType.INT, 1)]
+)
 def _cast(ctx: InferContext) -> list[TensorType]:
     """Convert the element type; ``to`` is an ONNX TensorProto data type code (1=float32, 7=int64 ...)."""
     try:

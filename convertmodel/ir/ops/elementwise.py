@@ -59,8 +59,13 @@ def _variadic(ctx: InferContext) -> list[TensorType]:
 
 for _op in _ARITH:
     _attrs = [Attr("fmod", AttrType.INT, 0)] if _op == "Mod" else []
-    op_schema(_op, inputs=["A", "B"], outputs=["C"], attrs=_attrs,
-              doc=f"Elementwise {_op} with multidirectional broadcasting.")(_arith)
+    op_schema(
+        _op,
+        inputs=["A", "B"],
+        outputs=["C"],
+        attrs=_attrs,
+        doc=f"Elementwise {_op} with multidirectional broadcasting.",
+    )(_arith)
 for _op in _COMPARE:
     op_schema(_op, inputs=["A", "B"], outputs=["C"], doc=f"Elementwise {_op}, bool output, broadcasting.")(_compare)
 for _op in _LOGIC:
@@ -125,15 +130,22 @@ def _reduce(ctx: InferContext) -> list[TensorType]:
         if keep:
             return [TensorType(t.dtype, tuple(1 if d == 1 else None for d in t.shape))]
         return [TensorType(t.dtype, None)]
-    shape = [1 if i in axes else d for i, d in enumerate(t.shape)] if keep else [
-        d for i, d in enumerate(t.shape) if i not in axes
-    ]
+    shape = (
+        [1 if i in axes else d for i, d in enumerate(t.shape)]
+        if keep
+        else [d for i, d in enumerate(t.shape) if i not in axes]
+    )
     return [TensorType(t.dtype, tuple(shape))]
 
 
 for _op in REDUCTIONS:
-    op_schema(_op, inputs=["data", "axes?"], outputs=["reduced"], attrs=REDUCE_ATTRS,
-              doc=f"{_op} over the axes input (all axes when absent, unless noop_with_empty_axes).")(_reduce)
+    op_schema(
+        _op,
+        inputs=["data", "axes?"],
+        outputs=["reduced"],
+        attrs=REDUCE_ATTRS,
+        doc=f"{_op} over the axes input (all axes when absent, unless noop_with_empty_axes).",
+    )(_reduce)
 
 
 def _arg(ctx: InferContext) -> list[TensorType]:
@@ -148,7 +160,16 @@ def _arg(ctx: InferContext) -> list[TensorType]:
     return [TensorType("int64", shape)]
 
 
-_ARG_ATTRS = [Attr("axis", AttrType.INT, 0), Attr("keepdims", AttrType.INT, 1), Attr("select_last_index", AttrType.INT, 0)]
+_ARG_ATTRS = [
+    Attr("axis", AttrType.INT, 0),
+    Attr("keepdims", AttrType.INT, 1),
+    Attr("select_last_index", AttrType.INT, 0),
+]
 for _op in ("ArgMax", "ArgMin"):
-    op_schema(_op, inputs=["data"], outputs=["reduced"], attrs=_ARG_ATTRS,
-              doc=f"{_op} indices (int64) along axis; ties go to the first index unless select_last_index.")(_arg)
+    op_schema(
+        _op,
+        inputs=["data"],
+        outputs=["reduced"],
+        attrs=_ARG_ATTRS,
+        doc=f"{_op} indices (int64) along axis; ties go to the first index unless select_last_index.",
+    )(_arg)

@@ -38,7 +38,7 @@ def _gemm(ctx: InferContext) -> list[TensorType]:
     if ctx.has_input(2):
         c = ctx.shape(2)
         # Unidirectional broadcasting: C's dims must be 1 or equal to the output's, right-aligned.
-        if len(c) > 2 or any(_conflict(cd, od) and cd != 1 for cd, od in zip(reversed(c), (n, m))):
+        if len(c) > 2 or any(_conflict(cd, od) and cd != 1 for cd, od in zip(reversed(c), (n, m), strict=False)):
             raise ctx.fail(f"C of shape {list(c)} does not broadcast to the output (M, N) = ({m}, {n})")
     return [TensorType(ctx.input_type(0).dtype, (m, n))]
 

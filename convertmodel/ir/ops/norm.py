@@ -98,8 +98,12 @@ def _lrn(ctx: InferContext) -> list[TensorType]:
     return same_as(ctx.input_type(0))
 
 
-@op_schema("InstanceNormalization", inputs=["input", "scale", "B"], outputs=["output"],
-           attrs=[Attr("epsilon", AttrType.FLOAT, 1e-5)])
+@op_schema(
+    "InstanceNormalization",
+    inputs=["input", "scale", "B"],
+    outputs=["output"],
+    attrs=[Attr("epsilon", AttrType.FLOAT, 1e-5)],
+)
 def _instance_norm(ctx: InferContext) -> list[TensorType]:
     """Per sample and channel: (x - mean) / sqrt(var + epsilon) * scale + B over the spatial axes."""
     x = ctx.shape(0)
@@ -110,8 +114,12 @@ def _instance_norm(ctx: InferContext) -> list[TensorType]:
     return same_as(ctx.input_type(0))
 
 
-@op_schema("LpNormalization", inputs=["input"], outputs=["output"],
-           attrs=[Attr("axis", AttrType.INT, -1), Attr("p", AttrType.INT, 2, "1 or 2")])
+@op_schema(
+    "LpNormalization",
+    inputs=["input"],
+    outputs=["output"],
+    attrs=[Attr("axis", AttrType.INT, -1), Attr("p", AttrType.INT, 2, "1 or 2")],
+)
 def _lp_norm(ctx: InferContext) -> list[TensorType]:
     """x / ||x||_p along ``axis``."""
     _axis(ctx, len(ctx.shape(0)))
@@ -123,15 +131,25 @@ def _lp_norm(ctx: InferContext) -> list[TensorType]:
 _SOFTMAX_DOC = "opset-13 semantics: normalizes along the single axis ``axis`` (default -1)."
 
 
-@op_schema("Softmax", inputs=["input"], outputs=["output"], attrs=[Attr("axis", AttrType.INT, -1)],
-           doc=f"exp(x) / sum(exp(x)); {_SOFTMAX_DOC}")
+@op_schema(
+    "Softmax",
+    inputs=["input"],
+    outputs=["output"],
+    attrs=[Attr("axis", AttrType.INT, -1)],
+    doc=f"exp(x) / sum(exp(x)); {_SOFTMAX_DOC}",
+)
 def _softmax(ctx: InferContext) -> list[TensorType]:
     _axis(ctx, len(ctx.shape(0)))
     return same_as(ctx.input_type(0))
 
 
-@op_schema("LogSoftmax", inputs=["input"], outputs=["output"], attrs=[Attr("axis", AttrType.INT, -1)],
-           doc=f"x - log(sum(exp(x))); {_SOFTMAX_DOC}")
+@op_schema(
+    "LogSoftmax",
+    inputs=["input"],
+    outputs=["output"],
+    attrs=[Attr("axis", AttrType.INT, -1)],
+    doc=f"x - log(sum(exp(x))); {_SOFTMAX_DOC}",
+)
 def _log_softmax(ctx: InferContext) -> list[TensorType]:
     _axis(ctx, len(ctx.shape(0)))
     return same_as(ctx.input_type(0))

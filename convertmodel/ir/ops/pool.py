@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import Dim, TensorType
-from convertmodel.ir.ops._util import conv_pads, pool_out_dim
+from convertmodel.ir.ops._util import conv_pads, pool_out_dim, same_out_dim
 from convertmodel.ir.schema import Attr, AttrType, InferContext, op_schema
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -39,8 +39,15 @@ class PoolGeometry:
     def out_spatial(self, spatial: tuple[Dim, ...]) -> tuple[Dim, ...]:
         n = len(self.kernel)
         return tuple(
-            pool_out_dim(spatial[i], self.kernel[i], self.strides[i], self.pads[i], self.pads[n + i],
-                         self.dilations[i], self.ceil_mode)
+            pool_out_dim(
+                spatial[i],
+                self.kernel[i],
+                self.strides[i],
+                self.pads[i],
+                self.pads[n + i],
+                self.dilations[i],
+                self.ceil_mode,
+            )
             for i in range(n)
         )
 
@@ -92,8 +99,16 @@ def _pool_infer(ctx: InferContext) -> list[TensorType]:
     x = ctx.shape(0)
     if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
         raise UnsupportedOpError("IR", {f"{ctx.node.op_type} with an Indices output": [ctx.node.name]})
-    geo = pool_geometry(dict(ctx.attrs), x, f"{ctx.node.op_type} {ctx.node.name!r}")
-    return [TensorType(ctx.input_type(0).dtype, (x[0], x[1], *geo.out_spatial(x[2:])))]
+    where = f"{ctx.node.op_type} {ctx.node.name!r}"
+    if ctx.attrs["auto_pad"] in ("SAME_UPPER", "SAME_LOWER") and not all(isinstance(d, int) for d in x[2:]):
+        # Symbolic spatial dims: pads are resolved at run time. Validate the attributes on a stand-in
+        # size large enough for any window; the output size is ceil(size / stride) regardless.
+        stand_in = tuple(d if isinstance(d, int) else 1 << 20 for d in x[2:])
+        geo = pool_geometry(dict(ctx.attrs), (*x[:2], *stand_in), where)
+        out = tuple(same_out_dim(d, s) for d, s in zip(x[2:], geo.strides, strict=True))
+    else:
+        out = pool_geometry(dict(ctx.attrs), x, where).out_spatial(x[2:])
+    return [TensorType(ctx.input_type(0).dtype, (x[0], x[1], *out))]
 
 
 @op_schema(

@@ -9,6 +9,8 @@ weight row; the output is dequantized to float32 (optionally followed by a fused
 
 from __future__ import annotations
 
+import dataclasses
+
 from convertmodel.ir.graph import TensorType
 from convertmodel.ir.ops._util import pool_out_dim
 from convertmodel.ir.ops.conv import conv_geometry
@@ -18,8 +20,12 @@ from convertmodel.ir.schema import CM_DOMAIN, Attr, AttrType, InferContext, op_s
 Q_ACTIVATIONS = ("", "Relu")
 
 Q_COMMON_ATTRS = [
-    Attr("input_levels", AttrType.INT, 255,
-         "L: the input window maps [min, max] to 0..L (255 default, 127 in BigDL compat mode)"),
+    Attr(
+        "input_levels",
+        AttrType.INT,
+        255,
+        "L: the input window maps [min, max] to 0..L (255 default, 127 in BigDL compat mode)",
+    ),
     Attr("activation", AttrType.STRING, "", "'' or 'Relu' (a following Relu fused by the quantize pass)"),
 ]
 
@@ -58,14 +64,15 @@ def _check_q_params(ctx: InferContext, m: object) -> None:
         raise ctx.fail(f"activation must be one of {list(Q_ACTIVATIONS)}, got {ctx.attrs['activation']!r}")
 
 
-@op_schema("QConv", domain=CM_DOMAIN, inputs=["X", "Wq", "w_scale", "w_sum", "B?"], outputs=["Y"],
-           attrs=QCONV_ATTRS)
+@op_schema("QConv", domain=CM_DOMAIN, inputs=["X", "Wq", "w_scale", "w_sum", "B?"], outputs=["Y"], attrs=QCONV_ATTRS)
 def _qconv(ctx: InferContext) -> list[TensorType]:
     """int8 convolution, one input window per im2col patch and group; dequantized float32 output."""
     x, w = ctx.shape(0), ctx.shape(1)
     m = w[0]
     _check_q_params(ctx, m)
-    kernel, strides, dil, pads = conv_geometry(ctx)
+    # Conv's geometry rules apply with explicit pads only (the pass resolves auto_pad).
+    conv_ctx = dataclasses.replace(ctx, attrs={**ctx.attrs, "auto_pad": "NOTSET"})
+    kernel, strides, dil, pads = conv_geometry(conv_ctx)
     n = len(kernel)
     g = ctx.attrs["group"]
     if isinstance(x[1], int) and isinstance(w[1], int) and x[1] != w[1] * g:
@@ -76,8 +83,7 @@ def _qconv(ctx: InferContext) -> list[TensorType]:
     return [TensorType("float32", (x[0], m, *out))]
 
 
-@op_schema("QGemm", domain=CM_DOMAIN, inputs=["X", "Wq", "w_scale", "w_sum", "B?"], outputs=["Y"],
-           attrs=Q_COMMON_ATTRS)
+@op_schema("QGemm", domain=CM_DOMAIN, inputs=["X", "Wq", "w_scale", "w_sum", "B?"], outputs=["Y"], attrs=Q_COMMON_ATTRS)
 def _qgemm(ctx: InferContext) -> list[TensorType]:
     """int8 fully connected layer: X (..., K) times Wq (M, K) transposed, one window per row of X."""
     x, w = ctx.shape(0), ctx.shape(1)

@@ -110,18 +110,18 @@ class NodeContext:
         return InvalidModelError(f"{self.source}: node {self.name!r} ({self.op_type}): {message}")
 
     # -- emitting IR -----------------------------------------------------------------------
-    def tmp(self, suffix: str) -> str:
-        """A fresh intermediate value name derived from this node's name."""
-        return self.builder.unique(f"{self.name}/{suffix}")
-
     def const_input(self, suffix: str, value: Any, dtype: str) -> str:
         """A new constant (an attribute of an older opset turned into an input)."""
         return self.builder.add_const(f"{self.name}/{suffix}", np.asarray(value, dtype=dtype))
 
-    def emit(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | None = None,
+    def emit(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int | None = None,
              name: str | None = None, **attrs: Any) -> list[str]:
-        """Append an IR node (default: this node's outputs and name). Returns its output names."""
-        outs = list(self.outputs) if outputs is None else list(outputs)
+        """Append an IR node (default: this node's outputs and name). Returns its output names.
+
+        ``outputs`` as a count makes fresh intermediate names derived from the node name.
+        """
+        outs: list[str] | int = list(self.outputs) if outputs is None else (
+            outputs if isinstance(outputs, int) else list(outputs))
         return self.builder.add_node(op_type, list(inputs), outs, name=name or self.name, **attrs)
 
     def alias(self, value: str) -> None:

@@ -45,10 +45,19 @@ def _mod(fmod: bool) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
 
 
 for _op, _fn in {
-    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div, "Pow": _pow,
-    "Equal": np.equal, "Greater": np.greater, "Less": np.less,
-    "GreaterOrEqual": np.greater_equal, "LessOrEqual": np.less_equal,
-    "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor,
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": _div,
+    "Pow": _pow,
+    "Equal": np.equal,
+    "Greater": np.greater,
+    "Less": np.less,
+    "GreaterOrEqual": np.greater_equal,
+    "LessOrEqual": np.less_equal,
+    "And": np.logical_and,
+    "Or": np.logical_or,
+    "Xor": np.logical_xor,
 }.items():
     _binary(_op, _fn)  # type: ignore[arg-type]
 
@@ -86,28 +95,32 @@ def vsum(ctx: KernelContext, *xs: np.ndarray) -> np.ndarray:
 @kernel("Mean")
 def vmean(ctx: KernelContext, *xs: np.ndarray) -> np.ndarray:
     total = np.asarray(reduce(np.add, xs)) if len(xs) > 1 else xs[0]
-    return total / np.asarray(len(xs), dtype=total.dtype)
+    return (total / np.asarray(len(xs), dtype=total.dtype)).astype(total.dtype, copy=False)
 
 
-def reduce_axes(ctx: KernelContext, x: np.ndarray, axes: np.ndarray | None) -> tuple[int, ...] | None:
-    """Axes to reduce (``None`` = no-op), per the opset-18 rules."""
+def reduce_axes(ctx: KernelContext, x: np.ndarray, axes: np.ndarray | None) -> tuple[int, ...]:
+    """Axes to reduce per the opset-18 rules; ``()`` for noop_with_empty_axes.
+
+    With ``()`` numpy reduces nothing but the elementwise part still applies (ReduceSumSquare
+    squares, ReduceL2 gives |x|), as in onnxruntime and onnx.reference.
+    """
     if axes is not None and axes.size:
         out = []
         for a in axes.reshape(-1).tolist():
             if not -x.ndim <= a < x.ndim:
-                raise InvalidModelError(f"{ctx.node.op_type} {ctx.node.name!r}: axis {a} out of range for rank {x.ndim}")
+                raise InvalidModelError(
+                    f"{ctx.node.op_type} {ctx.node.name!r}: axis {a} out of range for rank {x.ndim}"
+                )
             out.append(a % x.ndim if x.ndim else 0)
         return tuple(out)
     if ctx.attrs["noop_with_empty_axes"]:
-        return None
+        return ()
     return tuple(range(x.ndim))
 
 
 def _reduction(op_type: str, fn: Callable[..., np.ndarray]) -> None:
     def run(ctx: KernelContext, x: np.ndarray, axes: np.ndarray | None = None) -> np.ndarray:
         ax = reduce_axes(ctx, x, axes)
-        if ax is None:
-            return x.copy()
         return np.asarray(fn(x, axis=ax, keepdims=bool(ctx.attrs["keepdims"]))).astype(x.dtype, copy=False)
 
     run.__name__ = op_type.lower()
@@ -123,8 +136,13 @@ def _sum_square(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndar
 
 
 for _op, _red in {
-    "ReduceMean": np.mean, "ReduceMax": np.max, "ReduceMin": np.min, "ReduceSum": np.sum,
-    "ReduceProd": np.prod, "ReduceL2": _l2, "ReduceSumSquare": _sum_square,
+    "ReduceMean": np.mean,
+    "ReduceMax": np.max,
+    "ReduceMin": np.min,
+    "ReduceSum": np.sum,
+    "ReduceProd": np.prod,
+    "ReduceL2": _l2,
+    "ReduceSumSquare": _sum_square,
 }.items():
     _reduction(_op, _red)  # type: ignore[arg-type]
 

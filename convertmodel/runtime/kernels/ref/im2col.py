@@ -7,6 +7,7 @@ output position and group, exactly BigDL's per-patch window.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,8 @@ class ConvGeometry:
         n = len(self.kernel)
         return tuple(
             (spatial[i] + self.pads[i] + self.pads[n + i] - self.dilations[i] * (self.kernel[i] - 1) - 1)
-            // self.strides[i] + 1
+            // self.strides[i]
+            + 1
             for i in range(n)
         )
 
@@ -55,7 +57,8 @@ def im2col(x: np.ndarray, geo: ConvGeometry, pad_value: float = 0.0) -> tuple[np
     st = x.strides
     shape = (N, C, *out_sp, *geo.kernel)
     strides = (
-        st[0], st[1],
+        st[0],
+        st[1],
         *[st[2 + i] * geo.strides[i] for i in range(n_sp)],
         *[st[2 + i] * geo.dilations[i] for i in range(n_sp)],
     )
@@ -66,3 +69,33 @@ def im2col(x: np.ndarray, geo: ConvGeometry, pad_value: float = 0.0) -> tuple[np
     cols = np.ascontiguousarray(view.transpose(order))
     P = int(np.prod(out_sp)) if out_sp else 1
     return cols.reshape(N * P, G, -1), out_sp
+
+
+def im2col_kp(x: np.ndarray, geo: ConvGeometry) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Patches of ``x`` (N, C, *spatial) in Caffe's column layout (N, G, K, P), and the output spatial shape.
+
+    K is ordered (C/G, *kernel) like the weight's rows, so ``W.reshape(G, M/G, K) @ cols`` gives
+    (N, G, M/G, P), already NCHW. The fp32 Conv uses this layout: it is filled by one strided copy
+    per kernel tap whose inner loop runs along contiguous output rows (much faster than :func:`im2col`'s
+    transpose for large images), and a 1x1 stride-1 unpadded convolution needs no copy at all.
+    """
+    n_sp = len(geo.kernel)
+    N, C = x.shape[:2]
+    G = geo.group
+    pads = geo.pads
+    out_sp = geo.out_spatial(x.shape[2:])
+    P = int(np.prod(out_sp)) if out_sp else 1
+    K = C // G * int(np.prod(geo.kernel))
+    if all(k == 1 for k in geo.kernel) and all(s == 1 for s in geo.strides) and not any(pads):
+        return x.reshape(N, G, K, P), out_sp
+    if any(pads):
+        x = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[n_sp + i]) for i in range(n_sp)])
+    cols = np.empty((N, C, *geo.kernel, *out_sp), dtype=x.dtype)
+    for tap in itertools.product(*[range(k) for k in geo.kernel]):
+        src = tuple(
+            slice(t * d, t * d + (o - 1) * s + 1, s)
+            for t, d, o, s in zip(tap, geo.dilations, out_sp, geo.strides, strict=True)
+        )
+        dst: tuple[slice | int, ...] = (slice(None), slice(None), *tap)
+        cols[dst] = x[(slice(None), slice(None), *src)]
+    return cols.reshape(N, G, K, P), out_sp

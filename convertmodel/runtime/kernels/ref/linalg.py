@@ -9,6 +9,7 @@ from convertmodel.runtime.registry import KernelContext, kernel
 
 @kernel("Gemm")
 def gemm(ctx: KernelContext, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+    """alpha * A' @ B' + beta * C in A's dtype."""
     at = a.T if ctx.attrs["transA"] else a
     bt = b.T if ctx.attrs["transB"] else b
     y = at @ bt  # BLAS takes the transposed views without a copy
@@ -25,4 +26,5 @@ def gemm(ctx: KernelContext, a: np.ndarray, b: np.ndarray, c: np.ndarray | None 
 
 @kernel("MatMul")
 def matmul(ctx: KernelContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.matmul(a, b)
+    """numpy.matmul; two 1-D operands give a 0-d array (not a numpy scalar)."""
+    return np.asarray(np.matmul(a, b))

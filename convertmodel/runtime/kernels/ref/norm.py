@@ -15,8 +15,10 @@ def _along(v: np.ndarray, axis: int, ndim: int, dtype: np.dtype) -> np.ndarray:
 
 
 @kernel("BatchNormalization")
-def batch_norm(ctx: KernelContext, x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: np.ndarray,
-               var: np.ndarray) -> tuple[np.ndarray, ...]:
+def batch_norm(
+    ctx: KernelContext, x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: np.ndarray, var: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Inference BatchNormalization; extra (training) outputs get the unchanged input_mean / input_var."""
     eps = ctx.attrs["epsilon"]
     # Fold into one multiply-add per element: a = scale / sqrt(var + eps), y = x * a + (B - mean * a).
     a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
@@ -28,8 +30,10 @@ def batch_norm(ctx: KernelContext, x: np.ndarray, scale: np.ndarray, b: np.ndarr
 
 
 @kernel("ChannelAffine", domain=CM_DOMAIN)
-def channel_affine(ctx: KernelContext, x: np.ndarray, scale: np.ndarray | None = None,
-                   b: np.ndarray | None = None) -> np.ndarray:
+def channel_affine(
+    ctx: KernelContext, x: np.ndarray, scale: np.ndarray | None = None, b: np.ndarray | None = None
+) -> np.ndarray:
+    """x * scale + B along ``axis``; an omitted scale is 1, an omitted B is 0."""
     axis = ctx.attrs["axis"] % x.ndim
     y = x * _along(scale, axis, x.ndim, x.dtype) if scale is not None else x.copy()
     if b is not None:
@@ -39,16 +43,17 @@ def channel_affine(ctx: KernelContext, x: np.ndarray, scale: np.ndarray | None =
 
 @kernel("LRN")
 def lrn(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """Across-channel LRN as in the schema; the channel window sum is one add per window offset."""
     size = ctx.attrs["size"]
     alpha, beta, bias = ctx.attrs["alpha"], ctx.attrs["beta"], ctx.attrs["bias"]
     c = x.shape[1]
     lo = (size - 1) // 2  # channels before c in the window (ONNX: floor((size-1)/2)), after: the rest
     sq = np.square(x)
     padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
-    padded[:, lo:lo + c] = sq
+    padded[:, lo : lo + c] = sq
     acc = padded[:, 0:c].copy()
     for k in range(1, size):  # a loop over the window (size ~5), vectorized over everything else
-        acc += padded[:, k:k + c]
+        acc += padded[:, k : k + c]
     acc *= x.dtype.type(alpha / size)
     acc += x.dtype.type(bias)
     np.power(acc, x.dtype.type(beta), out=acc)
@@ -57,6 +62,7 @@ def lrn(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 
 @kernel("InstanceNormalization")
 def instance_norm(ctx: KernelContext, x: np.ndarray, scale: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Statistics per (sample, channel) in float64, result in x's dtype."""
     axes = tuple(range(2, x.ndim))
     mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
     var = x.var(axis=axes, keepdims=True, dtype=np.float64)
@@ -67,6 +73,7 @@ def instance_norm(ctx: KernelContext, x: np.ndarray, scale: np.ndarray, b: np.nd
 
 @kernel("LpNormalization")
 def lp_norm(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """x divided by its L1 or L2 norm along ``axis``."""
     axis = ctx.attrs["axis"]
     if ctx.attrs["p"] == 1:
         norm = np.abs(x).sum(axis=axis, keepdims=True)
@@ -77,6 +84,7 @@ def lp_norm(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 
 @kernel("Softmax")
 def softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """Softmax along ``axis`` (opset 13), max-shifted."""
     axis = ctx.attrs["axis"]
     y = x - x.max(axis=axis, keepdims=True)  # shift for stability; exp(<= 0) never overflows
     np.exp(y, out=y)
@@ -86,6 +94,7 @@ def softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 
 @kernel("LogSoftmax")
 def log_softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """LogSoftmax along ``axis`` (opset 13), max-shifted."""
     axis = ctx.attrs["axis"]
     y = x - x.max(axis=axis, keepdims=True)
     y -= np.log(np.exp(y).sum(axis=axis, keepdims=True))

@@ -47,15 +47,14 @@ def _taps(geo: PoolGeometry, out_sp: tuple[int, ...]) -> list[tuple[slice, ...]]
             slice(None),
             *(
                 slice(t * d, t * d + (o - 1) * s + 1, s)
-                for t, d, o, s in zip(tap, geo.dilations, out_sp, geo.strides)
+                for t, d, o, s in zip(tap, geo.dilations, out_sp, geo.strides, strict=True)
             ),
         )
         for tap in itertools.product(*ranges)
     ]
 
 
-def _divisor(geo: PoolGeometry, spatial: tuple[int, ...], out_sp: tuple[int, ...],
-             include_pad: bool) -> np.ndarray:
+def _divisor(geo: PoolGeometry, spatial: tuple[int, ...], out_sp: tuple[int, ...], include_pad: bool) -> np.ndarray:
     """Taps per window that count: inside the input, or inside the padded extent with count_include_pad.
 
     The window is a product of per-axis ranges, so the count is the outer product of per-axis counts.
@@ -76,6 +75,7 @@ def _divisor(geo: PoolGeometry, spatial: tuple[int, ...], out_sp: tuple[int, ...
 
 @kernel("MaxPool")
 def max_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """Running maximum over the window taps; padding is -inf so it never wins."""
     geo, out_sp = _geometry(ctx, x)
     fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     xp = _padded(x, geo, out_sp, fill)
@@ -88,6 +88,7 @@ def max_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 
 @kernel("AveragePool")
 def average_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """Sum over the window taps divided by the per-position count of the schema's rule."""
     geo, out_sp = _geometry(ctx, x)
     xp = _padded(x, geo, out_sp, 0.0)
     taps = _taps(geo, out_sp)
@@ -107,9 +108,11 @@ def average_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 
 @kernel("GlobalMaxPool")
 def global_max_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """Max over all spatial axes, kept as size-1 dims."""
     return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
 
 
 @kernel("GlobalAveragePool")
 def global_average_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+    """Mean over all spatial axes, kept as size-1 dims."""
     return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype)

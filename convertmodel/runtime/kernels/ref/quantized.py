@@ -25,8 +25,15 @@ def int8_accumulate(q: np.ndarray, wq: np.ndarray) -> np.ndarray:
     return acc.astype(np.int32)
 
 
-def dequantize(acc: np.ndarray, mn: np.ndarray, r: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray,
-               b: np.ndarray | None, activation: str) -> np.ndarray:
+def dequantize(
+    acc: np.ndarray,
+    mn: np.ndarray,
+    r: np.ndarray,
+    w_scale: np.ndarray,
+    w_sum: np.ndarray,
+    b: np.ndarray | None,
+    activation: str,
+) -> np.ndarray:
     """Contract step 4: ``float32(acc) * (r_x * w_scale) + mn * w_sum + B`` in float32, then ReLU."""
     y = acc.astype(np.float32)
     y *= r[:, None] * w_scale[None, :]
@@ -38,18 +45,41 @@ def dequantize(acc: np.ndarray, mn: np.ndarray, r: np.ndarray, w_scale: np.ndarr
     return y
 
 
-def qmatmul_rows(rows: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray, b: np.ndarray | None,
-                 levels: int, activation: str) -> np.ndarray:
-    """One window per row of ``rows`` (R, K) float32; returns (R, M) float32."""
+def qmatmul_rows(
+    rows: np.ndarray,
+    wq: np.ndarray,
+    w_scale: np.ndarray,
+    w_sum: np.ndarray,
+    b: np.ndarray | None,
+    levels: int,
+    activation: str,
+    cache: dict | None = None,
+) -> np.ndarray:
+    """One window per row of ``rows`` (R, K) float32; returns (R, M) float32.
+
+    The float64 copy of ``wq`` is cached in ``cache`` when small; a large weight (VGG's fc6 is
+    102M values) is converted in blocks of output channels on every call instead, so running
+    never holds an 8-bytes-per-weight copy of it.
+    """
     r_total, k = rows.shape
     m = wq.shape[0]
     out = np.empty((r_total, m), dtype=np.float32)
-    wq64 = wq.astype(np.float64).T  # (K, M), converted once per call
+    small = wq.size <= _BLOCK_ELEMENTS
+    wt = cache.get("wq64T") if cache is not None else None
+    if small and (wt is None or wt.shape != (k, m)):
+        wt = np.ascontiguousarray(wq.astype(np.float64).T)  # (K, M)
+        if cache is not None:
+            cache["wq64T"] = wt
+    m_step = m if small else max(1, _BLOCK_ELEMENTS // max(k, 1))
     step = max(1, _BLOCK_ELEMENTS // max(k, 1))
     for r0 in range(0, r_total, step):
-        win = quantize_windows(rows[r0:r0 + step], levels)
-        acc = (win.q.astype(np.float64) @ wq64).astype(np.int32)
-        out[r0:r0 + step] = dequantize(acc, win.mn, win.r, w_scale, w_sum, b, activation)
+        win = quantize_windows(rows[r0 : r0 + step], levels)
+        q64 = win.q.astype(np.float64)
+        acc = np.empty((q64.shape[0], m), dtype=np.int32)
+        for m0 in range(0, m, m_step):
+            wblk = wt if small and wt is not None else wq[m0 : m0 + m_step].astype(np.float64).T
+            acc[:, m0 : m0 + m_step] = q64 @ wblk  # exact integers (see module doc)
+        out[r0 : r0 + step] = dequantize(acc, win.mn, win.r, w_scale, w_sum, b, activation)
     return out
 
 
@@ -58,8 +88,14 @@ def _f32(a: np.ndarray | None) -> np.ndarray | None:
 
 
 @kernel("QConv", domain=CM_DOMAIN)
-def qconv(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray,
-          b: np.ndarray | None = None) -> np.ndarray:
+def qconv(
+    ctx: KernelContext,
+    x: np.ndarray,
+    wq: np.ndarray,
+    w_scale: np.ndarray,
+    w_sum: np.ndarray,
+    b: np.ndarray | None = None,
+) -> np.ndarray:
     geo = ctx.cache.get("geo")
     if geo is None or ctx.cache.get("xshape") != x.shape[1:]:
         geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, wq.shape)
@@ -80,7 +116,7 @@ def qconv(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray
     y = np.empty((rows, g, mg), dtype=np.float32)
     step = max(1, _BLOCK_ELEMENTS // max(g * k, 1))
     for r0 in range(0, rows, step):
-        win = quantize_windows(cols[r0:r0 + step], levels)  # q (R, G, K); mn, r (R, G)
+        win = quantize_windows(cols[r0 : r0 + step], levels)  # q (R, G, K); mn, r (R, G)
         acc = np.matmul(win.q.transpose(1, 0, 2).astype(np.float64), w64).astype(np.int32)  # (G, R, Mg)
         yb = acc.transpose(1, 0, 2).astype(np.float32)  # (R, G, Mg)
         yb *= win.r[:, :, None] * ws[None]
@@ -89,16 +125,30 @@ def qconv(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray
             yb += bias[None]
         if act == "Relu":
             np.maximum(yb, np.float32(0), out=yb)
-        y[r0:r0 + step] = yb
+        y[r0 : r0 + step] = yb
     y = y.reshape(n, *out_sp, m)
     return np.ascontiguousarray(np.moveaxis(y, -1, 1))
 
 
 @kernel("QGemm", domain=CM_DOMAIN)
-def qgemm(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray,
-          b: np.ndarray | None = None) -> np.ndarray:
+def qgemm(
+    ctx: KernelContext,
+    x: np.ndarray,
+    wq: np.ndarray,
+    w_scale: np.ndarray,
+    w_sum: np.ndarray,
+    b: np.ndarray | None = None,
+) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     lead, k = x.shape[:-1], x.shape[-1]
-    y = qmatmul_rows(x.reshape(-1, k), wq, _f32(w_scale), _f32(w_sum), _f32(b),  # type: ignore[arg-type]
-                     int(ctx.attrs["input_levels"]), str(ctx.attrs["activation"]))
+    y = qmatmul_rows(
+        x.reshape(-1, k),
+        wq,
+        _f32(w_scale),
+        _f32(w_sum),
+        _f32(b),  # type: ignore[arg-type]
+        int(ctx.attrs["input_levels"]),
+        str(ctx.attrs["activation"]),
+        ctx.cache,
+    )
     return y.reshape(*lead, wq.shape[0])

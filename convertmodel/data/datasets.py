@@ -1,0 +1,372 @@
+"""Datasets for ``verify``: streamed in batches, never loaded whole.
+
+Every dataset yields :class:`Batch` objects of at most ``batch_size`` samples. Images are
+decoded per batch (Pillow); IDX files are read sample-range by sample-range (``np.memmap`` on
+raw files, a sequential gzip stream on ``.gz``); ``.npy`` files are memory-mapped. A running
+SHA-256 over the raw bytes of exactly the samples used (and their labels) is the report's
+data hash, so two reports agree on their data hash only when they saw the same samples.
+
+Formats (see :func:`open_dataset`):
+
+* IDX (MNIST / Fashion-MNIST): ``train-images-idx3-ubyte[.gz]``; labels from ``--labels`` or the
+  sibling ``...labels-idx1-ubyte[.gz]`` file.
+* ``.npy`` (labels from a second ``.npy`` via ``--labels``) and ``.npz`` (arrays ``x``/``images``/
+  ``data`` and ``y``/``labels``).
+* Image folders with one subfolder per class, a ``path label`` list file (convertmodel.data.images).
+* VOC- and COCO-style detection annotations (convertmodel.data.detection).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convertmodel.data.preprocess import Preprocess
+from convertmodel.errors import FormatError, ModelIOError
+
+# IDX element types (yann.lecun.com/exdb/mnist, "THE IDX FILE FORMAT"): the third magic byte.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclass
+class Box:
+    """One ground-truth object: class index, corners normalised to [0, 1], VOC 'difficult' flag."""
+
+    label: int
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    difficult: bool = False
+
+
+@dataclass
+class Batch:
+    """A preprocessed batch: model input ``x``, optional class labels or detection targets."""
+
+    x: np.ndarray
+    labels: np.ndarray | None = None
+    boxes: list[list[Box]] | None = None
+    ids: list[str] = field(default_factory=list)
+
+
+class Dataset:
+    """Base class: subclasses implement ``__len__`` and ``_raw_batches``."""
+
+    #: "classification" (labels), "detection" (boxes) or "unlabelled".
+    kind: str = "unlabelled"
+    #: Class names when known (folder names, a labels file, COCO categories).
+    class_names: list[str] | None = None
+    #: Preprocessing suggested by the format itself (e.g. IDX grey images); used when none is given.
+    default_preprocess: Preprocess | None = None
+    #: True when samples come as decoded arrays (IDX, .npy): no per-file resizing is implied.
+    is_array: bool = False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._hash = hashlib.sha256()
+        self._label_hash = hashlib.sha256()
+        self.samples_seen = 0
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def data_hash(self) -> str:
+        """SHA-256 over the raw bytes of the samples yielded so far, then their labels (batching-independent)."""
+        return hashlib.sha256(self._hash.digest() + self._label_hash.digest()).hexdigest()
+
+    def _update_hash(self, *chunks: bytes | np.ndarray) -> None:
+        for c in chunks:
+            self._hash.update(c.tobytes() if isinstance(c, np.ndarray) else c)
+
+    def _update_label_hash(self, labels: np.ndarray | None) -> None:
+        if labels is not None:
+            self._label_hash.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def batches(
+        self, batch_size: int = 32, preprocess: Preprocess | None = None, limit: int | None = None
+    ) -> Iterator[Batch]:
+        """Yield preprocessed batches of at most ``batch_size`` samples (the first ``limit`` only)."""
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        n = len(self) if limit is None else min(limit, len(self))
+        pre = preprocess or self.default_preprocess or Preprocess()
+        self._hash = hashlib.sha256()
+        self._label_hash = hashlib.sha256()
+        self.samples_seen = 0
+        for b in self._raw_batches(batch_size, n, pre):
+            self.samples_seen += len(b.x)
+            yield b
+
+
+# -- IDX --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdxHeader:
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    offset: int
+
+
+def _open_maybe_gzip(path: str) -> Any:
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ModelIOError(f"{path}: cannot open: {e.strerror or e}") from e
+    head = f.read(2)
+    f.seek(0)
+    if head == b"\x1f\x8b":  # gzip magic (RFC 1952)
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    return f
+
+
+def read_idx_header(path: str, f: Any | None = None) -> IdxHeader:
+    """Parse an IDX header: magic 0x0000 + type byte + ndim byte, then ndim big-endian uint32 dims."""
+    own = f is None
+    fh = _open_maybe_gzip(path) if own else f
+    try:
+        magic = fh.read(4)
+        if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+            raise FormatError(path, f"not an IDX file: magic {magic.hex()!r}, expected 0000 + type byte + ndim", 0)
+        ndim = magic[3]
+        dims_raw = fh.read(4 * ndim)
+        if len(dims_raw) < 4 * ndim:
+            raise FormatError(path, f"IDX header truncated: expected {ndim} dimensions", 4)
+        shape = struct.unpack(f">{ndim}I", dims_raw)
+    finally:
+        if own:
+            fh.close()
+    return IdxHeader(np.dtype(_IDX_DTYPES[magic[2]]), tuple(int(d) for d in shape), 4 + 4 * ndim)
+
+
+class IdxReader:
+    """Reads consecutive sample ranges of an IDX file without loading all of it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.header = read_idx_header(path)
+        self.gz = _is_gzip(path)
+        self.sample_shape = self.header.shape[1:]
+        self.sample_bytes = int(np.prod(self.sample_shape, dtype=np.int64)) * self.header.dtype.itemsize
+        if not self.gz:
+            need = self.header.offset + self.sample_bytes * self.header.shape[0]
+            size = os.path.getsize(path)
+            if size < need:
+                raise FormatError(path, f"IDX data truncated: header says {need} bytes, file has {size}", size)
+
+    def __len__(self) -> int:
+        return self.header.shape[0]
+
+    def chunks(self, chunk: int, limit: int) -> Iterator[np.ndarray]:
+        """Yield arrays of ``chunk`` consecutive samples (native byte order), the first ``limit`` samples."""
+        if not self.gz:
+            mm = np.memmap(
+                self.path, dtype=self.header.dtype, mode="r", offset=self.header.offset, shape=self.header.shape
+            )
+            for s in range(0, limit, chunk):
+                yield np.asarray(mm[s : min(s + chunk, limit)]).astype(self.header.dtype.newbyteorder("="))
+            return
+        with _open_maybe_gzip(self.path) as f:
+            f.read(self.header.offset)
+            for s in range(0, limit, chunk):
+                k = min(chunk, limit - s)
+                raw = f.read(k * self.sample_bytes)
+                if len(raw) < k * self.sample_bytes:
+                    raise FormatError(self.path, f"IDX data truncated at sample {s + len(raw) // self.sample_bytes}")
+                arr = np.frombuffer(raw, dtype=self.header.dtype).reshape((k, *self.sample_shape))
+                yield arr.astype(self.header.dtype.newbyteorder("="))
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def read_idx(path: str, limit: int | None = None) -> np.ndarray:
+    """Read a whole IDX file (or its first ``limit`` samples) into an array. For small files and tests."""
+    r = IdxReader(path)
+    n = len(r) if limit is None else min(limit, len(r))
+    parts = list(r.chunks(max(n, 1), n))
+    return np.concatenate(parts) if parts else np.zeros((0, *r.sample_shape), r.header.dtype)
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+    """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``)."""
+    arr = np.asarray(array)
+    codes = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
+    code = codes.get(arr.dtype.newbyteorder("="))
+    if code is None:
+        raise ValueError(f"{path}: IDX cannot store dtype {arr.dtype}")
+    data = struct.pack(">BBBB", 0, 0, code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    data += arr.astype(np.dtype(_IDX_DTYPES[code])).tobytes()
+    if path.endswith(".gz"):
+        # mtime=0 keeps the file byte-identical from run to run.
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            f.write(data)
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+def guess_idx_labels(images_path: str) -> str | None:
+    """The labels file beside an images file: ``*images-idx3-ubyte*`` -> ``*labels-idx1-ubyte*``."""
+    d, base = os.path.split(images_path)
+    if "images-idx3" not in base:
+        return None
+    cand = os.path.join(d, base.replace("images-idx3", "labels-idx1"))
+    return cand if os.path.exists(cand) else None
+
+
+class IdxDataset(Dataset):
+    """An IDX images file (N, H, W) or (N, H, W, C) with an optional IDX labels file (N,)."""
+
+    kind = "unlabelled"
+    is_array = True
+
+    def __init__(self, path: str, labels: str | None = None) -> None:
+        super().__init__(path)
+        self.images = IdxReader(path)
+        if self.images.header.dtype != np.dtype(">u1") or len(self.images.sample_shape) not in (2, 3):
+            raise FormatError(
+                path,
+                f"expected uint8 images (N,H,W[,C]), found {self.images.header.dtype} {list(self.images.header.shape)}",
+            )
+        labels = labels or guess_idx_labels(path)
+        self.labels = read_idx(labels).astype(np.int64) if labels else None
+        if self.labels is not None:
+            if self.labels.ndim != 1 or len(self.labels) != len(self.images):
+                raise FormatError(
+                    labels or "", f"expected {len(self.images)} labels, found shape {list(self.labels.shape)}"
+                )
+            self.kind = "classification"
+        if len(self.images.sample_shape) == 2 or self.images.sample_shape[-1] == 1:
+            self.default_preprocess = Preprocess(color="gray", scale=1 / 255)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
+        start = 0
+        for arr in self.images.chunks(batch_size, limit):
+            lab = None if self.labels is None else self.labels[start : start + len(arr)]
+            self._update_hash(arr)
+            self._update_label_hash(lab)
+            ids = [str(i) for i in range(start, start + len(arr))]
+            start += len(arr)
+            yield Batch(pre.apply_array(arr), lab, None, ids)
+
+
+# -- numpy ------------------------------------------------------------------------------------
+
+_X_KEYS = ("x", "images", "data", "inputs", "x_test")
+_Y_KEYS = ("y", "labels", "targets", "y_test")
+
+
+def _pick(npz: Any, keys: Sequence[str], path: str, what: str, required: bool) -> np.ndarray | None:
+    for k in keys:
+        if k in npz.files:
+            return npz[k]  # type: ignore[no-any-return]
+    if len(npz.files) == 1 and what == "inputs":
+        return npz[npz.files[0]]  # type: ignore[no-any-return]
+    if required:
+        raise FormatError(path, f"no {what} array: expected one of {', '.join(keys)}; found {', '.join(npz.files)}")
+    return None
+
+
+class ArrayDataset(Dataset):
+    """``.npy`` (memory-mapped) or ``.npz`` inputs, optional labels.
+
+    uint8 arrays are images (N, H, W[, C], channels last) and go through the preprocessing;
+    float arrays are taken as model-ready input and passed through unchanged.
+    """
+
+    is_array = True
+
+    def __init__(self, path: str, labels: str | None = None) -> None:
+        super().__init__(path)
+        y: np.ndarray | None = None
+        try:
+            if path.endswith(".npz"):
+                with np.load(path) as z:
+                    x = _pick(z, _X_KEYS, path, "inputs", True)
+                    y = _pick(z, _Y_KEYS, path, "labels", False)
+            else:
+                x = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise FormatError(path, f"cannot read numpy data: {e}") from e
+        if labels:
+            try:
+                y = np.load(labels)
+            except (OSError, ValueError) as e:
+                raise FormatError(labels, f"cannot read labels: {e}") from e
+        assert x is not None  # _pick(required=True) raised otherwise
+        self.x = x
+        if y is not None:
+            y = np.asarray(y).reshape(-1).astype(np.int64)
+            if len(y) != len(x):
+                raise FormatError(labels or path, f"expected {len(x)} labels, found {len(y)}")
+            self.kind = "classification"
+        self.y = y
+        if x.dtype == np.uint8 and (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 1)):
+            self.default_preprocess = Preprocess(color="gray", scale=1 / 255)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
+        for s in range(0, limit, batch_size):
+            arr = np.asarray(self.x[s : min(s + batch_size, limit)])
+            lab = None if self.y is None else self.y[s : s + len(arr)]
+            self._update_hash(np.ascontiguousarray(arr))
+            self._update_label_hash(lab)
+            x = pre.apply_array(arr) if arr.dtype == np.uint8 else np.ascontiguousarray(arr, dtype=np.float32)
+            yield Batch(x, lab, None, [str(i) for i in range(s, s + len(arr))])
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+
+
+def open_dataset(path: str, labels: str | None = None, images: str | None = None) -> Dataset:
+    """Open ``path`` as the right dataset type (by extension, content and directory layout)."""
+    from convertmodel.data import detection
+    from convertmodel.data import images as imgs
+
+    if not os.path.exists(path):
+        raise ModelIOError(f"{path}: no such file or directory")
+    low = path.lower()
+    if os.path.isdir(path):
+        if os.path.isdir(os.path.join(path, "Annotations")):
+            return detection.VocDataset(path, labels=labels)
+        return imgs.ImageFolderDataset(path, labels=labels)
+    if low.endswith((".npy", ".npz")):
+        return ArrayDataset(path, labels)
+    if low.endswith(".json"):
+        return detection.CocoDataset(path, images=images)
+    if "idx" in os.path.basename(low) or low.endswith((".ubyte", ".ubyte.gz")):
+        return IdxDataset(path, labels)
+    if low.endswith((".txt", ".lst", ".list", ".csv")):
+        return imgs.ImageListDataset(path, root=images)
+    if low.endswith(imgs.IMAGE_EXTENSIONS):
+        return imgs.ImageListDataset.single(path)
+    try:
+        read_idx_header(path)
+        return IdxDataset(path, labels)
+    except FormatError:
+        pass
+    raise FormatError(
+        path,
+        "unrecognised data: expected an image folder, a 'path label' list (.txt), IDX, "
+        ".npy/.npz, a VOC folder (Annotations/) or a COCO .json",
+    )

@@ -1,0 +1,170 @@
+"""Graph clean-up: remove inference no-ops and redundant layout shuffles (pure rewrites).
+
+* Identity, Dropout (mask unused), Cast to the same type, Reshape/Flatten that keep a static
+  shape unchanged: consumers read the input directly.
+* Transpose of a constant: the constant is transposed once here.
+* Transpose(Transpose(x, p1), p2): composed into one Transpose, or removed when the composition
+  is the identity. tf2onnx wraps each NHWC op with NHWC->NCHW / NCHW->NHWC transposes and leaves
+  such pairs between consecutive convolutions.
+
+Graph inputs and outputs keep their names and layout: when a removed node's output is a graph
+output, the producer of its input is renamed to the public name instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convertmodel.ir.graph import Graph, Node, prune
+
+
+#: Elementwise single-input ops a Transpose commutes with (their attributes are layout-free scalars).
+_UNARY = frozenset({"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid", "HardSwish", "Abs",
+                    "Neg", "Exp", "Log", "Sqrt", "Softplus", "Softsign", "Clip", "Identity", "Erf", "Floor",
+                    "Ceil", "Reciprocal", "Sign"})
+
+
+def _compose(p1: tuple[int, ...], p2: tuple[int, ...]) -> tuple[int, ...]:
+    # y = transpose(transpose(x, p1), p2)  =>  y = transpose(x, [p1[p2[i]]])
+    return tuple(p1[i] for i in p2)
+
+
+def _perm(node: Node, rank: int | None) -> tuple[int, ...] | None:
+    p = node.attrs.get("perm")
+    if p:
+        return tuple(int(v) for v in p)  # type: ignore[union-attr]
+    return None if rank is None else tuple(reversed(range(rank)))  # ONNX default: reverse the axes
+
+
+class _Rewriter:
+    def __init__(self, g: Graph) -> None:
+        self.g = g
+        self.outputs = {o.name for o in g.outputs}
+        self.inputs = {i.name for i in g.inputs}
+        self.consts = dict(g.constants)
+        self.producers = g.producers()
+        self.consumers = g.consumers()
+
+    def bypass(self, nodes: list[Node], node: Node, src: str) -> bool:
+        """Remove ``node`` (single output) so its consumers read ``src``. False when not possible."""
+        out = node.outputs[0]
+        if out not in self.outputs:
+            self._rename(nodes, {out: src}, drop=node)
+            return True
+        # The output is public: rename the producer of src instead, if src is private.
+        prod = self.producers.get(src)
+        if prod is None or src in self.outputs or src in self.inputs:
+            return False
+        self._rename(nodes, {src: out}, drop=node, rename_outputs=True)
+        return True
+
+    def _rename(self, nodes: list[Node], mapping: dict[str, str], drop: Node, rename_outputs: bool = False) -> None:
+        for k, n in enumerate(nodes):
+            if n is drop:
+                continue
+            ins = tuple(mapping.get(i, i) for i in n.inputs)
+            outs = tuple(mapping.get(o, o) for o in n.outputs) if rename_outputs else n.outputs
+            if ins != n.inputs or outs != n.outputs:
+                nodes[k] = n.with_(inputs=ins, outputs=outs)
+        nodes.remove(drop)
+
+    def rank(self, value: str) -> int | None:
+        t = self.g.value_types.get(value)
+        return None if t is None else t.rank
+
+    def static_shape(self, value: str) -> tuple[int, ...] | None:
+        t = self.g.value_types.get(value)
+        return t.shape if t is not None and t.is_static() else None  # type: ignore[return-value]
+
+    def step(self) -> Graph | None:
+        """Apply the first applicable rewrite; None when nothing applies."""
+        nodes = list(self.g.nodes)
+        for node in self.g.nodes:
+            op = node.op_type
+            if node.domain:
+                continue
+            if op == "Identity" or (op == "Dropout" and (len(node.outputs) < 2 or not self._used(node.outputs[1]))):
+                if self.bypass(nodes, node, node.inputs[0]):
+                    return self._graph(nodes)
+            elif op == "Cast":
+                t = self.g.value_types.get(node.inputs[0])
+                u = self.g.value_types.get(node.outputs[0])
+                if t is not None and u is not None and t.dtype == u.dtype and self.bypass(nodes, node, node.inputs[0]):
+                    return self._graph(nodes)
+            elif op in ("Reshape", "Flatten"):
+                a, b = self.static_shape(node.inputs[0]), self.static_shape(node.outputs[0])
+                if a is not None and a == b and self.bypass(nodes, node, node.inputs[0]):
+                    return self._graph(nodes)
+            elif op == "Transpose":
+                g = self._transpose(nodes, node)
+                if g is not None:
+                    return g
+        return None
+
+    def _used(self, value: str) -> bool:
+        return bool(value) and (value in self.outputs or bool(self.consumers.get(value)))
+
+    def _transpose(self, nodes: list[Node], node: Node) -> Graph | None:
+        x = node.inputs[0]
+        perm = _perm(node, self.rank(x))
+        if perm is None:
+            return None
+        if perm == tuple(range(len(perm))):
+            if self.bypass(nodes, node, x):
+                return self._graph(nodes)
+            # A public output fed straight from a graph input: keep the name with a cheap Identity.
+            nodes[nodes.index(node)] = Node("Identity", node.name, node.inputs, node.outputs)
+            return self._graph(nodes)
+        if x in self.consts and node.outputs[0] not in self.outputs:
+            name = node.outputs[0]
+            self.consts[name] = np.ascontiguousarray(np.transpose(self.consts[x], perm))
+            nodes.remove(node)
+            return self._graph(nodes)
+        prev = self.producers.get(x)
+        if prev is not None and prev.op_type in _UNARY and not prev.domain and self._sole_use(x, node):
+            return self._swap_unary(nodes, node, prev)
+        if prev is None or prev.op_type != "Transpose" or prev.domain:
+            return None
+        p1 = _perm(prev, self.rank(prev.inputs[0]))
+        if p1 is None or len(p1) != len(perm):
+            return None
+        composed = _compose(p1, perm)
+        k = nodes.index(node)
+        nodes[k] = node.with_(inputs=(prev.inputs[0],), attrs={"perm": composed})
+        # The merged node may now be the identity; the next step removes it.
+        return self._graph(nodes)
+
+    def _sole_use(self, value: str, node: Node) -> bool:
+        return value not in self.outputs and [n.name for n in self.consumers.get(value, [])] == [node.name]
+
+    def _swap_unary(self, nodes: list[Node], node: Node, unary: Node) -> Graph | None:
+        """Transpose(Relu(Transpose(x))) -> Relu(Transpose(Transpose(x))), so the pair becomes adjacent.
+
+        Only when the unary op's input comes from a Transpose (otherwise nothing cancels) and the
+        unary op is elementwise without layout-dependent attributes.
+        """
+        src = self.producers.get(unary.inputs[0])
+        if src is None or src.op_type != "Transpose" or src.domain:
+            return None
+        moved = f"{node.name}/before_{unary.name}"
+        taken = {o for n in nodes for o in n.outputs} | set(self.consts) | self.inputs
+        while moved in taken:
+            moved += "_"
+        k = nodes.index(node)
+        nodes[k] = node.with_(inputs=unary.inputs, outputs=(moved,))
+        nodes[nodes.index(unary)] = unary.with_(inputs=(moved,), outputs=node.outputs)
+        return self._graph(nodes)
+
+    def _graph(self, nodes: list[Node]) -> Graph:
+        g = self.g.replace(nodes=tuple(nodes), constants=self.consts, infer=False)
+        return prune(g).replace()
+
+
+def simplify(g: Graph, max_steps: int = 10_000) -> Graph:
+    """Return ``g`` without no-op nodes and with inverse Transpose pairs cancelled."""
+    for _ in range(max_steps):
+        nxt = _Rewriter(g).step()
+        if nxt is None:
+            return g
+        g = nxt
+    return g

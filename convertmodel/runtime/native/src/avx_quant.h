@@ -1,0 +1,43 @@
+// AVX2 window quantization of one panel (8 rows per vector), included by every x86 ISA TU inside
+// its own namespace (see generic.h).  Exactly the contract's float32 op sequence: sub, mul, add 0.5,
+// floor, clip -- as separate instructions (the TU is compiled with -ffp-contract=off, otherwise GCC
+// may fuse _mm256_mul_ps + _mm256_add_ps into an FMA, which rounds once and can change q).
+// The including TU includes <immintrin.h> before opening its namespace.
+
+template <int P, int KG>
+static void quantize_panel_avx(const float* F, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out) {
+  static_assert(P % 8 == 0, "panel must be a multiple of 8 rows");
+  constexpr int BITS = 32 / KG;
+  const __m256 vL = _mm256_set1_ps(L), half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
+  for (int c = 0; c < P; c += 8) {
+    __m256 mn = _mm256_loadu_ps(F + c), mx = mn;
+    for (int k = 1; k < K; ++k) {
+      const __m256 v = _mm256_loadu_ps(F + static_cast<size_t>(k) * P + c);
+      mn = _mm256_min_ps(mn, v);
+      mx = _mm256_max_ps(mx, v);
+    }
+    const __m256 d = _mm256_sub_ps(mx, mn);
+    const __m256 live = _mm256_cmp_ps(mx, mn, _CMP_GT_OQ);
+    // Constant windows (mx == mn): s would be inf; q is forced to 0 below and r_x = 0/L = 0.
+    const __m256 s = _mm256_div_ps(vL, d);
+    _mm256_storeu_ps(mn_out + c, mn);
+    _mm256_storeu_ps(rx_out + c, _mm256_and_ps(_mm256_div_ps(d, vL), live));
+    const __m256i live_i = _mm256_castps_si256(live);
+    for (int kq = 0; kq < Kq; ++kq) {
+      __m256i lane = _mm256_setzero_si256();
+      for (int t = 0; t < KG; ++t) {
+        const int k = kq * KG + t;
+        if (k >= K) break;
+        const __m256 v = _mm256_loadu_ps(F + static_cast<size_t>(k) * P + c);
+        __m256 qf = _mm256_mul_ps(_mm256_sub_ps(v, mn), s);
+        qf = _mm256_floor_ps(_mm256_add_ps(qf, half));
+        qf = _mm256_min_ps(_mm256_max_ps(qf, zero), vL);
+        __m256i qi = _mm256_cvttps_epi32(qf);
+        if (t) qi = _mm256_slli_epi32(qi, t * BITS);
+        lane = _mm256_or_si256(lane, qi);
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(A + static_cast<size_t>(kq) * P + c),
+                          _mm256_and_si256(lane, live_i));
+    }
+  }
+}

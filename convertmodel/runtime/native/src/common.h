@@ -1,0 +1,92 @@
+// Shared declarations of the native int8 kernels (QConv / QGemm, docs: /work/notes/qcontract.md).
+//
+// Every ISA translation unit (isa_*.cpp) is compiled with its own -m flags and exports one
+// IsaOps table; module.cpp (baseline flags) picks a table at run time from cpuid.  Nothing
+// in this header is compiled into code: it holds plain structs and declarations only, so no
+// inline function built with AVX-512 flags can leak into the baseline code through the
+// linker's choice among identical-looking definitions (the classic multi-versioning ODR trap).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cm {
+
+// Where the rows (quantization windows) of a job come from.
+enum class RowSource : int {
+  kConv = 0,  // im2col of an NCHW float32 tensor, one row per (n, g, output position)
+  kRows = 1,  // rows of a (R, K) float32 matrix (QGemm)
+  kQ8 = 2,    // already-quantized uint8 rows (R, K) -- exactness tests of the integer GEMM
+};
+
+// One quantized GEMM job.  The driver splits it into (row tile, channel range) work items.
+struct Job {
+  RowSource src;
+  const float* x;       // kConv: (N, C, H, W); kRows: (R, K)
+  const uint8_t* q8;    // kQ8: (R, K)
+  int N, C, H, W;       // kConv input shape
+  int kh, kw, sh, sw, ph, pw, dh, dw;  // kConv geometry (ph/pw = pads at the beginning)
+  int OH, OW;           // kConv output spatial shape
+  int G;                // groups (1 for rows sources)
+  int K;                // window length = C/G*kh*kw (conv) or row length
+  int Mg;               // output channels per group
+  int rows;             // rows per (n, g): OH*OW for conv, R for row sources (with N = 1)
+  float levels;         // input_levels L
+  // Epilogue (float output) ...
+  const float* w_scale;  // (M,)
+  const float* w_sum;    // (M,)
+  const float* bias;     // (M,) or nullptr
+  bool relu;
+  float* out;            // conv: (N, M, OH, OW); rows: (R, M)
+  // ... or raw accumulators (int32, (R, M)) when acc != nullptr.
+  int32_t* acc;
+};
+
+// Weights packed once for one ISA: per group, blocks of `nrc` channels, k grouped by `kg`,
+// each 32-bit lane holding kg consecutive k of one channel (int16 pairs or int8 quads).
+struct PackedW {
+  const uint32_t* data;  // G * Mblocks * Kq * nrc lanes
+  int G, Mg, K, Kq;      // Kq = ceil(K / kg)
+  int mblocks;           // ceil(Mg / nrc)
+};
+
+struct IsaOps {
+  const char* name;
+  int panel;  // rows per panel (vector lanes x vectors of the micro-kernel)
+  int kg;     // k values per 32-bit lane
+  int nrc;    // channels per micro-kernel block
+  // Pack Wq (G*Mg, K) int8 into `out` (size: packed_lanes(G, Mg, K) uint32).
+  void (*pack_weights)(const int8_t* wq, int G, int Mg, int K, uint32_t* out);
+  // Process rows [r0, r0 + nrows) of sample n, group g, channels [m0, m1) of the group.
+  // `scratch` holds scratch_bytes(job, nrows) bytes, 64-byte aligned.
+  void (*run_tile)(const Job& job, const PackedW& w, int n, int g, int r0, int nrows, int m0, int m1,
+                   unsigned char* scratch);
+  // Quantize rows of a (R, K) float matrix with this ISA's code and unpack q (tests only).
+  void (*quantize_rows)(const float* x, int R, int K, float levels, uint8_t* q, float* mn, float* rx);
+};
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+inline size_t packed_lanes(const IsaOps& ops, int G, int Mg, int K) {
+  return static_cast<size_t>(G) * ceil_div(Mg, ops.nrc) * ceil_div(K, ops.kg) * ops.nrc;
+}
+
+// Bytes of scratch one work item of `nrows` rows needs: a float window buffer for one panel
+// (K x panel), the packed quantized tile (Kq x rows rounded up to panels) and per-row mn/r_x.
+inline size_t scratch_bytes(const IsaOps& ops, int K, int nrows) {
+  size_t panels = static_cast<size_t>(ceil_div(nrows, ops.panel));
+  size_t f = static_cast<size_t>(K) * ops.panel * sizeof(float);
+  size_t a = static_cast<size_t>(ceil_div(K, ops.kg)) * ops.panel * panels * sizeof(uint32_t);
+  size_t s = 2 * panels * ops.panel * sizeof(float);
+  auto up = [](size_t v) { return (v + 63) / 64 * 64; };
+  return up(f) + up(a) + up(s) + 64;
+}
+
+}  // namespace cm
+
+extern "C" {
+const cm::IsaOps* cm_ops_portable();
+const cm::IsaOps* cm_ops_avx2();
+const cm::IsaOps* cm_ops_avxvnni();
+const cm::IsaOps* cm_ops_avx512vnni();
+}

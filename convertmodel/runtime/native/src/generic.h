@@ -1,0 +1,232 @@
+// ISA-independent parts of a work item (im2col gather, epilogue, tile loop), compiled once per
+// ISA translation unit.  Include it inside `namespace CM_NS {` after defining the traits struct
+// `Isa` (PANEL, KG, NRC, quantize_panel, kernel): every TU gets its own copy with its own -m flags
+// and internal names, so nothing here can be linked across ISAs.
+//
+// Layouts (see common.h): F[k * PANEL + r] float window values of one panel of rows; A[kq * PANEL + r]
+// one 32-bit lane per (k group, row) holding KG quantized values; acc[j * PANEL + r] int32.
+
+// Fill F with the windows of rows [r0, r0 + nr) of sample n, group g (rows >= nr are zero).
+[[maybe_unused]] static void gather_conv(const cm::Job& jb, int n, int g, int r0, int nr, float* F) {
+  constexpr int P = Isa::PANEL;
+  const int Cg = jb.C / jb.G;
+  if (nr < P) {
+    for (int k = 0; k < jb.K; ++k)
+      for (int r = nr; r < P; ++r) F[k * P + r] = 0.0f;
+  }
+  // Runs of rows sharing one output row oh: within a run the input column advances by sw.
+  int r = 0;
+  while (r < nr) {
+    const int p = r0 + r;
+    const int oh = p / jb.OW, ow0 = p % jb.OW;
+    const int len = (jb.OW - ow0 < nr - r) ? jb.OW - ow0 : nr - r;
+    for (int c = 0; c < Cg; ++c) {
+      const float* xc = jb.x + (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg + c) * jb.H * jb.W;
+      for (int ky = 0; ky < jb.kh; ++ky) {
+        const int ih = oh * jb.sh - jb.ph + ky * jb.dh;
+        const bool row_ok = ih >= 0 && ih < jb.H;
+        const float* xr = xc + static_cast<size_t>(row_ok ? ih : 0) * jb.W;
+        for (int kx = 0; kx < jb.kw; ++kx) {
+          float* dst = F + static_cast<size_t>((c * jb.kh + ky) * jb.kw + kx) * P + r;
+          if (!row_ok) {
+            for (int i = 0; i < len; ++i) dst[i] = 0.0f;
+            continue;
+          }
+          const int iw0 = ow0 * jb.sw - jb.pw + kx * jb.dw;
+          // Valid i: 0 <= iw0 + i*sw < W.
+          int lo = iw0 < 0 ? (-iw0 + jb.sw - 1) / jb.sw : 0;
+          int hi = iw0 < jb.W ? (jb.W - 1 - iw0) / jb.sw + 1 : 0;
+          if (lo > len) lo = len;
+          if (hi > len) hi = len;
+          if (hi < lo) hi = lo;
+          for (int i = 0; i < lo; ++i) dst[i] = 0.0f;
+          if (jb.sw == 1) {
+            const float* s = xr + iw0;
+            for (int i = lo; i < hi; ++i) dst[i] = s[i];
+          } else {
+            for (int i = lo; i < hi; ++i) dst[i] = xr[iw0 + i * jb.sw];
+          }
+          for (int i = hi; i < len; ++i) dst[i] = 0.0f;
+        }
+      }
+    }
+    r += len;
+  }
+}
+
+[[maybe_unused]] static void gather_rows(const cm::Job& jb, int r0, int nr, float* F) {
+  constexpr int P = Isa::PANEL;
+  for (int r = 0; r < P; ++r) {
+    if (r < nr) {
+      const float* src = jb.x + static_cast<size_t>(r0 + r) * jb.K;
+      for (int k = 0; k < jb.K; ++k) F[static_cast<size_t>(k) * P + r] = src[k];
+    } else {
+      for (int k = 0; k < jb.K; ++k) F[static_cast<size_t>(k) * P + r] = 0.0f;
+    }
+  }
+}
+
+// Pack already-quantized uint8 rows into A (exactness tests of the integer GEMM).
+[[maybe_unused]] static void pack_q8(const cm::Job& jb, int r0, int nr, int Kq, uint32_t* A) {
+  constexpr int P = Isa::PANEL, KG = Isa::KG, BITS = 32 / Isa::KG;
+  for (int kq = 0; kq < Kq; ++kq)
+    for (int r = 0; r < P; ++r) {
+      uint32_t lane = 0;
+      if (r < nr)
+        for (int t = 0; t < KG; ++t) {
+          const int k = kq * KG + t;
+          if (k < jb.K) lane |= static_cast<uint32_t>(jb.q8[static_cast<size_t>(r0 + r) * jb.K + k]) << (t * BITS);
+        }
+      A[static_cast<size_t>(kq) * P + r] = lane;
+    }
+}
+
+// Scalar reference of the contract's window quantization for one panel (portable path, and the
+// tail of SIMD paths).  Op by op in float32; the TU is compiled with -ffp-contract=off so the
+// multiply and add are never fused (an FMA would round once and change q).
+[[maybe_unused]] static void quantize_panel_scalar(const float* F, int K, int Kq, float L, uint32_t* A, float* mn_out,
+                                  float* rx_out, int r_begin) {
+  constexpr int P = Isa::PANEL, KG = Isa::KG, BITS = 32 / Isa::KG;
+  for (int r = r_begin; r < P; ++r) {
+    float mn = F[r], mx = F[r];
+    for (int k = 1; k < K; ++k) {
+      const float v = F[static_cast<size_t>(k) * P + r];
+      mn = v < mn ? v : mn;
+      mx = v > mx ? v : mx;
+    }
+    const bool live = mx > mn;
+    const float s = live ? L / (mx - mn) : 0.0f;
+    mn_out[r] = mn;
+    rx_out[r] = live ? (mx - mn) / L : 0.0f;
+    for (int kq = 0; kq < Kq; ++kq) {
+      uint32_t lane = 0;
+      if (live)
+        for (int t = 0; t < KG; ++t) {
+          const int k = kq * KG + t;
+          if (k >= K) break;
+          const float d = F[static_cast<size_t>(k) * P + r] - mn;
+          const float e = d * s;
+          float qf = std::floor(e + 0.5f);
+          qf = qf < 0.0f ? 0.0f : (qf > L ? L : qf);
+          lane |= static_cast<uint32_t>(qf) << (t * BITS);
+        }
+      A[static_cast<size_t>(kq) * P + r] = lane;
+    }
+  }
+}
+
+// float(acc) * (r_x * w_scale) + mn * w_sum + B, then ReLU, written straight to the output.
+[[maybe_unused]] static void epilogue(const cm::Job& jb, const int32_t* acc, int n, int g, int r0, int nr, int mbase, int nch,
+                     const float* mn, const float* rx) {
+  constexpr int P = Isa::PANEL;
+  const int M = jb.G * jb.Mg;
+  for (int j = 0; j < nch; ++j) {
+    const int m = g * jb.Mg + mbase + j;
+    const int32_t* a = acc + j * P;
+    if (jb.acc) {
+      for (int r = 0; r < nr; ++r) jb.acc[static_cast<size_t>(r0 + r) * M + m] = a[r];
+      continue;
+    }
+    const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
+    float y[P];
+    for (int r = 0; r < P; ++r) {
+      const float t = rx[r] * ws;
+      float v = static_cast<float>(a[r]) * t;
+      v = v + mn[r] * wsum;
+      v = v + b;
+      y[r] = jb.relu ? (v > 0.0f ? v : 0.0f) : v;
+    }
+    if (jb.src == cm::RowSource::kConv) {
+      float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.rows + r0;
+      for (int r = 0; r < nr; ++r) o[r] = y[r];
+    } else {
+      for (int r = 0; r < nr; ++r) jb.out[static_cast<size_t>(r0 + r) * M + m] = y[r];
+    }
+  }
+}
+
+[[maybe_unused]] static void run_tile_impl(const cm::Job& jb, const cm::PackedW& w, int n, int g, int r0, int nrows, int m0, int m1,
+                          unsigned char* scratch) {
+  constexpr int P = Isa::PANEL, NRC = Isa::NRC;
+  const int Kq = w.Kq;
+  const int panels = cm::ceil_div(nrows, P);
+  auto up = [](size_t v) { return (v + 63) / 64 * 64; };
+  float* F = reinterpret_cast<float*>(scratch);
+  uint32_t* A = reinterpret_cast<uint32_t*>(scratch + up(static_cast<size_t>(jb.K) * P * sizeof(float)));
+  float* MN = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(A) +
+                                       up(static_cast<size_t>(Kq) * P * panels * sizeof(uint32_t)));
+  float* RX = MN + static_cast<size_t>(panels) * P;
+  for (int pi = 0; pi < panels; ++pi) {
+    const int pr0 = r0 + pi * P;
+    const int pn = nrows - pi * P < P ? nrows - pi * P : P;
+    uint32_t* Ap = A + static_cast<size_t>(pi) * Kq * P;
+    if (jb.src == cm::RowSource::kQ8) {
+      pack_q8(jb, pr0, pn, Kq, Ap);
+      for (int r = 0; r < P; ++r) MN[pi * P + r] = RX[pi * P + r] = 0.0f;
+      continue;
+    }
+    if (jb.src == cm::RowSource::kConv)
+      gather_conv(jb, n, g, pr0, pn, F);
+    else
+      gather_rows(jb, pr0, pn, F);
+    Isa::quantize_panel(F, jb.K, Kq, jb.levels, Ap, MN + pi * P, RX + pi * P);
+  }
+  alignas(64) int32_t acc[NRC * P];
+  for (int mb = m0 / NRC; mb * NRC < m1; ++mb) {
+    const uint32_t* Wb = w.data + (static_cast<size_t>(g) * w.mblocks + mb) * Kq * NRC;
+    const int nch = (mb + 1) * NRC < m1 ? NRC : m1 - mb * NRC;
+    for (int pi = 0; pi < panels; ++pi) {
+      const int pn = nrows - pi * P < P ? nrows - pi * P : P;
+      Isa::kernel(A + static_cast<size_t>(pi) * Kq * P, Wb, Kq, acc);
+      epilogue(jb, acc, n, g, r0 + pi * P, pn, mb * NRC, nch, MN + pi * P, RX + pi * P);
+    }
+  }
+}
+
+// Wq (G*Mg, K) int8 -> lanes [g][mblock][kq][NRC], zero-padded in k and in channels.
+[[maybe_unused]] static void pack_weights_impl(const int8_t* wq, int G, int Mg, int K, uint32_t* out) {
+  constexpr int NRC = Isa::NRC, KG = Isa::KG, BITS = 32 / Isa::KG;
+  const int Kq = cm::ceil_div(K, KG), mblocks = cm::ceil_div(Mg, NRC);
+  const uint32_t mask = BITS == 32 ? 0xffffffffu : ((1u << BITS) - 1u);
+  for (int g = 0; g < G; ++g)
+    for (int mb = 0; mb < mblocks; ++mb)
+      for (int kq = 0; kq < Kq; ++kq)
+        for (int j = 0; j < NRC; ++j) {
+          const int m = mb * NRC + j;
+          uint32_t lane = 0;
+          if (m < Mg)
+            for (int t = 0; t < KG; ++t) {
+              const int k = kq * KG + t;
+              if (k < K) {
+                const int32_t v = wq[(static_cast<size_t>(g) * Mg + m) * K + k];
+                lane |= (static_cast<uint32_t>(v) & mask) << (t * BITS);
+              }
+            }
+          out[((static_cast<size_t>(g) * mblocks + mb) * Kq + kq) * NRC + j] = lane;
+        }
+}
+
+[[maybe_unused]] static void quantize_rows_impl(const float* x, int R, int K, float levels, uint8_t* q, float* mn, float* rx) {
+  constexpr int P = Isa::PANEL, KG = Isa::KG, BITS = 32 / Isa::KG;
+  const int Kq = cm::ceil_div(K, KG);
+  float* F = new float[static_cast<size_t>(K) * P];
+  uint32_t* A = new uint32_t[static_cast<size_t>(Kq) * P];
+  float MN[P], RX[P];
+  cm::Job jb{};
+  jb.x = x;
+  jb.K = K;
+  for (int r0 = 0; r0 < R; r0 += P) {
+    const int nr = R - r0 < P ? R - r0 : P;
+    gather_rows(jb, r0, nr, F);
+    Isa::quantize_panel(F, K, Kq, levels, A, MN, RX);
+    for (int r = 0; r < nr; ++r) {
+      mn[r0 + r] = MN[r];
+      rx[r0 + r] = RX[r];
+      for (int k = 0; k < K; ++k)
+        q[static_cast<size_t>(r0 + r) * K + k] =
+            static_cast<uint8_t>((A[static_cast<size_t>(k / KG) * P + r] >> ((k % KG) * BITS)) & 0xffu);
+    }
+  }
+  delete[] F;
+  delete[] A;
+}

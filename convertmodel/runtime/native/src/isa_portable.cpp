@@ -1,0 +1,38 @@
+// Portable C++ path: int16 pairs (KG = 2), scalar loops the compiler may auto-vectorize.
+#include <cmath>
+#include <cstring>
+
+#include "common.h"
+
+namespace cm_portable {
+
+struct Isa {
+  static constexpr int PANEL = 8, KG = 2, NRC = 4;
+  static void quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx);
+  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
+    int32_t c[NRC][PANEL] = {};
+    for (int kq = 0; kq < Kq; ++kq) {
+      const uint32_t* a = A + static_cast<size_t>(kq) * PANEL;
+      const uint32_t* w = W + static_cast<size_t>(kq) * NRC;
+      for (int j = 0; j < NRC; ++j) {
+        const int32_t w0 = static_cast<int16_t>(w[j] & 0xffffu), w1 = static_cast<int16_t>(w[j] >> 16);
+        for (int r = 0; r < PANEL; ++r)
+          c[j][r] += static_cast<int32_t>(a[r] & 0xffffu) * w0 + static_cast<int32_t>(a[r] >> 16) * w1;
+      }
+    }
+    std::memcpy(acc, c, sizeof(c));
+  }
+};
+
+#include "generic.h"
+
+void Isa::quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
+  quantize_panel_scalar(F, K, Kq, L, A, mn, rx, 0);
+}
+
+const cm::IsaOps kOps = {"portable", Isa::PANEL, Isa::KG, Isa::NRC, pack_weights_impl, run_tile_impl,
+                         quantize_rows_impl};
+
+}  // namespace cm_portable
+
+extern "C" const cm::IsaOps* cm_ops_portable() { return &cm_portable::kOps; }

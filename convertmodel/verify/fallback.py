@@ -1,0 +1,133 @@
+"""Accuracy-aware quantization: fall back the most harmful layers to fp32 until the drop fits the budget.
+
+1. Quantize everything, measure the drop on the data, with the per-layer report (per_layer.py).
+2. While the drop is over budget: keep one more layer fp32, the next worst by SQNR in that first
+   report, re-quantize and measure again (only the int8 side re-runs; fp32 outputs are cached).
+3. Stop when within budget, when every ranked layer is fp32, or after ``max_steps``.
+
+The best model found (smallest drop; among equal drops, fewest fp32 layers) is always returned,
+with every step's drop, weight bytes and int8 time, so the caller can save it and report what the
+fallback cost even when the budget cannot be met.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convertmodel.data.datasets import Dataset
+from convertmodel.data.preprocess import Preprocess
+from convertmodel.verify.runner import VerifyOptions, VerifyResult, run_verify
+
+
+def weight_bytes(graph: Any) -> int:
+    """Bytes of all constants of a graph (int8 weights, scales, fp32 tensors left unquantized)."""
+    return int(sum(np.asarray(a).nbytes for a in graph.constants.values()))
+
+
+def escape_glob(name: str) -> str:
+    """A layer name as an fnmatch pattern matching only itself (the quantize pass takes globs)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+@dataclass
+class FallbackStep:
+    fp32_layers: list[str]
+    fp32_value: float
+    int8_value: float
+    drop: float
+    relative_drop: float
+    weight_bytes: int
+    int8_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FallbackResult:
+    model: Any
+    result: VerifyResult
+    fp32_layers: list[str]
+    met: bool
+    steps: list[FallbackStep] = field(default_factory=list)
+    ranking: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        first, best = self.steps[0], next(s for s in self.steps if s.fp32_layers == self.fp32_layers)
+        return {
+            "budget_met": self.met,
+            "fp32_layers": self.fp32_layers,
+            "steps": [s.as_dict() for s in self.steps],
+            "size_cost_bytes": best.weight_bytes - first.weight_bytes,
+            "int8_time_cost_seconds": best.int8_seconds - first.int8_seconds,
+            "seconds": self.seconds,
+        }
+
+
+def accuracy_aware_quantize(
+    fp32: Any,
+    dataset: Dataset,
+    pre: Preprocess,
+    opts: VerifyOptions,
+    max_drop: float,
+    *,
+    relative: bool = False,
+    max_steps: int | None = None,
+    quantize_options: dict[str, Any] | None = None,
+    on_step: Callable[[FallbackStep], None] | None = None,
+) -> FallbackResult:
+    """Quantize ``fp32`` so its drop on ``dataset`` is within ``max_drop`` (pp, or % with ``relative``)."""
+    t0 = time.perf_counter()
+    qopts = dict(quantize_options or {})
+    base_exclude = _as_list(qopts.pop("exclude", ()))
+    cache: list[list[np.ndarray]] = []
+
+    def measure(fp32_layers: list[str], per_layer: bool) -> tuple[Any, VerifyResult, FallbackStep]:
+        model = fp32.quantize(exclude=base_exclude + [escape_glob(n) for n in fp32_layers], **qopts)
+        o = VerifyOptions(**{**opts.__dict__, "per_layer": per_layer})
+        res = run_verify(fp32, model, dataset, pre, o, fp32_cache=cache)
+        step = FallbackStep(
+            list(fp32_layers),
+            res.fp32_value,
+            res.int8_value,
+            res.drop,
+            res.relative_drop,
+            weight_bytes(model.graph),
+            res.timing["int8_seconds"],
+        )
+        if on_step:
+            on_step(step)
+        return model, res, step
+
+    def ok(step: FallbackStep) -> bool:
+        return (step.relative_drop if relative else step.drop) <= max_drop
+
+    model, res, step = measure([], per_layer=True)
+    ranking = res.per_layer
+    steps = [step]
+    best = (model, res, step)
+    order = [r["layer"] for r in ranking]
+    limit = len(order) if max_steps is None else min(max_steps, len(order))
+    k = 0
+    while not ok(best[2]) and k < limit:
+        k += 1
+        m, r, s = measure(order[:k], per_layer=False)
+        steps.append(s)
+        # Smaller drop wins; on a tie the earlier step (fewer fp32 layers) stays.
+        if s.drop < best[2].drop:
+            best = (m, r, s)
+    return FallbackResult(best[0], best[1], best[2].fp32_layers, ok(best[2]), steps, ranking, time.perf_counter() - t0)
+
+
+def _as_list(v: str | Iterable[str] | None) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [p for p in v.split(",") if p]
+    return [str(p) for p in v]

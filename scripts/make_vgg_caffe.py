@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Write VGG16 and VGG19 deploy .prototxt + .caffemodel files (exact topologies, random weights).
+
+No VGG caffemodel ships in any PyPI package, so the size and speed work builds them from the
+IR topologies in :mod:`convertmodel.zoo` through the Caffe writer:
+
+    python scripts/make_vgg_caffe.py OUT_DIR            # vgg16 and vgg19
+    python scripts/make_vgg_caffe.py OUT_DIR --depth 16
+
+Each model lands as ``OUT_DIR/vgg<depth>.caffemodel`` with ``OUT_DIR/vgg<depth>.prototxt`` beside it
+(the name the Caffe reader finds on its own). Layer names follow the Caffe model zoo deploy files
+(conv1_1 ... fc8, prob); the input is ``data`` (1, 3, 224, 224). Weights are He-scaled normal with
+a fixed seed, so the files are reproducible byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir", help="directory to write vgg16/vgg19 .caffemodel + .prototxt into")
+    ap.add_argument("--depth", type=int, choices=(16, 19), action="append", help="default: both")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    from convertmodel.readers.caffe.writer import write_caffe
+    from convertmodel.zoo import vgg
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    for depth in args.depth or (16, 19):
+        graph = vgg(depth, batch=1, seed=args.seed)
+        path = os.path.join(args.out_dir, f"vgg{depth}.caffemodel")
+        proto = write_caffe(graph, path)
+        print(f"{path} ({os.path.getsize(path) / 2**20:.1f} MiB), {proto}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
