@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out_dir", help="directory to write vgg16/vgg19 .caffemodel + .prototxt into")
     ap.add_argument("--depth", type=int, choices=(16, 19), action="append", help="default: both")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--image-size", type=int, default=224, help="input side (224 = the real models; smaller for tests)")
+    ap.add_argument("--num-classes", type=int, default=1000)
     args = ap.parse_args(argv)
 
     from convertmodel.readers.caffe.writer import write_caffe
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.makedirs(args.out_dir, exist_ok=True)
     for depth in args.depth or (16, 19):
-        graph = vgg(depth, batch=1, seed=args.seed)
+        graph = vgg(depth, batch=1, seed=args.seed, image_size=args.image_size, num_classes=args.num_classes)
         path = os.path.join(args.out_dir, f"vgg{depth}.caffemodel")
         proto = write_caffe(graph, path)
         print(f"{path} ({os.path.getsize(path) / 2**20:.1f} MiB), {proto}")

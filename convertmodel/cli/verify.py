@@ -169,8 +169,9 @@ def command(
     t0 = time.perf_counter()
     m = load_model(model, prototxt)
     if m.is_quantized:
-        ref_path: str | None = _reference_path(model, m, reference)
-        fp32, int8 = load_model(ref_path, prototxt), m
+        found = _reference_path(model, m, reference)
+        ref_path: str | None = found
+        fp32, int8 = load_model(found, prototxt), m
         t_quant = 0.0
     else:
         ref_path, fp32 = model, m

@@ -135,7 +135,7 @@ def _open_maybe_gzip(path: str) -> Any:
 def read_idx_header(path: str, f: Any | None = None) -> IdxHeader:
     """Parse an IDX header: magic 0x0000 + type byte + ndim byte, then ndim big-endian uint32 dims."""
     own = f is None
-    fh = _open_maybe_gzip(path) if own else f
+    fh: Any = _open_maybe_gzip(path) if f is None else f
     try:
         magic = fh.read(4)
         if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:

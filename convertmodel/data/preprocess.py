@@ -178,7 +178,7 @@ class Preprocess:
         if self.mean is not None:
             xf = xf - np.asarray(self.mean, dtype=np.float32)
         if self.std is not None:
-            xf = xf / np.asarray(self.std, dtype=np.float32)
+            xf = np.divide(xf, np.asarray(self.std, dtype=np.float32), dtype=np.float32)
         if self.layout == "NCHW":
             xf = xf.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(xf, dtype=np.float32)

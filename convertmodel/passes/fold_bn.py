@@ -1,5 +1,8 @@
 """Fold per-channel affine ops into the Conv/Gemm before them; drop no-op nodes.
 
+Folded: ``BatchNormalization``, ``ChannelAffine``, and ``Mul`` / ``Add`` by a per-channel or
+scalar constant (how ONNX exporters often spell BN and Caffe's Scale layer).
+
 ``BatchNormalization`` (inference) is ``y = x * f + (B - mean * f)`` with
 ``f = scale / sqrt(var + epsilon)``; ``ChannelAffine`` (domain ``"convertmodel"``) is
 ``y = x * scale + B``. Both act per channel on axis 1, which is the output-channel axis of a
@@ -19,9 +22,33 @@ from convertmodel.ir.graph import Graph, Node, prune, rename_values
 from convertmodel.ir.schema import CM_DOMAIN, resolve_attrs
 
 
-def _affine_of(g: Graph, n: Node) -> tuple[np.ndarray | None, np.ndarray | None] | None:
-    """(factor, shift) per channel of a foldable BN/ChannelAffine node, or None."""
+def _per_channel(shape: tuple[int, ...], rank: int) -> bool:
+    """True when a constant of ``shape`` broadcasts along axis 1 only of a rank-``rank`` value (or is a scalar)."""
+    if len(shape) > rank:
+        return False
+    if int(np.prod(shape)) == 1:
+        return True
+    full = (1,) * (rank - len(shape)) + tuple(shape)
+    return full[0] == 1 and all(d == 1 for d in full[2:])
+
+
+Affine = tuple[np.ndarray | None, np.ndarray | None, str]
+
+
+def _affine_of(g: Graph, n: Node) -> Affine | None:
+    """(factor, shift, data input) per channel of a foldable BN / ChannelAffine / Mul / Add node, or None."""
     c = g.constants
+    if n.op_type in ("Mul", "Add") and n.domain == "" and len(n.inputs) == 2:
+        # x * c or x + c with a per-channel (or scalar) constant c: ONNX exports of BN and Scale layers.
+        a, b = n.inputs
+        if (a in c) == (b in c):
+            return None
+        data, const = (b, c[a]) if a in c else (a, c[b])
+        t = g.type_of(data)
+        if t is None or t.rank is None or t.rank < 2 or not _per_channel(tuple(const.shape), t.rank):
+            return None
+        v = const.astype(np.float64).reshape(-1)
+        return (v, None, data) if n.op_type == "Mul" else (None, v, data)
     if n.op_type == "BatchNormalization" and n.domain == "":
         if any(o for o in n.outputs[1:]):
             return None  # training-style extra outputs are used
@@ -30,7 +57,7 @@ def _affine_of(g: Graph, n: Node) -> tuple[np.ndarray | None, np.ndarray | None]
         eps = float(resolve_attrs(n)["epsilon"])
         scale, b, mean, var = (c[i].astype(np.float64) for i in n.inputs[1:5])
         f = scale / np.sqrt(var + eps)
-        return f, b - mean * f
+        return f, b - mean * f, n.inputs[0]
     if n.op_type == "ChannelAffine" and n.domain == CM_DOMAIN:
         t = g.type_of(n.inputs[0])
         rank = t.rank if t is not None else None
@@ -42,22 +69,22 @@ def _affine_of(g: Graph, n: Node) -> tuple[np.ndarray | None, np.ndarray | None]
             return None
         fa = c[ins[1]].astype(np.float64) if ins[1] else None
         sa = c[ins[2]].astype(np.float64) if ins[2] else None
-        return fa, sa
+        return fa, sa, n.inputs[0]
     return None
 
 
-def _gemm_layout(g: Graph, n: Node) -> tuple[int, int] | None:
+def _gemm_layout(consts: dict[str, np.ndarray], n: Node) -> tuple[int, int] | None:
     """For a foldable Gemm: (axis of W holding output channels, M); else None."""
     a = resolve_attrs(n)
     if a.get("transA", 0):
         return None
-    w = g.constants.get(n.inputs[1])
+    w = consts.get(n.inputs[1])
     if w is None or w.ndim != 2:
         return None
     axis = 0 if a.get("transB", 0) else 1
     m = w.shape[axis]
     if len(n.inputs) > 2 and n.inputs[2]:
-        bias = g.constants.get(n.inputs[2])
+        bias = consts.get(n.inputs[2])
         if bias is None or bias.size not in (1, m) or (bias.ndim == 2 and bias.shape[0] != 1):
             return None
     return axis, m
@@ -76,7 +103,7 @@ def fold_bn(g: Graph) -> Graph:
         aff = _affine_of(g, n)
         if aff is None:
             continue
-        src = n.inputs[0]
+        src = aff[2]
         p = producers.get(src)
         if p is None or src in outputs or len(consumers.get(src, [])) != 1:
             continue
@@ -87,13 +114,15 @@ def fold_bn(g: Graph) -> Graph:
         if p.op_type == "Conv":
             axis, m = 0, w.shape[0]
         else:
-            lay = _gemm_layout(g, p)
+            lay = _gemm_layout(consts, p)
             if lay is None:
                 continue
             axis, m = lay
-        f, shift = aff
-        if (f is not None and f.size != m) or (shift is not None and shift.size != m):
+        f, shift, _ = aff
+        if (f is not None and f.size not in (1, m)) or (shift is not None and shift.size not in (1, m)):
             continue
+        f = None if f is None else np.broadcast_to(f, (m,))
+        shift = None if shift is None else np.broadcast_to(shift, (m,))
         has_b = len(p.inputs) > 2 and bool(p.inputs[2])
         b = consts[p.inputs[2]].astype(np.float64).reshape(-1) if has_b else np.zeros(m)
         if p.op_type == "Gemm":

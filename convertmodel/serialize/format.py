@@ -21,8 +21,8 @@ MINOR = 0
 LITTLE_ENDIAN = 1
 #: Every tensor offset and ``data_start`` are multiples of this.
 ALIGNMENT = 64
-#: Cap on ``header_len``: see docs/format.md "Why the header length is capped at 64 MiB".
-MAX_HEADER_LEN = 64 * 1024 * 1024
+#: Cap on ``header_len``: see docs/format.md "Why the header length is capped at 16 MiB".
+MAX_HEADER_LEN = 16 * 1024 * 1024
 #: Rank limit of shapes (numpy 2 allows 64; no CNN tensor comes close).
 MAX_RANK = 32
 #: Integers in the header: 0 <= x < 2**63 (sizes) or -2**63 <= x < 2**63 (int attributes).

@@ -171,11 +171,11 @@ def read_q8(path: str, *, verify_crc: bool = False) -> Graph:
     ]
     constants = {name: arrays[name] for name in d.constants}
     g = Graph(d.name, tuple(d.inputs), tuple(d.outputs), tuple(nodes), constants, metadata=d.metadata)
-    from convertmodel.ir.checker import check_graph
-
+    # replace() = toposort (linear: order was checked) + type inference, which resolves every node's
+    # schema and attributes. With the header checks (unique definitions, defined before use, unique
+    # node names) that is everything check_graph verifies, so it is not run a second time here.
     try:
-        g = g.replace()  # toposort (linear: nodes are already ordered) + type inference
-        check_graph(g)
+        g = g.replace()
     except InvalidModelError as e:
         raise FormatError(path, f"the graph stored in the file is invalid: {e}", PREAMBLE_SIZE) from e
     return g

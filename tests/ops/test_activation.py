@@ -119,9 +119,15 @@ def test_prelu_one_dim_slope_is_per_channel(rng: np.random.Generator) -> None:
     assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_prelu_rejects_a_slope_that_fits_nowhere() -> None:
+@pytest.mark.parametrize("slope_shape", [(7,), (2, 1, 3, 4, 5), (2, 3, 4, 5)])
+def test_prelu_rejects_a_slope_that_fits_nowhere(slope_shape: tuple[int, ...]) -> None:
     with pytest.raises(InvalidModelError, match=r"PRelu 'node'.*slope shape"):
-        infer_node("PRelu", {"x": (2, 3, 4, 5), "slope": np.ones(7, np.float32)})
+        infer_node("PRelu", {"x": (2, 3, 1, 5), "slope": np.ones(slope_shape, np.float32)})
+
+
+def test_prelu_keeps_symbolic_input_shape() -> None:
+    (t,) = infer_node("PRelu", {"x": ("N", 3, None, None), "slope": np.ones((3, 1, 1), np.float32)})
+    assert t.shape == ("N", 3, None, None)
 
 
 @pytest.mark.parametrize(

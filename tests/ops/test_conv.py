@@ -117,6 +117,13 @@ def test_conv_transpose_matches_onnxruntime(case: tuple[Any, ...], rng: np.rando
         ("Conv", ("N", 3, "H", "W"), (8, 3, 3, 3), dict(strides=[2, 1], pads=[1, 1, 1, 1]), ("N", 8, None, "W")),
         ("ConvTranspose", ("N", 3, "H", 5), (3, 2, 3, 3), {}, ("N", 2, None, 7)),
         ("Conv", ("N", 3, "H", 9), (8, 3, 3, 3), dict(auto_pad="SAME_LOWER"), ("N", 8, "H", 9)),
+        (
+            "ConvTranspose",
+            ("N", 3, "H", 5),
+            (3, 2, 3, 3),
+            dict(auto_pad="SAME_UPPER", strides=[1, 2]),
+            ("N", 2, "H", 10),
+        ),
         ("Conv", ("N", 3, "H", 9), (8, 3, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2]), ("N", 8, None, 5)),
         ("Conv", ("N", 4, 30), (8, 2, 5), dict(group=2), ("N", 8, 26)),
         ("ConvTranspose", ("N", 3, 7, 7), (3, 5, 4, 4), dict(strides=[2, 2], pads=[1, 1, 1, 1]), ("N", 5, 14, 14)),
@@ -181,3 +188,19 @@ def test_conv_with_symbolic_batch_runs_any_batch(rng: np.random.Generator) -> No
         xv = rng.standard_normal((batch, 3, 9, 9), dtype=np.float32)
         (expected,) = run_onnx_node("Conv", {"x": xv, "w": w}, ["w"], strides=[2, 2], pads=[1, 1, 1, 1])
         assert_close(ex.run({"x": xv})[y], expected)
+
+
+def test_conv_batch_split_path_matches_onnxruntime(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large batches are convolved one sample at a time; force that path on a small input."""
+    import convertmodel.runtime.kernels.ref.conv as conv_kernels
+
+    monkeypatch.setattr(conv_kernels, "_MAX_COLS_BYTES", 0)
+    inputs = {
+        "x": rng.standard_normal((3, 4, 9, 8), dtype=np.float32),
+        "w": rng.standard_normal((6, 2, 3, 3), dtype=np.float32),
+        "b": rng.standard_normal(6, dtype=np.float32),
+    }
+    attrs: dict[str, Any] = dict(group=2, strides=[2, 1], pads=[1, 0, 0, 1])
+    (expected,) = run_onnx_node("Conv", inputs, ["w", "b"], **attrs)
+    (got,) = run_and_infer("Conv", inputs, ["w", "b"], **attrs)[0]
+    assert_close(got, expected)

@@ -115,6 +115,31 @@ def test_fold_bn_keeps_numerics(rng: np.random.Generator) -> None:
     assert_close(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()), what="folded vs unfolded")
 
 
+def test_fold_mul_add_constants(rng: np.random.Generator) -> None:
+    b = GraphBuilder("muladd")
+    x = b.add_input("x", "float32", (2, 3, 6, 6))
+    w = b.add_const("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    (y,) = b.add_node("Conv", [x, w], name="conv", kernel_shape=[3, 3])
+    (y,) = b.add_node("Mul", [b.add_const("m", rng.uniform(0.5, 2, (1, 4, 1, 1)).astype(np.float32)), y], name="mul")
+    (y,) = b.add_node("Add", [y, b.add_const("a", rng.standard_normal((4, 1, 1)).astype(np.float32))], name="add")
+    # a (4,)-shaped constant broadcasts along the last axis (W = 4), not per channel: must stay
+    (y,) = b.add_node("Mul", [y, b.add_const("lastaxis", rng.uniform(0.5, 2, 4).astype(np.float32))], name="mul_w")
+    (y,) = b.add_node("Flatten", [y], name="flat", axis=1)
+    gw = b.add_const("gw", rng.standard_normal((5, 64)).astype(np.float32))
+    (y,) = b.add_node("Gemm", [y, gw], name="fc", transB=1)
+    (y,) = b.add_node("Mul", [y, b.add_const("s", np.array(0.5, np.float32))], name="scale_all")
+    (y,) = b.add_node("Add", [y, b.add_const("fb", rng.standard_normal((1, 5)).astype(np.float32))], name="bias")
+    b.mark_output(y)
+    g = b.build()
+    f = fold_bn(g)
+    check_graph(f)
+    assert f.op_counts() == {"Conv": 1, "Mul": 1, "Flatten": 1, "Gemm": 1}
+    assert f.node("mul_w").op_type == "Mul"
+    xv = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    a, c = _run(g, xv), _run(f, xv)
+    assert_close(c, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()), what="Mul/Add folded")
+
+
 def test_fold_bn_skips_shared_intermediate(rng: np.random.Generator) -> None:
     b = GraphBuilder("shared")
     x = b.add_input("x", "float32", (1, 2, 5, 5))

@@ -299,6 +299,21 @@ def test_value_info_types_stay_exact(tmp_path):
     assert h.outputs == (ValueInfo("relu1", TensorType("float32", ("N", 2, 5, 5))),)
 
 
+def test_load_and_save_through_the_public_api(tmp_path):
+    """convertmodel.load sniffs the CMQ8 magic (even without the extension); Model.save writes .q8."""
+    import shutil
+
+    import convertmodel.model
+
+    p = str(tmp_path / "model.bin")
+    shutil.copy(GOLDEN, p)
+    m = convertmodel.model.load(p)
+    assert_graph_equal(tiny_conv_graph(), m.graph)
+    out = str(tmp_path / "again.q8")
+    m.save(out)
+    assert open(out, "rb").read() == open(GOLDEN, "rb").read()
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--regenerate"]:
         regenerate()

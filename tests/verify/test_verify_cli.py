@@ -80,9 +80,9 @@ def test_verify_passes_and_reports(lenet, tmp_path, capsys):
 
 
 def test_verify_gate_fails_with_exit_6(lenet, tmp_path, capsys):
-    # A genuinely damaged int8 model: 2-level input windows destroy the activations.
+    # A genuinely damaged int8 model: 1-level (binary) input windows destroy the activations.
     bad = tmp_path / "bad.q8"
-    convertmodel.load(lenet).quantize(input_levels=2).save(str(bad))
+    convertmodel.load(lenet).quantize(input_levels=1).save(str(bad))
     rep_path = tmp_path / "r.json"
     code, out, err = run_cli(
         [
@@ -110,7 +110,7 @@ def test_verify_gate_fails_with_exit_6(lenet, tmp_path, capsys):
 
 def test_relative_gate_and_json_stdout(lenet, tmp_path, capsys):
     bad = tmp_path / "bad.q8"
-    convertmodel.load(lenet).quantize(input_levels=2).save(str(bad))
+    convertmodel.load(lenet).quantize(input_levels=1).save(str(bad))
     code, out, _ = run_cli(
         [
             "--json",

@@ -89,17 +89,18 @@ def _prelu(ctx: InferContext) -> list[TensorType]:
     """
     x = ctx.input_type(0)
     s = ctx.input_type(1).shape
-    if x.shape is None or s is None:
-        return same_as(x)
-    if prelu_per_channel(x.shape, s):
+    if x.shape is None or s is None or prelu_per_channel(x.shape, s):
         return same_as(x)
     try:
         out = broadcast_shapes(x.shape, s)
     except InvalidModelError as e:
         raise ctx.fail(f"slope shape {list(s)} does not broadcast to input shape {list(x.shape)}") from e
-    if len(out) != len(x.shape):
-        raise ctx.fail(f"slope shape {list(s)} has a higher rank than input shape {list(x.shape)}")
-    return [TensorType(x.dtype, out)]
+    if len(out) != len(x.shape) or any(
+        isinstance(o, int) and isinstance(d, int) and o != d for o, d in zip(out, x.shape, strict=True)
+    ):
+        raise ctx.fail(f"slope shape {list(s)} does not broadcast one-way to input shape {list(x.shape)}")
+    # Unidirectional broadcasting: the output always has X's shape, whichever reading of the slope applies.
+    return same_as(x)
 
 
 def prelu_per_channel(x_shape: tuple, slope_shape: tuple) -> bool:

@@ -71,6 +71,7 @@ def _conv(ctx: InferContext) -> list[TensorType]:
     out = floor((size + pad_begin + pad_end - dilation * (k - 1) - 1) / stride) + 1.
     """
     x, w = ctx.shape(0), ctx.shape(1)
+    _, strides, _ = _window_attrs(ctx)  # ranks and attribute values first
     g = ctx.attrs["group"]
     if isinstance(x[1], int) and isinstance(w[1], int) and x[1] != w[1] * g:
         raise ctx.fail(f"input has {x[1]} channels but W expects {w[1]} x group {g}")
@@ -83,7 +84,6 @@ def _conv(ctx: InferContext) -> list[TensorType]:
     out: list[Dim]
     if ctx.attrs["auto_pad"] in ("SAME_UPPER", "SAME_LOWER") and not all(isinstance(d, int) for d in x[2:]):
         # Symbolic spatial dims: the pads are unknown until run time, but the output size is not.
-        _, strides, _ = _window_attrs(ctx)
         out = [same_out_dim(d, s) for d, s in zip(x[2:], strides, strict=True)]
     else:
         kernel, strides, dil, pads = conv_geometry(ctx)
@@ -171,5 +171,14 @@ def _conv_transpose(ctx: InferContext) -> list[TensorType]:
         if len(b) != 1 or (isinstance(b[0], int) and c_out is not None and b[0] != c_out):
             raise ctx.fail(f"B must have shape ({c_out},), got {list(b)}")
     where = f"{ctx.node.op_type} {ctx.node.name!r}"
-    _, _, out = conv_transpose_geometry(dict(ctx.attrs), x[2:], kernel, where)
+    out: tuple[Dim, ...]
+    symbolic = not all(isinstance(d, int) for d in x[2:])
+    if symbolic and not ctx.attrs["output_shape"] and ctx.attrs["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
+        # out = in * stride (ONNX); pads are resolved at run time from the real sizes.
+        _, strides, _ = _window_attrs(ctx)
+        out = tuple(
+            d * s if isinstance(d, int) else (d if s == 1 else None) for d, s in zip(x[2:], strides, strict=True)
+        )
+    else:
+        _, _, out = conv_transpose_geometry(dict(ctx.attrs), x[2:], kernel, where)
     return [TensorType(ctx.input_type(0).dtype, (x[0], c_out, *out))]

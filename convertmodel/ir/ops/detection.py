@@ -125,7 +125,8 @@ def _detection_output(ctx: InferContext) -> list[TensorType]:
     """SSD's box decoding + per-class NMS + keep_top_k; output (1, 1, K, 7) like Caffe and OpenCV.
 
     Inputs: ``loc`` (N, P*L*4) box offsets with L = 1 if share_location else num_classes; ``conf``
-    (N, P*num_classes) class scores (already softmaxed); ``priors`` (1, 2, P*4) from PriorBox. Each
+    (N, P*num_classes) class scores (already softmaxed); ``priors`` (1, 2, P*4) from PriorBox (boxes,
+    then variances; with variance_encoded_in_target the variances are unused and may be absent: (1, 1, P*4)). Each
     row is [image_id, label, score, xmin, ymin, xmax, ymax] (normalized coordinates, not clipped),
     grouped per image, by label ascending, by score descending within a label. NMS is Caffe's
     ApplyNMSFast: candidates with score > confidence_threshold, stable-sorted by score, cut to top_k,
@@ -138,8 +139,9 @@ def _detection_output(ctx: InferContext) -> list[TensorType]:
         raise ctx.fail(f"code_type must be one of {', '.join(CODE_TYPES)}, got {ctx.attrs['code_type']!r}")
     if ctx.attrs["num_classes"] < 1:
         raise ctx.fail(f"num_classes must be >= 1, got {ctx.attrs['num_classes']}")
-    if len(pri) != 3 or pri[1] != 2:
-        raise ctx.fail(f"priors must be (1, 2, P*4), got {list(pri)}")
+    channels = (1, 2) if ctx.attrs["variance_encoded_in_target"] else (2,)
+    if len(pri) != 3 or pri[1] not in channels:
+        raise ctx.fail(f"priors must be (1, {' or '.join(map(str, channels))}, P*4), got {list(pri)}")
     for what, s in (("loc", loc), ("conf", conf)):
         if len(s) < 2:
             raise ctx.fail(f"{what} must be (N, ...), got {list(s)}")

@@ -34,6 +34,7 @@ def input_len(ctx: InferContext, i: int) -> int | None:
 
 
 def unknown_type(dtype: str, rank: int | None) -> list[TensorType]:
+    """One output type with unknown dims (or unknown rank when ``rank`` is None)."""
     return [TensorType(dtype, None if rank is None else (None,) * rank)]
 
 
@@ -273,12 +274,10 @@ def _slice(ctx: InferContext) -> list[TensorType]:
         axes = list(range(n))
     axes = normalize_axes(axes, r, ctx)
     dims = list(t.shape)
-    known = starts is not None and ends is not None and (steps is not None or not ctx.has_input(4))
-    if not known:
+    if starts is None or ends is None or (steps is None and ctx.has_input(4)):
         for a in axes:
             dims[a] = None
         return [TensorType(t.dtype, tuple(dims))]
-    assert starts is not None and ends is not None  # for mypy; `known` checked it
     steps = steps or [1] * len(axes)
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise ctx.fail(f"starts {starts}, ends {ends}, axes {axes}, steps {steps} differ in length")

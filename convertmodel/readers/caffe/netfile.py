@@ -75,16 +75,26 @@ def parse_prototxt(path: str) -> Any:
         return net
     except text_format.ParseError as e:
         if "no field named" not in str(e):
-            raise FormatError(path, f"prototxt syntax error: {e}") from None
+            raise FormatError(path, _syntax_message(e)) from None
         first = str(e)
     # Fields of training-only messages this schema leaves out: skip them, but say so.
     net = caffe_pb2.NetParameter()
     try:
         text_format.Merge(text, net, allow_unknown_field=True)
     except text_format.ParseError as e:
-        raise FormatError(path, f"prototxt syntax error: {e}") from None
+        raise FormatError(path, _syntax_message(e)) from None
     warnings.warn(f"{path}: ignored fields unknown to convertmodel's caffe.proto (first: {first})", stacklevel=3)
     return net
+
+
+def _syntax_message(e: text_format.ParseError) -> str:
+    line, col = e.GetLine(), e.GetColumn()
+    text = str(e)
+    prefix = f"{line}:{col} : "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    where = f" at line {line}, column {col}" if line is not None else ""
+    return f"prototxt syntax error{where}: {text}"
 
 
 def parse_caffemodel(path: str) -> Any:

@@ -1,1 +1,150 @@
-"""Native (C++) kernels with run-time ISA dispatch; empty until the extension is built."""
+"""Native (C++) int8 kernels for QConv / QGemm with run-time ISA dispatch.
+
+The extension ``_native`` is built by setup.py when a C++17 compiler is present (it is optional:
+without it this module registers nothing and the numpy reference kernels run). Each ISA path
+(``avx512vnni``, ``avxvnni``, ``avx2``, ``portable``) is its own translation unit compiled with its
+own flags; the best one the CPU supports is picked from cpuid at run time, and the environment
+variable ``CONVERTMODEL_ISA`` forces one (asking for a path the CPU lacks raises :class:`IsaError`).
+
+The kernels implement the int8 op contract (docs/quantization.md) with the integer accumulators
+equal to ``q @ Wq.T`` bit for bit on every path; one fused pass per tile does im2col, per-window
+min/max, quantization and packing; weights are packed once per executor into ``ctx.cache``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from convertmodel.errors import EXIT_USAGE, ConvertModelError
+from convertmodel.ir.schema import CM_DOMAIN
+from convertmodel.runtime.registry import KernelContext, kernel
+
+try:
+    from convertmodel.runtime.native import _native as _ext  # type: ignore[attr-defined]
+except ImportError:  # not built (no compiler, or a non-editable install without the extension)
+    _ext = None
+
+#: Environment variable that forces an ISA path (auto = the best the CPU supports).
+ISA_ENV = "CONVERTMODEL_ISA"
+#: All ISA paths, best first.
+ALL_ISAS = ("avx512vnni", "avxvnni", "avx2", "portable")
+
+
+class IsaError(ConvertModelError, ValueError):
+    """An ISA path was requested that this build or this CPU does not have."""
+
+    exit_code = EXIT_USAGE
+
+
+def available() -> bool:
+    """Whether the native extension is built and importable."""
+    return _ext is not None
+
+
+def _need() -> Any:
+    if _ext is None:
+        raise IsaError("convertmodel native extension is not built (reinstall with a C++17 compiler: pip install -e .)")
+    return _ext
+
+
+def isa(name: str | None = None) -> str:
+    """The ISA path the kernels use: ``name``, else ``$CONVERTMODEL_ISA``, else the best the CPU supports."""
+    ext = _need()
+    try:
+        return str(ext.isa(name or ""))
+    except ValueError as e:
+        raise IsaError(str(e)) from None
+
+
+def compiled_isas() -> list[str]:
+    """ISA paths compiled into the extension (best first); empty when it is not built."""
+    return list(_ext.compiled_isas()) if _ext is not None else []
+
+
+def available_isas() -> list[str]:
+    """Compiled ISA paths this CPU can execute (best first)."""
+    return list(_ext.available_isas()) if _ext is not None else []
+
+
+def accumulate(q: np.ndarray, wq: np.ndarray, isa_name: str | None = None, threads: int = 1) -> np.ndarray:
+    """Integer accumulators ``q (R, K) uint8 @ wq (M, K).T int8`` as int32 (R, M) through an ISA's GEMM."""
+    ext = _need()
+    try:
+        return np.asarray(ext.accumulate(np.asarray(q, np.uint8), np.asarray(wq, np.int8), isa_name or "", threads))
+    except ValueError as e:
+        raise IsaError(str(e)) from None
+
+
+def quantize_rows(x: np.ndarray, levels: int, isa_name: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window-quantize each row of ``x`` (R, K) with an ISA's code: ``(q uint8, mn, r_x)``."""
+    ext = _need()
+    try:
+        q, mn, rx = ext.quantize_rows(np.asarray(x, np.float32), float(levels), isa_name or "")
+    except ValueError as e:
+        raise IsaError(str(e)) from None
+    return np.asarray(q), np.asarray(mn), np.asarray(rx)
+
+
+def _packed(ctx: KernelContext, wq: np.ndarray, group: int, params: tuple[np.ndarray, ...]) -> tuple[Any, ...]:
+    """Weights packed for the current ISA, cached per node (re-packed if the ISA or the weight changes)."""
+    name = isa()
+    key = (name, id(wq), wq.shape, group)
+    hit = ctx.cache.get("native")
+    if hit is None or hit[0] != key:
+        w2 = np.ascontiguousarray(wq, dtype=np.int8).reshape(wq.shape[0], -1)
+        packed = _ext.pack_weights(w2, group, name)
+        f32 = tuple(None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1) for p in params)
+        hit = ctx.cache["native"] = (key, packed, *f32)
+    return hit[1:]
+
+
+def _ref(op_type: str) -> Any:
+    from convertmodel.runtime.kernels.ref import quantized
+
+    return quantized.qconv if op_type == "QConv" else quantized.qgemm
+
+
+if _ext is not None:
+
+    @kernel("QConv", domain=CM_DOMAIN, backend="native")
+    def qconv(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray,
+              b: np.ndarray | None = None) -> np.ndarray:
+        """QConv on the native path (2-D convolutions; other ranks use the numpy reference)."""
+        if x.ndim != 4 or wq.ndim != 4:
+            return _ref("QConv")(ctx, x, wq, w_scale, w_sum, b)
+        from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
+
+        geo = ctx.cache.get("native_geo")
+        if geo is None or ctx.cache.get("native_xshape") != x.shape[1:]:
+            geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, wq.shape)
+            ctx.cache["native_geo"], ctx.cache["native_xshape"] = geo, x.shape[1:]
+        packed, ws, wsum, bias = _packed(ctx, wq, geo.group, (w_scale, w_sum, b))
+        pads = geo.pads
+        return _ext.qconv(
+            np.ascontiguousarray(x, dtype=np.float32), packed, ws, wsum, bias, list(geo.kernel), list(geo.strides),
+            [pads[0], pads[1], pads[2], pads[3]], list(geo.dilations), float(ctx.attrs["input_levels"]),
+            ctx.attrs["activation"] == "Relu", ctx.threads,
+        )
+
+    @kernel("QGemm", domain=CM_DOMAIN, backend="native")
+    def qgemm(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray,
+              b: np.ndarray | None = None) -> np.ndarray:
+        """QGemm on the native path: one window per row of X (..., K)."""
+        packed, ws, wsum, bias = _packed(ctx, wq, 1, (w_scale, w_sum, b))
+        lead, k = x.shape[:-1], x.shape[-1]
+        y = _ext.qgemm(
+            np.ascontiguousarray(x, dtype=np.float32).reshape(-1, k), packed, ws, wsum, bias,
+            float(ctx.attrs["input_levels"]), ctx.attrs["activation"] == "Relu", ctx.threads,
+        )
+        return np.asarray(y).reshape(*lead, wq.shape[0])
+
+
+def cpu_threads() -> int:
+    """Threads the runtime uses for ``threads=0``: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -139,15 +139,19 @@ def erf_approx(x: np.ndarray) -> np.ndarray:
     ax = np.abs(x)
     t = 1.0 / (1.0 + _AS_P * ax)
     poly = t * (_AS_A[0] + t * (_AS_A[1] + t * (_AS_A[2] + t * (_AS_A[3] + t * _AS_A[4]))))
-    big = np.sign(x) * (1.0 - poly * np.exp(-ax * ax))
-    # Series: erf(x) = 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1)); 12 terms reach 1e-16 for |x| < 0.5.
-    x2 = x * x
-    term = x.copy()
-    small = x.copy()
-    for n in range(1, 12):
-        term = term * (-x2) / n
-        small = small + term / (2 * n + 1)
-    return np.where(ax < 0.5, _TWO_OVER_SQRT_PI * small, big)
+    out = np.sign(x) * (1.0 - poly * np.exp(-ax * ax))
+    near0 = ax < 0.5
+    if near0.any():
+        # Series: erf(x) = 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1)); 12 terms reach 1e-16 for |x| < 0.5.
+        xs = x[near0]
+        x2 = xs * xs
+        term = xs.copy()
+        acc = xs.copy()
+        for n in range(1, 12):
+            term *= -x2 / n
+            acc += term / (2 * n + 1)
+        out[near0] = _TWO_OVER_SQRT_PI * acc
+    return out
 
 
 @kernel("Erf")

@@ -11,6 +11,9 @@ from convertmodel.ir.ops.conv import conv_transpose_geometry
 from convertmodel.runtime.kernels.ref.im2col import ConvGeometry, im2col_kp
 from convertmodel.runtime.registry import KernelContext, kernel
 
+#: Above this size of the im2col patch matrix a batch is convolved one sample at a time.
+_MAX_COLS_BYTES = 256 << 20
+
 
 def conv_fp32(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
     """Conv of x (N, C, *spatial) with w (M, C/group, *k): im2col in column layout + one BLAS matmul per group."""
@@ -19,6 +22,15 @@ def conv_fp32(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeome
     G = geo.group
     if C // G == 1 and G > 1:
         return _depthwise(x, w, b, geo)
+    if N > 1:
+        out_sp = geo.out_spatial(x.shape[2:])
+        cols_bytes = N * C * int(np.prod(geo.kernel)) * int(np.prod(out_sp)) * x.dtype.itemsize
+        if cols_bytes > _MAX_COLS_BYTES:
+            # One sample at a time keeps the patch matrix near one image's size (VGG conv1_2: 115 MB per image).
+            y = np.empty((N, M, *out_sp), dtype=np.result_type(x.dtype, w.dtype))
+            for i in range(N):
+                y[i] = conv_fp32(x[i : i + 1], w, b, geo)[0]
+            return y
     cols, out_sp = im2col_kp(x, geo)  # (N, G, K, P)
     wg = w.reshape(G, M // G, -1).astype(cols.dtype, copy=False)  # (G, Mg, K)
     if G == 1:

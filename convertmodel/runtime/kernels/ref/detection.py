@@ -154,12 +154,13 @@ def detection_output(ctx: KernelContext, loc: np.ndarray, conf: np.ndarray, prio
     n_priors = priors.shape[2] // 4
     n_loc = 1 if a["share_location"] else nc
     pri = priors[0, 0].reshape(n_priors, 4).astype(F32)
-    var = priors[0, 1].reshape(n_priors, 4).astype(F32)
+    encoded = bool(a["variance_encoded_in_target"])
+    var = np.ones((n_priors, 4), F32) if encoded else priors[0, 1].reshape(n_priors, 4).astype(F32)
     locs = loc.reshape(n, n_priors, n_loc, 4).astype(F32)
     confs = conf.reshape(n, n_priors, nc).astype(F32)
     rows: list[list[float]] = []
     for i in range(n):
-        decoded = [decode_boxes(locs[i, :, c], pri, var, a["code_type"], bool(a["variance_encoded_in_target"]))
+        decoded = [decode_boxes(locs[i, :, c], pri, var, a["code_type"], encoded)
                    for c in range(n_loc)]
         picked: dict[int, list[int]] = {}
         for c in range(nc):

@@ -46,7 +46,7 @@ struct Job {
 // each 32-bit lane holding kg consecutive k of one channel (int16 pairs or int8 quads).
 struct PackedW {
   const uint32_t* data;  // G * Mblocks * Kq * nrc lanes
-  int G, Mg, K, Kq;      // Kq = ceil(K / kg)
+  int G, Mg, K, Kq;      // Kq = k_lanes(ops, K)
   int mblocks;           // ceil(Mg / nrc)
 };
 
@@ -55,8 +55,9 @@ struct IsaOps {
   int panel;  // rows per panel (vector lanes x vectors of the micro-kernel)
   int kg;     // k values per 32-bit lane
   int nrc;    // channels per micro-kernel block
+  int kq_align;  // the number of k groups is padded (zero lanes) to a multiple of this
   // Pack Wq (G*Mg, K) int8 into `out` (size: packed_lanes(G, Mg, K) uint32).
-  void (*pack_weights)(const int8_t* wq, int G, int Mg, int K, uint32_t* out);
+  void (*pack_weights)(const int8_t* wq, int G, int Mg, int K, int Kq, uint32_t* out);
   // Process rows [r0, r0 + nrows) of sample n, group g, channels [m0, m1) of the group.
   // `scratch` holds scratch_bytes(job, nrows) bytes, 64-byte aligned.
   void (*run_tile)(const Job& job, const PackedW& w, int n, int g, int r0, int nrows, int m0, int m1,
@@ -67,8 +68,11 @@ struct IsaOps {
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+// Number of 32-bit k-group lanes per row / channel: ceil(K / kg), padded to kq_align.
+inline int k_lanes(const IsaOps& ops, int K) { return ceil_div(ceil_div(K, ops.kg), ops.kq_align) * ops.kq_align; }
+
 inline size_t packed_lanes(const IsaOps& ops, int G, int Mg, int K) {
-  return static_cast<size_t>(G) * ceil_div(Mg, ops.nrc) * ceil_div(K, ops.kg) * ops.nrc;
+  return static_cast<size_t>(G) * ceil_div(Mg, ops.nrc) * k_lanes(ops, K) * ops.nrc;
 }
 
 // Bytes of scratch one work item of `nrows` rows needs: a float window buffer for one panel
@@ -76,7 +80,7 @@ inline size_t packed_lanes(const IsaOps& ops, int G, int Mg, int K) {
 inline size_t scratch_bytes(const IsaOps& ops, int K, int nrows) {
   size_t panels = static_cast<size_t>(ceil_div(nrows, ops.panel));
   size_t f = static_cast<size_t>(K) * ops.panel * sizeof(float);
-  size_t a = static_cast<size_t>(ceil_div(K, ops.kg)) * ops.panel * panels * sizeof(uint32_t);
+  size_t a = static_cast<size_t>(k_lanes(ops, K)) * ops.panel * panels * sizeof(uint32_t);
   size_t s = 2 * panels * ops.panel * sizeof(float);
   auto up = [](size_t v) { return (v + 63) / 64 * 64; };
   return up(f) + up(a) + up(s) + 64;

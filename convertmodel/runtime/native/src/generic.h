@@ -184,9 +184,9 @@
 }
 
 // Wq (G*Mg, K) int8 -> lanes [g][mblock][kq][NRC], zero-padded in k and in channels.
-[[maybe_unused]] static void pack_weights_impl(const int8_t* wq, int G, int Mg, int K, uint32_t* out) {
+[[maybe_unused]] static void pack_weights_impl(const int8_t* wq, int G, int Mg, int K, int Kq, uint32_t* out) {
   constexpr int NRC = Isa::NRC, KG = Isa::KG, BITS = 32 / Isa::KG;
-  const int Kq = cm::ceil_div(K, KG), mblocks = cm::ceil_div(Mg, NRC);
+  const int mblocks = cm::ceil_div(Mg, NRC);
   const uint32_t mask = BITS == 32 ? 0xffffffffu : ((1u << BITS) - 1u);
   for (int g = 0; g < G; ++g)
     for (int mb = 0; mb < mblocks; ++mb)
@@ -208,7 +208,7 @@
 
 [[maybe_unused]] static void quantize_rows_impl(const float* x, int R, int K, float levels, uint8_t* q, float* mn, float* rx) {
   constexpr int P = Isa::PANEL, KG = Isa::KG, BITS = 32 / Isa::KG;
-  const int Kq = cm::ceil_div(K, KG);
+  const int Kq = cm::ceil_div(cm::ceil_div(K, KG), Isa::KQ_ALIGN) * Isa::KQ_ALIGN;
   float* F = new float[static_cast<size_t>(K) * P];
   uint32_t* A = new uint32_t[static_cast<size_t>(Kq) * P];
   float MN[P], RX[P];

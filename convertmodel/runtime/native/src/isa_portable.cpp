@@ -7,7 +7,7 @@
 namespace cm_portable {
 
 struct Isa {
-  static constexpr int PANEL = 8, KG = 2, NRC = 4;
+  static constexpr int PANEL = 8, KG = 2, NRC = 4, KQ_ALIGN = 1;
   static void quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx);
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
     int32_t c[NRC][PANEL] = {};
@@ -30,7 +30,7 @@ void Isa::quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, fl
   quantize_panel_scalar(F, K, Kq, L, A, mn, rx, 0);
 }
 
-const cm::IsaOps kOps = {"portable", Isa::PANEL, Isa::KG, Isa::NRC, pack_weights_impl, run_tile_impl,
+const cm::IsaOps kOps = {"portable", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
                          quantize_rows_impl};
 
 }  // namespace cm_portable

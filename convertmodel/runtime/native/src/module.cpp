@@ -187,9 +187,10 @@ PackedWeights* pack(py::array_t<int8_t, py::array::c_style | py::array::forcecas
   p->ops = resolve(isa);
   p->M = M;
   const int Mg = M / group;
+  const int Kq = cm::k_lanes(*p->ops, K);
   p->lanes.assign(cm::packed_lanes(*p->ops, group, Mg, K), 0u);
-  p->ops->pack_weights(wq.data(), group, Mg, K, p->lanes.data());
-  p->w = {p->lanes.data(), group, Mg, K, cm::ceil_div(K, p->ops->kg), cm::ceil_div(Mg, p->ops->nrc)};
+  p->ops->pack_weights(wq.data(), group, Mg, K, Kq, p->lanes.data());
+  p->w = {p->lanes.data(), group, Mg, K, Kq, cm::ceil_div(Mg, p->ops->nrc)};
   return p;
 }
 

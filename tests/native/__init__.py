@@ -1,0 +1,1 @@
+"""Tests of the native int8 kernels (convertmodel/runtime/native)."""

@@ -1,0 +1,130 @@
+"""Native int8 kernels against independent numpy values, on every ISA path this machine has.
+
+Integer accumulators must equal a numpy int64 matmul bit for bit; window quantization must equal
+the contract's float32 formula (written here) bit for bit; full QConv/QGemm outputs must match the
+numpy reference kernels (convertmodel.runtime.kernels.ref.quantized) within float rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import assert_close
+from tests.native._util import isa_params, q_params, run_q_node
+
+from convertmodel.runtime import native
+
+pytestmark = pytest.mark.native
+
+
+def contract_quantize(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The contract's window quantization per row, op by op in float32 (independent of both kernels)."""
+    x = x.astype(np.float32)
+    mn, mx = x.min(axis=1), x.max(axis=1)
+    L = np.float32(levels)
+    live = mx > mn
+    s = np.where(live, L / np.where(live, mx - mn, np.float32(1)), np.float32(0)).astype(np.float32)
+    d = (x - mn[:, None]).astype(np.float32)
+    e = (d * s[:, None]).astype(np.float32)
+    q = np.floor((e + np.float32(0.5)).astype(np.float32))
+    q = np.clip(q, 0, levels).astype(np.uint8)
+    q[~live] = 0
+    rx = np.where(live, (mx - mn) / L, np.float32(0)).astype(np.float32)
+    return q, mn, rx
+
+
+@pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize(("r", "k", "m"), [(1, 1, 1), (17, 27, 7), (33, 301, 13), (64, 576, 64), (5, 4609, 25)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_accumulate_bit_exact(isa: str, r: int, k: int, m: int, threads: int, rng: np.random.Generator) -> None:
+    q = rng.integers(0, 256, (r, k), dtype=np.uint8)
+    wq = rng.integers(-127, 128, (m, k), dtype=np.int8)
+    got = native.accumulate(q, wq, isa, threads)
+    want = q.astype(np.int64) @ wq.astype(np.int64).T
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got.astype(np.int64), want)
+
+
+@pytest.mark.parametrize("isa", isa_params())
+def test_accumulate_extremes_do_not_saturate(isa: str) -> None:
+    # q = 255 with w = +-127 everywhere: pair sums 2*255*127 = 64770 would saturate int16 (vpmaddubsw).
+    k = 1000
+    q = np.full((20, k), 255, np.uint8)
+    wq = np.stack([np.full(k, 127, np.int8), np.full(k, -127, np.int8), np.where(np.arange(k) % 2, 127, -127)])
+    got = native.accumulate(q, wq.astype(np.int8), isa, 1)
+    np.testing.assert_array_equal(got.astype(np.int64), q.astype(np.int64) @ wq.astype(np.int64).T)
+
+
+@pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize("levels", [255, 127])
+def test_quantize_rows_bit_exact(isa: str, levels: int, rng: np.random.Generator) -> None:
+    x = rng.standard_normal((37, 45)).astype(np.float32) * 3
+    x[3] = 1.5  # constant window
+    x[4] = 0.0  # all zeros
+    x[5, :] = np.linspace(-1, 1, 45, dtype=np.float32)  # exact .5 boundaries are likely
+    x[6] = rng.integers(-3, 3, 45).astype(np.float32)  # many ties
+    q, mn, rx = native.quantize_rows(x, levels, isa)
+    q_e, mn_e, rx_e = contract_quantize(x, levels)
+    np.testing.assert_array_equal(mn, mn_e)
+    np.testing.assert_array_equal(rx, rx_e)
+    bad = np.argwhere(q != q_e)
+    assert bad.size == 0, f"{len(bad)} codes differ, first at {tuple(bad[0])}: {q[tuple(bad[0])]} vs {q_e[tuple(bad[0])]}"
+
+
+CONV_CASES = {
+    # name: (x shape, M, kernel, attrs)
+    "vgg_like": ((2, 8, 12, 12), 16, (3, 3), {"pads": [1, 1, 1, 1]}),
+    "stride2": ((1, 5, 13, 11), 7, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "dilation": ((1, 4, 15, 15), 9, (3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    "asym_pads": ((2, 3, 10, 9), 5, (3, 2), {"pads": [0, 1, 2, 0]}),
+    "groups": ((1, 8, 9, 9), 12, (3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),
+    "depthwise": ((2, 6, 8, 8), 6, (3, 3), {"group": 6, "pads": [1, 1, 1, 1], "strides": [1, 2]}),
+    "one_by_one": ((3, 17, 5, 7), 33, (1, 1), {}),
+    "big_k": ((1, 70, 6, 6), 13, (3, 3), {"pads": [1, 1, 1, 1]}),
+    "wide_rows": ((1, 3, 3, 40), 4, (1, 5), {"pads": [0, 2, 0, 2], "strides": [1, 3]}),
+}
+
+
+@pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize("case", list(CONV_CASES))
+@pytest.mark.parametrize(("threads", "relu", "levels"), [(1, False, 255), (2, True, 255), (2, False, 127)])
+def test_qconv_matches_reference(isa: str, case: str, threads: int, relu: bool, levels: int,
+                                 rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.ISA_ENV, isa)
+    shape, m, kernel, attrs = CONV_CASES[case]
+    g = attrs.get("group", 1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[:, :, : shape[2] // 3, : shape[3] // 3] = 0.25  # constant patches in a corner
+    wq = rng.integers(-127, 128, (m, shape[1] // g, *kernel), dtype=np.int8)
+    params = q_params(rng, m, wq[0].size, bias=case != "one_by_one")
+    kw = {"kernel_shape": list(kernel), "input_levels": levels, "activation": "Relu" if relu else "", **attrs}
+    got, counts = run_q_node("QConv", x, wq, params, ("native",), threads, **kw)
+    assert counts == {"native": 1}
+    want, _ = run_q_node("QConv", x, wq, params, ("ref",), 1, **kw)
+    scale = float(np.abs(want).max())
+    assert_close(got, want, rtol=1e-6, atol=1e-6 * scale, what=f"QConv {case} on {isa}")
+    if relu:
+        assert (got >= 0).all()
+
+
+@pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize(("shape", "m"), [((1, 25), 3), ((8, 301), 37), ((2, 3, 64), 10), ((33, 4096), 19)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_qgemm_matches_reference(isa: str, shape: tuple[int, ...], m: int, threads: int,
+                                 rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.ISA_ENV, isa)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.reshape(-1, shape[-1])[0] = -2.0  # a constant row: y = mn * w_sum + B exactly
+    wq = rng.integers(-127, 128, (m, shape[-1]), dtype=np.int8)
+    params = q_params(rng, m, shape[-1], bias=True)
+    kw = {"input_levels": 255, "activation": "Relu" if threads == 2 else ""}
+    got, counts = run_q_node("QGemm", x, wq, params, ("native",), threads, **kw)
+    assert counts == {"native": 1}
+    want, _ = run_q_node("QGemm", x, wq, params, ("ref",), 1, **kw)
+    assert got.shape == (*shape[:-1], m)
+    assert_close(got, want, rtol=1e-6, atol=1e-6 * float(np.abs(want).max()), what=f"QGemm {shape} on {isa}")
+    if threads == 1:  # the constant row, checked against the closed form too
+        first = got.reshape(-1, m)[0]
+        assert_close(first, np.float32(-2.0) * params["w_sum"] + params["B"], rtol=1e-6, atol=1e-6,
+                     what="constant row")

@@ -1,0 +1,127 @@
+"""Caffe writer: IR -> Caffe -> IR round trips exactly, OpenCV runs what it writes, unsupported ops
+fail once, writes are atomic, and scripts/make_vgg_caffe.py builds loadable VGG files."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+
+import numpy as np
+import pytest
+
+from convertmodel.errors import UnsupportedOpError
+from convertmodel.ir import GraphBuilder, check_graph
+from convertmodel.ir.graph import Graph
+from convertmodel.readers.caffe.writer import write_caffe
+from convertmodel.zoo import vgg
+from tests.helpers import REPO, assert_close
+from tests.readers.caffe_util import input_block, read_checked, run_opencv, run_ours, write_net
+from tests.readers.test_caffe_reader import CASES
+
+R = np.random.default_rng(3)
+
+
+def _feeds(g: Graph) -> dict[str, np.ndarray]:
+    return {vi.name: (R.standard_normal([d if isinstance(d, int) else 1 for d in vi.type.shape]) * 2)
+            .astype(np.float32) for vi in g.inputs}
+
+
+def _assert_same_graph_and_outputs(g: Graph, g2: Graph) -> None:
+    assert g2.op_counts() == g.op_counts()
+    assert [n.name for n in g2.nodes] == [n.name for n in g.nodes]
+    assert [o.name for o in g2.outputs] == [o.name for o in g.outputs]
+    feeds = _feeds(g)
+    a, b = run_ours(g, feeds), run_ours(g2, feeds)
+    for k in a:
+        np.testing.assert_array_equal(b[k], a[k], err_msg=k)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_round_trip_of_reader_cases(tmp_path: object, case: tuple) -> None:
+    _, shape, body, blobs, out = case
+    d = str(tmp_path)
+    _, model = write_net(d, input_block("data", shape) + body, blobs, name="src")
+    g = read_checked(model)
+    dst = os.path.join(d, "out.caffemodel")
+    proto = write_caffe(g, dst)
+    assert proto == os.path.join(d, "out.prototxt")
+    g2 = read_checked(dst)
+    _assert_same_graph_and_outputs(g, g2)
+    # What we write is real Caffe: OpenCV's importer runs it to the same result.
+    feeds = _feeds(g)
+    (ref,) = run_opencv(proto, dst, feeds, [g2.outputs[0].name])
+    ours = run_ours(g2, feeds)[g2.outputs[0].name]
+    assert_close(ours, ref.reshape(ours.shape), rtol=1e-4, atol=1e-5)
+
+
+def test_vgg_from_zoo_round_trips_and_runs_in_opencv(tmp_path: object) -> None:
+    g = vgg(16, image_size=32, num_classes=10, batch=1, seed=5)
+    dst = os.path.join(str(tmp_path), "vgg16.caffemodel")
+    proto = write_caffe(g, dst, prototxt_out=os.path.join(str(tmp_path), "deploy.prototxt"))
+    assert os.path.basename(proto) == "deploy.prototxt"
+    g2 = read_checked(dst)  # finds deploy.prototxt by itself
+    assert g2.op_counts() == g.op_counts() == {"Conv": 13, "Relu": 15, "MaxPool": 5, "Flatten": 1, "Gemm": 3,
+                                               "Softmax": 1}
+    x = R.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    a = run_ours(g, {"data": x})[g.outputs[0].name]
+    b = run_ours(g2, {"data": x})[g2.outputs[0].name]
+    np.testing.assert_array_equal(b, a)
+    (ref,) = run_opencv(proto, dst, {"data": x}, [g2.outputs[0].name])
+    assert_close(b, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_unsupported_ops_fail_once_and_write_nothing(tmp_path: object) -> None:
+    b = GraphBuilder("bad")
+    x = b.add_input("x", "float32", (1, 2, 5, 5))
+    w = b.add_const("w", np.ones((2, 2, 3, 3), np.float32))
+    (y,) = b.add_node("Conv", [x, w], name="asym", pads=[0, 1, 1, 0])
+    (z,) = b.add_node("Exp", [y], name="exp1")
+    (z2,) = b.add_node("Exp", [z], name="exp2")
+    b.mark_output(z2)
+    g = b.build()
+    check_graph(g)
+    dst = os.path.join(str(tmp_path), "bad.caffemodel")
+    with pytest.raises(UnsupportedOpError) as ei:
+        write_caffe(g, dst)
+    unsupported = ei.value.unsupported
+    assert unsupported["Exp"] == ["exp1", "exp2"]
+    assert any(k.startswith("Conv (pads") for k in unsupported)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_write_replaces_atomically(tmp_path: object) -> None:
+    d = str(tmp_path)
+    dst = os.path.join(d, "m.caffemodel")
+    with open(dst, "wb") as f:
+        f.write(b"old contents that are longer than nothing" * 100)
+    g = vgg(16, image_size=32, num_classes=4, batch=1)
+    write_caffe(g, dst)
+    assert sorted(os.listdir(d)) == ["m.caffemodel", "m.prototxt"]
+    assert read_checked(dst).param_count() == g.param_count()
+
+
+def test_write_model_routes_caffemodel(tmp_path: object) -> None:
+    from convertmodel.writers import write_model
+
+    g = vgg(16, image_size=32, num_classes=3, batch=1)
+    dst = os.path.join(str(tmp_path), "w.caffemodel")
+    write_model(g, dst, prototxt_out=os.path.join(str(tmp_path), "w_deploy.prototxt"))
+    assert os.path.exists(os.path.join(str(tmp_path), "w_deploy.prototxt"))
+
+
+def test_make_vgg_caffe_script(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = str(tmp_path)
+    argv = ["make_vgg_caffe.py", out, "--depth", "19", "--image-size", "32", "--num-classes", "7"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as ei:
+        runpy.run_path(os.path.join(REPO, "scripts", "make_vgg_caffe.py"), run_name="__main__")
+    assert ei.value.code == 0
+    g = read_checked(os.path.join(out, "vgg19.caffemodel"))
+    assert g.op_counts()["Conv"] == 16 and g.op_counts()["Gemm"] == 3
+    names = [n.name for n in g.nodes if n.op_type in ("Conv", "Gemm")]
+    assert names[:3] == ["conv1_1", "conv1_2", "conv2_1"] and names[-3:] == ["fc6", "fc7", "fc8"]
+    x = R.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    (ref,) = run_opencv(os.path.join(out, "vgg19.prototxt"), os.path.join(out, "vgg19.caffemodel"), {"data": x},
+                        ["prob"])
+    assert_close(run_ours(g, {"data": x})["prob"], ref, rtol=1e-4, atol=1e-6)
