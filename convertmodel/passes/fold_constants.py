@@ -86,7 +86,7 @@ class _Folder:
                 return False
             start = int(node.attrs.get("start", 0))  # type: ignore[arg-type]
             end = node.attrs.get("end")
-            dims = t.shape[start:end if end is None else int(end)]  # type: ignore[misc, arg-type]
+            dims = t.shape[start : end if end is None else int(end)]  # type: ignore[misc, arg-type]
             self.set_sym(node, tuple(dims), scalar=False)
             return True
         if op == "Cast":
@@ -108,7 +108,7 @@ class _Folder:
             vals = [self.consts.get(i) if i else None for i in ins[1:]]
             if s is None or len(vals) < 2 or any(v is None or v.size != 1 for v in vals if v is not None):
                 return False
-            if any(v is None for v, i in zip(vals, ins[1:]) if i):
+            if any(v is None for v, i in zip(vals, ins[1:], strict=True) if i):
                 return False
             axes = vals[2] if len(vals) > 2 else None
             steps = int(vals[3].reshape(-1)[0]) if len(vals) > 3 and vals[3] is not None else 1
@@ -159,7 +159,7 @@ class _Folder:
             if ins and node.domain != CM_DOMAIN and all(i in self.consts for i in ins):
                 outs = _evaluate(node, [self.consts[i] if i else None for i in node.inputs])
                 if outs is not None:
-                    for name, val in zip(node.outputs, outs):
+                    for name, val in zip(node.outputs, outs, strict=False):
                         if name:
                             self.consts[name] = val
                     self.changed = True

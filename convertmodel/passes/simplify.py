@@ -17,11 +17,33 @@ import numpy as np
 
 from convertmodel.ir.graph import Graph, Node, prune
 
-
 #: Elementwise single-input ops a Transpose commutes with (their attributes are layout-free scalars).
-_UNARY = frozenset({"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid", "HardSwish", "Abs",
-                    "Neg", "Exp", "Log", "Sqrt", "Softplus", "Softsign", "Clip", "Identity", "Erf", "Floor",
-                    "Ceil", "Reciprocal", "Sign"})
+_UNARY = frozenset(
+    {
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "Tanh",
+        "Elu",
+        "Selu",
+        "HardSigmoid",
+        "HardSwish",
+        "Abs",
+        "Neg",
+        "Exp",
+        "Log",
+        "Sqrt",
+        "Softplus",
+        "Softsign",
+        "Clip",
+        "Identity",
+        "Erf",
+        "Floor",
+        "Ceil",
+        "Reciprocal",
+        "Sign",
+    }
+)
 
 
 def _compose(p1: tuple[int, ...], p2: tuple[int, ...]) -> tuple[int, ...]:

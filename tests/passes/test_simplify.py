@@ -159,8 +159,12 @@ def _tf2onnx_flatten(batch: object) -> Graph:
     shp = b.add_node("Shape", [x], ["shp"], name="shape")[0]
     g0 = b.add_node("Gather", [shp, b.add_const("idx", np.array([0], np.int64))], ["g0"], name="gather")[0]
     c32 = b.add_node("Cast", [g0], ["c32"], name="cast32", to=6)[0]
-    sl = b.add_node("Slice", [c32, b.add_const("st", np.array([0], np.int64)),
-                              b.add_const("en", np.array([1], np.int64))], ["sl"], name="slice")[0]
+    sl = b.add_node(
+        "Slice",
+        [c32, b.add_const("st", np.array([0], np.int64)), b.add_const("en", np.array([1], np.int64))],
+        ["sl"],
+        name="slice",
+    )[0]
     cat = b.add_node("Concat", [sl, b.add_const("m1", np.array([-1], np.int32))], ["cat"], name="concat", axis=0)[0]
     c64 = b.add_node("Cast", [cat], ["c64"], name="cast64", to=7)[0]
     b.add_node("Reshape", [x, c64], ["y"], name="reshape")

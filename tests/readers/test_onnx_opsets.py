@@ -7,13 +7,13 @@ import pytest
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from onnx import helper  # noqa: E402
+from onnx import helper
 
-from convertmodel.ir import check_graph  # noqa: E402
-from convertmodel.readers.onnx import read  # noqa: E402
-from convertmodel.runtime import run_graph  # noqa: E402
-from tests.helpers import assert_close  # noqa: E402
-from tests.readers.onnx_util import make_model, run_ort, save  # noqa: E402
+from convertmodel.ir import check_graph
+from convertmodel.readers.onnx import read
+from convertmodel.runtime import run_graph
+from tests.helpers import assert_close
+from tests.readers.onnx_util import make_model, run_ort, save
 
 
 def _check(tmp_path, nodes, inputs, outputs, opset, rng, inits=None, **options):
@@ -22,7 +22,7 @@ def _check(tmp_path, nodes, inputs, outputs, opset, rng, inits=None, **options):
     g = read(path, **options)
     check_graph(g)
     ours = run_graph(g, inputs, ("ref",))
-    for name, ref in zip(outputs, run_ort(path, inputs)):
+    for name, ref in zip(outputs, run_ort(path, inputs), strict=True):
         assert_close(ours[name], ref, rtol=1e-5, atol=1e-6, what=f"opset {opset} {name}")
     return g
 
@@ -31,33 +31,91 @@ CASES = [
     # (id, opset, nodes, input shape, expected IR op counts)
     ("clip6_attrs", 9, [helper.make_node("Clip", ["x"], ["y"], min=-0.5, max=0.25)], (2, 3, 4), {"Clip": 1}),
     ("clip11_inputs", 13, [helper.make_node("Clip", ["x", "", "hi"], ["y"])], (2, 3, 4), {"Clip": 1}),
-    ("unsqueeze_squeeze_attrs", 11,
-     [helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0, 3]), helper.make_node("Squeeze", ["u"], ["y"], axes=[0])],
-     (2, 3, 4), {"Unsqueeze": 1, "Squeeze": 1}),
-    ("slice_attrs", 9, [helper.make_node("Slice", ["x"], ["y"], starts=[1, 0], ends=[3, -1], axes=[2, 1])],
-     (2, 3, 4), {"Slice": 1}),
-    ("pad_attrs", 10, [helper.make_node("Pad", ["x"], ["y"], pads=[0, 1, 2, 0, 0, 1], value=1.5)],
-     (2, 3, 4), {"Pad": 1}),
-    ("split_attr", 11, [helper.make_node("Split", ["x"], ["a", "b"], axis=2, split=[1, 3]),
-                        helper.make_node("Sub", ["b", "a"], ["y"])], (2, 3, 4), {"Split": 1, "Sub": 1}),
-    ("split_equal_13", 13, [helper.make_node("Split", ["x"], ["a", "b"], axis=2),
-                            helper.make_node("Mul", ["a", "b"], ["y"])], (2, 3, 4), {"Split": 1, "Mul": 1}),
-    ("reduce_mean_axes_attr", 11, [helper.make_node("ReduceMean", ["x"], ["y"], axes=[1, 2], keepdims=0)],
-     (2, 3, 4), {"ReduceMean": 1}),
-    ("softmax11_4d_axis1", 11, [helper.make_node("Softmax", ["x"], ["y"], axis=1)], (2, 3, 2, 2),
-     {"Flatten": 1, "Softmax": 1, "Reshape": 1}),
-    ("logsoftmax11_last_axis", 11, [helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)], (2, 5),
-     {"LogSoftmax": 1}),
+    (
+        "unsqueeze_squeeze_attrs",
+        11,
+        [helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0, 3]), helper.make_node("Squeeze", ["u"], ["y"], axes=[0])],
+        (2, 3, 4),
+        {"Unsqueeze": 1, "Squeeze": 1},
+    ),
+    (
+        "slice_attrs",
+        9,
+        [helper.make_node("Slice", ["x"], ["y"], starts=[1, 0], ends=[3, -1], axes=[2, 1])],
+        (2, 3, 4),
+        {"Slice": 1},
+    ),
+    (
+        "pad_attrs",
+        10,
+        [helper.make_node("Pad", ["x"], ["y"], pads=[0, 1, 2, 0, 0, 1], value=1.5)],
+        (2, 3, 4),
+        {"Pad": 1},
+    ),
+    (
+        "split_attr",
+        11,
+        [
+            helper.make_node("Split", ["x"], ["a", "b"], axis=2, split=[1, 3]),
+            helper.make_node("Sub", ["b", "a"], ["y"]),
+        ],
+        (2, 3, 4),
+        {"Split": 1, "Sub": 1},
+    ),
+    (
+        "split_equal_13",
+        13,
+        [helper.make_node("Split", ["x"], ["a", "b"], axis=2), helper.make_node("Mul", ["a", "b"], ["y"])],
+        (2, 3, 4),
+        {"Split": 1, "Mul": 1},
+    ),
+    (
+        "reduce_mean_axes_attr",
+        11,
+        [helper.make_node("ReduceMean", ["x"], ["y"], axes=[1, 2], keepdims=0)],
+        (2, 3, 4),
+        {"ReduceMean": 1},
+    ),
+    (
+        "softmax11_4d_axis1",
+        11,
+        [helper.make_node("Softmax", ["x"], ["y"], axis=1)],
+        (2, 3, 2, 2),
+        {"Flatten": 1, "Softmax": 1, "Reshape": 1},
+    ),
+    ("logsoftmax11_last_axis", 11, [helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)], (2, 5), {"LogSoftmax": 1}),
     ("softmax13_axis1", 13, [helper.make_node("Softmax", ["x"], ["y"], axis=1)], (2, 3, 2, 2), {"Softmax": 1}),
-    ("sum3_dropout", 9, [helper.make_node("Dropout", ["x"], ["d"], ratio=0.3),
-                         helper.make_node("Sum", ["x", "d", "x"], ["y"])], (2, 3), {"Add": 2}),
-    ("bn7_spatial", 7, [helper.make_node("BatchNormalization", ["x", "bn_s", "bn_b", "bn_m", "bn_v"], ["y"], epsilon=1e-3,
-                                         spatial=1)], (2, 3, 2, 2), {"BatchNormalization": 1}),
-    ("upsample9_nearest", 9, [helper.make_node("Upsample", ["x", "sc"], ["y"], mode="nearest")], (1, 2, 3, 3),
-     {"Resize": 1}),
-    ("flatten_gemm", 9, [helper.make_node("Flatten", ["x"], ["f"], axis=1),
-                         helper.make_node("Gemm", ["f", "gw", "gb"], ["y"], transB=1, alpha=0.5)], (2, 3, 2, 2),
-     {"Flatten": 1, "Gemm": 1}),
+    (
+        "sum3_dropout",
+        9,
+        [helper.make_node("Dropout", ["x"], ["d"], ratio=0.3), helper.make_node("Sum", ["x", "d", "x"], ["y"])],
+        (2, 3),
+        {"Add": 2},
+    ),
+    (
+        "bn7_spatial",
+        7,
+        [helper.make_node("BatchNormalization", ["x", "bn_s", "bn_b", "bn_m", "bn_v"], ["y"], epsilon=1e-3, spatial=1)],
+        (2, 3, 2, 2),
+        {"BatchNormalization": 1},
+    ),
+    (
+        "upsample9_nearest",
+        9,
+        [helper.make_node("Upsample", ["x", "sc"], ["y"], mode="nearest")],
+        (1, 2, 3, 3),
+        {"Resize": 1},
+    ),
+    (
+        "flatten_gemm",
+        9,
+        [
+            helper.make_node("Flatten", ["x"], ["f"], axis=1),
+            helper.make_node("Gemm", ["f", "gw", "gb"], ["y"], transB=1, alpha=0.5),
+        ],
+        (2, 3, 2, 2),
+        {"Flatten": 1, "Gemm": 1},
+    ),
 ]
 
 
@@ -67,10 +125,13 @@ def test_opset_forms(tmp_path, rng, case):
     x = rng.standard_normal(shape).astype(np.float32)
     inits = {
         "hi": np.float32(0.3),
-        "bn_s": rng.uniform(0.5, 2, 3).astype(np.float32), "bn_b": rng.standard_normal(3).astype(np.float32),
-        "bn_m": rng.standard_normal(3).astype(np.float32), "bn_v": rng.uniform(0.5, 2, 3).astype(np.float32),
+        "bn_s": rng.uniform(0.5, 2, 3).astype(np.float32),
+        "bn_b": rng.standard_normal(3).astype(np.float32),
+        "bn_m": rng.standard_normal(3).astype(np.float32),
+        "bn_v": rng.uniform(0.5, 2, 3).astype(np.float32),
         "sc": np.array([1, 1, 2, 3], np.float32),
-        "gw": rng.standard_normal((5, 12)).astype(np.float32), "gb": rng.standard_normal(5).astype(np.float32),
+        "gw": rng.standard_normal((5, 12)).astype(np.float32),
+        "gb": rng.standard_normal(5).astype(np.float32),
     }
     used = {i for n in nodes for i in n.input}
     g = _check(tmp_path, nodes, {"x": x}, ["y"], opset, rng, {k: v for k, v in inits.items() if k in used})

@@ -141,6 +141,7 @@ def pool(ctx: EmitContext) -> list[Emitted]:
         raise NotExpressible("Caffe's AVE pooling counts padding in the divisor (count_include_pad=1)")
     lp = ctx.layer("Pooling")
     p = lp.pooling_param
+    # Always written: OpenCV's importer insists on an explicit pool method.
     p.pool = caffe_pb2.PoolingParameter.AVE if ave else caffe_pb2.PoolingParameter.MAX
     if k[0] == k[1]:
         p.kernel_size = k[0]
@@ -162,8 +163,8 @@ def pool(ctx: EmitContext) -> list[Emitted]:
 def global_pool(ctx: EmitContext) -> list[Emitted]:
     lp = ctx.layer("Pooling")
     lp.pooling_param.global_pooling = True
-    if ctx.node.op_type == "GlobalAveragePool":
-        lp.pooling_param.pool = caffe_pb2.PoolingParameter.AVE
+    ave = ctx.node.op_type == "GlobalAveragePool"
+    lp.pooling_param.pool = caffe_pb2.PoolingParameter.AVE if ave else caffe_pb2.PoolingParameter.MAX
     return [Emitted(lp, [])]
 
 
@@ -233,6 +234,8 @@ def binary(ctx: EmitContext) -> list[Emitted]:
         field = {"Mul": "scale", "Add": "shift", "Pow": "power"}[op]
         setattr(lp.power_param, field, float(consts[1].reshape(())))
         return [Emitted(lp, [])]
+    if op in ("Mul", "Add") and len(consts) == 2 and consts[0] is None and consts[1] is not None:
+        return [_scale_or_bias(ctx, consts[1])]
     if any(c is not None for c in consts):
         raise NotExpressible("constant operands other than one scalar have no Caffe layer")
     shapes = {ctx.shape(v) for v in ctx.node.inputs}
@@ -243,6 +246,23 @@ def binary(ctx: EmitContext) -> list[Emitted]:
     lp = ctx.layer("Eltwise", bottoms=list(ctx.node.inputs))
     lp.eltwise_param.operation = {"Mul": 0, "Add": 1, "Max": 2}[op]
     return [Emitted(lp, [])]
+
+
+def _scale_or_bias(ctx: EmitContext, c: np.ndarray) -> Emitted:
+    """x * C or x + C with C covering consecutive axes of x: Caffe's Scale/Bias with axis and num_axes."""
+    x = ctx.shape(ctx.node.inputs[0])
+    dims = list(c.shape)
+    while dims and dims[0] == 1 and len(dims) > 0:
+        dims.pop(0)
+    axis = len(x) - len(dims)
+    while dims and dims[-1] == 1:
+        dims.pop()
+    if axis < 0 or tuple(x[axis:axis + len(dims)]) != tuple(dims):
+        raise NotExpressible(f"constant of shape {list(c.shape)} does not cover consecutive axes of {list(x)}")
+    lp = ctx.layer("Scale" if ctx.node.op_type == "Mul" else "Bias")
+    p = lp.scale_param if ctx.node.op_type == "Mul" else lp.bias_param
+    p.axis, p.num_axes = axis, len(dims)
+    return Emitted(lp, [c.reshape(dims)])
 
 
 @emits("BatchNormalization")

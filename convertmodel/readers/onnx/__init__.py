@@ -8,6 +8,7 @@ convert node by node with the handlers registered in ``handlers_*.py``, then run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from convertmodel.errors import ConvertModelError
@@ -47,6 +48,6 @@ def read_proto(model: Any, path: str = "<memory>", *, fold_constants: bool = Tru
     from convertmodel.passes.manager import run_passes
     from convertmodel.passes.simplify import simplify as _simplify
 
-    passes = [("fold_constants", _fold)] if fold_constants else []
+    passes: list[tuple[str, Callable[[Graph], Graph]]] = [("fold_constants", _fold)] if fold_constants else []
     passes += [("simplify", _simplify)] if simplify else []
     return run_passes(g, passes)

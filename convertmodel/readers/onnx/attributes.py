@@ -48,8 +48,9 @@ def tensor_to_numpy(tensor: Any, where: str) -> np.ndarray:
         raise UnsupportedOpError(where, {"string tensor": [tensor.name]}, what="tensor")
     expected = int(np.prod(tuple(tensor.dims), dtype=np.int64)) if len(tensor.dims) else 1
     if arr.size != expected:
-        raise InvalidModelError(f"{where}: tensor {tensor.name!r} has {arr.size} values, dims {list(tensor.dims)} "
-                                f"need {expected}")
+        raise InvalidModelError(
+            f"{where}: tensor {tensor.name!r} has {arr.size} values, dims {list(tensor.dims)} need {expected}"
+        )
     # numpy_helper may return a read-only view into the protobuf buffer; own the memory.
     return np.array(arr, copy=True)
 
@@ -83,7 +84,9 @@ def node_attributes(node: Any, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for a in node.attribute:
         if a.ref_attr_name:
-            raise InvalidModelError(f"{where}: attribute {a.name!r} refers to a function attribute; "
-                                    "only graphs outside functions are supported")
+            raise InvalidModelError(
+                f"{where}: attribute {a.name!r} refers to a function attribute; "
+                "only graphs outside functions are supported"
+            )
         out[a.name] = attribute_value(a, where)
     return out

@@ -53,8 +53,9 @@ class Handler:
 HANDLERS: Registry[HandlerKey, Handler] = Registry("ONNX handler")
 
 
-def onnx_op(op_type: str, since: int, *, emits: Sequence[str] = (), domain: str = "",
-            check: CheckFn | None = None) -> Callable[[HandlerFn], HandlerFn]:
+def onnx_op(
+    op_type: str, since: int, *, emits: Sequence[str] = (), domain: str = "", check: CheckFn | None = None
+) -> Callable[[HandlerFn], HandlerFn]:
     """Register ``fn`` as the handler of ``op_type`` from opset ``since`` on."""
 
     def deco(fn: HandlerFn) -> HandlerFn:
@@ -114,14 +115,21 @@ class NodeContext:
         """A new constant (an attribute of an older opset turned into an input)."""
         return self.builder.add_const(f"{self.name}/{suffix}", np.asarray(value, dtype=dtype))
 
-    def emit(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int | None = None,
-             name: str | None = None, **attrs: Any) -> list[str]:
+    def emit(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str] | int | None = None,
+        name: str | None = None,
+        **attrs: Any,
+    ) -> list[str]:
         """Append an IR node (default: this node's outputs and name). Returns its output names.
 
         ``outputs`` as a count makes fresh intermediate names derived from the node name.
         """
-        outs: list[str] | int = list(self.outputs) if outputs is None else (
-            outputs if isinstance(outputs, int) else list(outputs))
+        outs: list[str] | int = (
+            list(self.outputs) if outputs is None else (outputs if isinstance(outputs, int) else list(outputs))
+        )
         return self.builder.add_node(op_type, list(inputs), outs, name=name or self.name, **attrs)
 
     def alias(self, value: str) -> None:

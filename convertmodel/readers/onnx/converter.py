@@ -94,8 +94,17 @@ def scan_unsupported(model: Any, path: str, opset: int) -> None:
                 for k in e.unsupported:
                     unsupported.setdefault(f"{key} ({k})", []).append(name)
                 continue
-            ctx = NodeContext(dummy, n.op_type, name, list(n.input), list(n.output), attrs, opset, path,
-                              used_outputs={o for o in n.output if o in used})
+            ctx = NodeContext(
+                dummy,
+                n.op_type,
+                name,
+                list(n.input),
+                list(n.output),
+                attrs,
+                opset,
+                path,
+                used_outputs={o for o in n.output if o in used},
+            )
             reason = handler.check(ctx)
             if reason:
                 unsupported.setdefault(f"{key} ({reason})", []).append(name)
@@ -126,14 +135,17 @@ def _ranks(model: Any) -> dict[str, int]:
 def convert(model: Any, path: str, opset: int) -> Graph:
     """Convert a loaded, scanned ModelProto into an (unoptimised) IR graph."""
     g = model.graph
-    b = GraphBuilder(g.name or os.path.splitext(os.path.basename(path))[0], metadata={
-        "source_format": "onnx",
-        "source_file": os.path.basename(path),
-        "opset": str(opset),
-        "producer_name": str(model.producer_name),
-        "producer_version": str(model.producer_version),
-        "ir_version": str(model.ir_version),
-    })
+    b = GraphBuilder(
+        g.name or os.path.splitext(os.path.basename(path))[0],
+        metadata={
+            "source_format": "onnx",
+            "source_file": os.path.basename(path),
+            "opset": str(opset),
+            "producer_name": str(model.producer_name),
+            "producer_version": str(model.producer_version),
+            "ir_version": str(model.ir_version),
+        },
+    )
     init_names = set()
     for t in g.initializer:
         if t.name in init_names:
@@ -147,8 +159,7 @@ def convert(model: Any, path: str, opset: int) -> Graph:
             continue
         if not vi.type.HasField("tensor_type"):
             raise UnsupportedOpError(path, {"non-tensor graph input": [vi.name]}, what="input")
-        b.add_input(vi.name, onnx_dtype(vi.type.tensor_type.elem_type, f"{path}: graph input {vi.name!r}"),
-                    _dims(vi))
+        b.add_input(vi.name, onnx_dtype(vi.type.tensor_type.elem_type, f"{path}: graph input {vi.name!r}"), _dims(vi))
     ranks = _ranks(model)
     used = {i for n in g.node for i in n.input if i} | {o.name for o in g.output}
     known = set(init_names) | {vi.name for vi in g.input}
@@ -158,8 +169,18 @@ def convert(model: Any, path: str, opset: int) -> Graph:
         handler = find_handler(n.op_type, _domain(n.domain), opset)
         if handler is None:  # the scan already reported it; keep mypy and odd callers honest
             raise UnsupportedOpError(path, {n.op_type: [name]})
-        ctx = NodeContext(b, n.op_type, name, list(n.input), list(n.output), node_attributes(n, where), opset,
-                          path, ranks, {o for o in n.output if o in used})
+        ctx = NodeContext(
+            b,
+            n.op_type,
+            name,
+            list(n.input),
+            list(n.output),
+            node_attributes(n, where),
+            opset,
+            path,
+            ranks,
+            {o for o in n.output if o in used},
+        )
         try:
             handler.fn(ctx)
         except ConvertModelError:

@@ -9,14 +9,47 @@ from convertmodel.readers.onnx.context import NodeContext, onnx_op
 #: Unary ops whose attributes and semantics are unchanged from the given opset to the newest
 #: (later versions only widened the accepted element types).
 _UNARY_SINCE = {
-    "Relu": 6, "LeakyRelu": 6, "Sigmoid": 6, "Tanh": 6, "HardSigmoid": 6, "Elu": 6, "Selu": 6,
-    "Softplus": 1, "Softsign": 1, "Abs": 6, "Neg": 6, "Exp": 6, "Log": 6, "Sqrt": 6, "Reciprocal": 6,
-    "Erf": 9, "Floor": 6, "Ceil": 6, "Sign": 9, "HardSwish": 14, "Not": 1, "Sin": 7, "Cos": 7,
+    "Relu": 6,
+    "LeakyRelu": 6,
+    "Sigmoid": 6,
+    "Tanh": 6,
+    "HardSigmoid": 6,
+    "Elu": 6,
+    "Selu": 6,
+    "Softplus": 1,
+    "Softsign": 1,
+    "Abs": 6,
+    "Neg": 6,
+    "Exp": 6,
+    "Log": 6,
+    "Sqrt": 6,
+    "Reciprocal": 6,
+    "Erf": 9,
+    "Floor": 6,
+    "Ceil": 6,
+    "Sign": 9,
+    "HardSwish": 14,
+    "Not": 1,
+    "Sin": 7,
+    "Cos": 7,
 }
 # Binary ops with numpy (multidirectional) broadcasting since opset 7, the IR's rule.
 _BINARY_SINCE = {
-    "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Pow": 7, "Equal": 7, "Less": 7, "Greater": 7,
-    "And": 7, "Or": 7, "Xor": 7, "LessOrEqual": 12, "GreaterOrEqual": 12, "Mod": 10, "PRelu": 7,
+    "Add": 7,
+    "Sub": 7,
+    "Mul": 7,
+    "Div": 7,
+    "Pow": 7,
+    "Equal": 7,
+    "Less": 7,
+    "Greater": 7,
+    "And": 7,
+    "Or": 7,
+    "Xor": 7,
+    "LessOrEqual": 12,
+    "GreaterOrEqual": 12,
+    "Mod": 10,
+    "PRelu": 7,
     "Where": 9,
 }
 
@@ -70,8 +103,12 @@ def _chain(op: str, ctx: NodeContext, final: str | None = None) -> str:
     acc = ins[0]
     for k, v in enumerate(ins[1:], start=1):
         last = k == len(ins) - 1 and final is not None
-        acc = ctx.emit(op, [acc, v], [final] if last else 1,  # type: ignore[list-item]
-                       name=ctx.name if last else f"{ctx.name}/{op.lower()}{k}")[0]
+        acc = ctx.emit(
+            op,
+            [acc, v],
+            [final] if last else 1,  # type: ignore[list-item]
+            name=ctx.name if last else f"{ctx.name}/{op.lower()}{k}",
+        )[0]
     return acc
 
 

@@ -3,6 +3,8 @@ constant int64 inputs, the form of the newest opset that the IR uses."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from convertmodel.readers.onnx.context import NodeContext, onnx_op
 
 
@@ -16,9 +18,21 @@ def _copy_handler(op: str):  # type: ignore[no-untyped-def]
 
 # Unchanged (apart from element types) across the supported opsets, or changed only by an
 # attribute whose default keeps the old behaviour (Reshape-14 allowzero=0, Shape-15 start/end).
-for _op, _since in {"Reshape": 5, "Flatten": 1, "Transpose": 1, "Concat": 4, "Gather": 1, "Shape": 1,
-                    "Expand": 8, "Tile": 6, "DepthToSpace": 1, "SpaceToDepth": 1, "Size": 1,
-                    "GatherElements": 11, "NonZero": 9}.items():
+for _op, _since in {
+    "Reshape": 5,
+    "Flatten": 1,
+    "Transpose": 1,
+    "Concat": 4,
+    "Gather": 1,
+    "Shape": 1,
+    "Expand": 8,
+    "Tile": 6,
+    "DepthToSpace": 1,
+    "SpaceToDepth": 1,
+    "Size": 1,
+    "GatherElements": 11,
+    "NonZero": 9,
+}.items():
     onnx_op(_op, _since, emits=(_op,))(_copy_handler(_op))
 
 
@@ -46,8 +60,18 @@ onnx_op("Unsqueeze", 13, emits=("Unsqueeze",))(_copy_handler("Unsqueeze"))
 
 
 # -- Reduce*: axes attribute -> input (ReduceSum at 13, the others at 18) -------------------------
-_REDUCE = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-           "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum")
+_REDUCE = (
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+    "ReduceLogSum",
+)
 
 
 def _reduce_old(op: str):  # type: ignore[no-untyped-def]
@@ -82,7 +106,7 @@ onnx_op("Slice", 10, emits=("Slice",))(_copy_handler("Slice"))
 
 # -- Split: split attribute (<13) -> input; equal split -> num_outputs (Split-18) ------------------
 def _emit_split(ctx: NodeContext, sizes: str) -> None:
-    attrs: dict[str, object] = {"axis": int(ctx.attr("axis", 0))}
+    attrs: dict[str, Any] = {"axis": int(ctx.attr("axis", 0))}
     ins = [ctx.input(0)]
     if sizes:
         ins.append(sizes)

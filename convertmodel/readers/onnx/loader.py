@@ -74,8 +74,11 @@ def _load_external(model: Any, path: str) -> None:
         offset = int(info.get("offset", 0) or 0)
         length = int(info.get("length", 0) or 0)
         if offset + length > size:
-            raise FormatError(full, f"tensor {t.name!r} needs bytes {offset}..{offset + length} but the file has "
-                                    f"{size}", offset=offset)
+            raise FormatError(
+                full,
+                f"tensor {t.name!r} needs bytes {offset}..{offset + length} but the file has {size}",
+                offset=offset,
+            )
     from onnx.external_data_helper import load_external_data_for_model
 
     try:
@@ -94,6 +97,7 @@ def default_opset(model: Any, path: str) -> int:
     v = max(versions)
     newest = newest_opset()
     if v < MIN_OPSET or v > newest:
-        raise UnsupportedOpError(path, {f"ai.onnx opset {v}": ["model"]},
-                                 [f"ai.onnx opsets {MIN_OPSET}..{newest}"], what="opset")
+        raise UnsupportedOpError(
+            path, {f"ai.onnx opset {v}": ["model"]}, [f"ai.onnx opsets {MIN_OPSET}..{newest}"], what="opset"
+        )
     return v
