@@ -22,8 +22,9 @@ try:
     from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 
     ParallelCompile("CONVERTMODEL_BUILD_JOBS", default=2).install()
+    HAVE_PYBIND11 = True
 except ImportError:  # no pybind11: no extension, the numpy kernels still work
-    Pybind11Extension = None
+    HAVE_PYBIND11 = False
 
 SRC = "convertmodel/runtime/native/src"
 BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fvisibility=hidden"]
@@ -46,7 +47,7 @@ class BuildExt(build_ext):
                 f.write("int main() { return 0; }\n")
             try:
                 self.compiler.compile([src], output_dir=tmp, extra_postargs=flags)
-            except Exception:  # noqa: BLE001 - any compiler failure means "flag unsupported"
+            except Exception:
                 return False
         return True
 
@@ -77,7 +78,7 @@ class BuildExt(build_ext):
 
 
 ext_modules = []
-if Pybind11Extension is not None:
+if HAVE_PYBIND11:
     ext_modules.append(
         Pybind11Extension(
             "convertmodel.runtime.native._native",

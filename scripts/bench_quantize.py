@@ -78,11 +78,14 @@ def export_onnx(graph: Any, path: str) -> None:
         attrs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()}
         nodes.append(helper.make_node(n.op_type, list(n.inputs), list(n.outputs), name=n.name, **attrs))
     inits = [numpy_helper.from_array(np.asarray(a), k) for k, a in graph.constants.items()]
-    ins = [helper.make_tensor_value_info(i.name, 1, [d if isinstance(d, int) else "N" for d in i.type.shape])
-           for i in graph.inputs]
+    ins = [
+        helper.make_tensor_value_info(i.name, 1, [d if isinstance(d, int) else "N" for d in i.type.shape])
+        for i in graph.inputs
+    ]
     outs = [helper.make_tensor_value_info(o.name, 1, None) for o in graph.outputs]
-    model = helper.make_model(helper.make_graph(nodes, graph.name, ins, outs, inits),
-                              opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(
+        helper.make_graph(nodes, graph.name, ins, outs, inits), opset_imports=[helper.make_opsetid("", 13)]
+    )
     model.ir_version = 8
     tmp = path + ".tmp"
     onnx.save(model, tmp)
@@ -161,24 +164,42 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.measure[0], args.measure[1], args.tracemalloc)))
         return 0
     os.makedirs(args.workdir, exist_ok=True)
-    src = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
-                          f"import bench_quantize as b; print(b.prepare({args.depth}, {args.workdir!r}))"],
-                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    src = (
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
+                f"import bench_quantize as b; print(b.prepare({args.depth}, {args.workdir!r}))",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     out = os.path.join(args.workdir, f"vgg{args.depth}.q8")
     cmd = [sys.executable, os.path.abspath(__file__), "--measure", src, out] + (
-        ["--tracemalloc"] if args.tracemalloc else [])
+        ["--tracemalloc"] if args.tracemalloc else []
+    )
     rep = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    rep["command"] = " ".join(["python scripts/bench_quantize.py", f"--depth {args.depth}"] +
-                              (["--tracemalloc"] if args.tracemalloc else []))
+    rep["command"] = " ".join(
+        ["python scripts/bench_quantize.py", f"--depth {args.depth}"] + (["--tracemalloc"] if args.tracemalloc else [])
+    )
     if args.json:
         print(json.dumps(rep, indent=2, sort_keys=True))
         return 0
-    print(f"VGG{args.depth}: {rep['parameters']:,} parameters, fp32 weights {_mib(rep['fp32_weight_bytes'])}, "
-          f".q8 {_mib(rep['q8_bytes'])} ({rep['ratio']:.3f}x smaller)")
+    print(
+        f"VGG{args.depth}: {rep['parameters']:,} parameters, fp32 weights {_mib(rep['fp32_weight_bytes'])}, "
+        f".q8 {_mib(rep['q8_bytes'])} ({rep['ratio']:.3f}x smaller)"
+    )
     print(f"{'phase':<10}{'seconds':>10}{'peak RSS':>14}{'extra peak':>14}{'x weights':>11}")
     for name, r in rep["phases"].items():
-        print(f"{name:<10}{r['seconds']:>10.2f}{_mib(r['rss_peak']):>14}{_mib(r['rss_extra_peak']):>14}"
-              f"{r['extra_copies_of_weights']:>11.2f}")
+        print(
+            f"{name:<10}{r['seconds']:>10.2f}{_mib(r['rss_peak']):>14}{_mib(r['rss_extra_peak']):>14}"
+            f"{r['extra_copies_of_weights']:>11.2f}"
+        )
     print(f"quantize / read time: {rep['quantize_over_read']:.2f}; process max RSS {_mib(rep['max_rss'])}")
     for part, nbytes in rep["breakdown"].items():
         print(f"  {part:<22}{nbytes:>14,} B")

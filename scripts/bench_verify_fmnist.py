@@ -51,11 +51,19 @@ def bench(name: str, data: str, batch: int, limit: int | None, threads: int) -> 
     res = run_verify(fp32, int8, ds, pre, VerifyOptions(batch_size=batch, limit=limit, threads=threads))
     wall = res.timing["wall_seconds"]
     return {
-        "samples": res.samples, "fp32_top1": res.fp32_value, "int8_top1": res.int8_value, "drop_pp": res.drop,
-        "top1_agreement": res.agreement.get("top1_agreement"), "sqnr_db": res.agreement.get("sqnr_db"),
-        "fp32_alone_s": round(t_fp32, 3), "int8_alone_s": round(t_int8, 3), "verify_wall_s": round(wall, 3),
-        "verify_data_s": round(res.timing["data_seconds"], 3), "ratio": round(wall / (t_fp32 + t_int8), 3),
-        "quantize_s": round(t_quant, 3), "int8_backends": ex8.backend_counts(),
+        "samples": res.samples,
+        "fp32_top1": res.fp32_value,
+        "int8_top1": res.int8_value,
+        "drop_pp": res.drop,
+        "top1_agreement": res.agreement.get("top1_agreement"),
+        "sqnr_db": res.agreement.get("sqnr_db"),
+        "fp32_alone_s": round(t_fp32, 3),
+        "int8_alone_s": round(t_int8, 3),
+        "verify_wall_s": round(wall, 3),
+        "verify_data_s": round(res.timing["data_seconds"], 3),
+        "ratio": round(wall / (t_fp32 + t_int8), 3),
+        "quantize_s": round(t_quant, 3),
+        "int8_backends": ex8.backend_counts(),
     }
 
 
@@ -78,9 +86,12 @@ def main() -> None:
         r = bench(n, args.data, args.batch_size, args.limit, args.threads)
         results[n] = r
         ok = "ok" if r["drop_pp"] < 0.1 and r["ratio"] <= 2.0 else "MISSED"  # type: ignore[operator]
-        print(f"{n}: fp32 {r['fp32_top1']:.2f}% int8 {r['int8_top1']:.2f}% drop {r['drop_pp']:.2f} pp | fp32 "
-              f"{r['fp32_alone_s']:.1f}s + int8 {r['int8_alone_s']:.1f}s alone, verify {r['verify_wall_s']:.1f}s "
-              f"(x{r['ratio']:.2f}, data {r['verify_data_s']:.2f}s) {ok}", flush=True)
+        print(
+            f"{n}: fp32 {r['fp32_top1']:.2f}% int8 {r['int8_top1']:.2f}% drop {r['drop_pp']:.2f} pp | fp32 "
+            f"{r['fp32_alone_s']:.1f}s + int8 {r['int8_alone_s']:.1f}s alone, verify {r['verify_wall_s']:.1f}s "
+            f"(x{r['ratio']:.2f}, data {r['verify_data_s']:.2f}s) {ok}",
+            flush=True,
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2, sort_keys=True)

@@ -96,8 +96,10 @@ def main() -> None:
     with open(meta_path) as f:
         meta = json.load(f)
     nets = args.nets.split(",") if args.nets else sorted(meta)
-    x = (read_idx(os.path.join(FIX, "data", "t10k-1000-images-idx3-ubyte.gz"), args.samples).astype(np.float32)
-         / np.float32(255))[:, None]
+    x = (
+        read_idx(os.path.join(FIX, "data", "t10k-1000-images-idx3-ubyte.gz"), args.samples).astype(np.float32)
+        / np.float32(255)
+    )[:, None]
     y = read_idx(os.path.join(FIX, "data", "t10k-1000-labels-idx1-ubyte.gz"), args.samples).astype(np.int64)
     for name in nets:
         onnx_path = os.path.join(FIX, f"{name}.onnx")
@@ -107,18 +109,20 @@ def main() -> None:
         sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
         ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         back = convertmodel.load(model_path)
-        ours = np.concatenate([np.asarray(back.predict(x[i:i + 1])).reshape(1, -1) for i in range(len(x))])
+        ours = np.concatenate([np.asarray(back.predict(x[i : i + 1])).reshape(1, -1) for i in range(len(x))])
         net = cv2.dnn.readNetFromCaffe(proto, model_path)
         cv = []
         for i in range(len(x)):
-            net.setInput(x[i:i + 1])
+            net.setInput(x[i : i + 1])
             cv.append(net.forward().reshape(1, -1))
         cvo = np.concatenate(cv)
         rec = {
-            "caffemodel": os.path.basename(model_path), "prototxt": os.path.basename(proto),
+            "caffemodel": os.path.basename(model_path),
+            "prototxt": os.path.basename(proto),
             "caffe_vs_onnx_max_abs_diff": float(np.abs(ours - ref).max()),
             "opencv_vs_onnx_max_abs_diff": float(np.abs(cvo - ref).max()),
-            "opencv_top1_first_n": float(100.0 * (cvo.argmax(1) == y).mean()), "checked_samples": len(x),
+            "opencv_top1_first_n": float(100.0 * (cvo.argmax(1) == y).mean()),
+            "checked_samples": len(x),
         }
         print(name, rec, flush=True)
         with open(meta_path) as f:

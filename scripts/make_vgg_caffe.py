@@ -9,8 +9,9 @@ IR topologies in :mod:`convertmodel.zoo` through the Caffe writer:
 
 Each model lands as ``OUT_DIR/vgg<depth>.caffemodel`` with ``OUT_DIR/vgg<depth>.prototxt`` beside it
 (the name the Caffe reader finds on its own). Layer names follow the Caffe model zoo deploy files
-(conv1_1 ... fc8, prob); the input is ``data`` (1, 3, 224, 224). Weights are He-scaled normal with
-a fixed seed, so the files are reproducible byte for byte.
+(conv1_1 ... fc8, prob) and so does the layer sequence: ReLUs in place, drop6/drop7 Dropout layers
+after relu6/relu7, InnerProduct reading pool5 directly; the input is ``data`` (1, 3, 224, 224).
+Weights are He-scaled normal with a fixed seed, so the files are reproducible byte for byte.
 """
 
 from __future__ import annotations
@@ -18,6 +19,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
+
+
+def with_dropout(graph: Any) -> Any:
+    """The zoo graph plus the deploy net's drop6/drop7 (identity at inference) after relu6/relu7."""
+    from convertmodel.ir.graph import Node
+
+    nodes: list[Node] = []
+    rename: dict[str, str] = {}
+    for n in graph.nodes:
+        n = n.with_(inputs=tuple(rename.get(i, i) for i in n.inputs))
+        nodes.append(n)
+        if n.name in ("relu6", "relu7"):
+            drop = "drop" + n.name[-1]
+            nodes.append(Node("Identity", drop, (n.outputs[0],), (drop,)))
+            rename[n.outputs[0]] = drop
+    return graph.replace(nodes=tuple(nodes))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
 
     os.makedirs(args.out_dir, exist_ok=True)
     for depth in args.depth or (16, 19):
-        graph = vgg(depth, batch=1, seed=args.seed, image_size=args.image_size, num_classes=args.num_classes)
+        graph = with_dropout(
+            vgg(depth, batch=1, seed=args.seed, image_size=args.image_size, num_classes=args.num_classes)
+        )
         path = os.path.join(args.out_dir, f"vgg{depth}.caffemodel")
         proto = write_caffe(graph, path)
         print(f"{path} ({os.path.getsize(path) / 2**20:.1f} MiB), {proto}")

@@ -68,14 +68,26 @@ def percentiles(times: list[float], batch: int) -> dict[str, float]:
     t = np.asarray(times, dtype=np.float64)
     p50, p90, p99 = (float(np.percentile(t, q)) for q in (50, 90, 99))
     return {
-        "iterations": len(times), "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "p99_ms": p99 * 1e3,
-        "mean_ms": float(t.mean()) * 1e3, "img_per_s": batch / p50 if p50 > 0 else float("inf"),
+        "iterations": len(times),
+        "p50_ms": p50 * 1e3,
+        "p90_ms": p90 * 1e3,
+        "p99_ms": p99 * 1e3,
+        "mean_ms": float(t.mean()) * 1e3,
+        "img_per_s": batch / p50 if p50 > 0 else float("inf"),
     }
 
 
-def run_bench(sides: dict[str, Graph], *, batch: int, threads: int, warmup: int, iterations: int | None,
-              seconds: float | None, per_layer: bool = False,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    sides: dict[str, Graph],
+    *,
+    batch: int,
+    threads: int,
+    warmup: int,
+    iterations: int | None,
+    seconds: float | None,
+    per_layer: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Time each graph of ``sides`` (name -> graph) on the same random input, alternating iterations."""
     from threadpoolctl import threadpool_limits
 
@@ -119,7 +131,8 @@ def run_bench(sides: dict[str, Graph], *, batch: int, threads: int, warmup: int,
 
                     ex.run(feeds, hook=hook)
     report: dict[str, Any] = {
-        "batch": int(actual_batch), "threads": n_threads,
+        "batch": int(actual_batch),
+        "threads": n_threads,
         "isa": native.isa() if native.available() else "none (native extension not built; numpy kernels)",
         "backends": {k: ex.backend_counts() for k, ex in execs.items()},
         "results": {k: percentiles(v, actual_batch) for k, v in times.items()},
@@ -131,8 +144,10 @@ def run_bench(sides: dict[str, Graph], *, batch: int, threads: int, warmup: int,
         report["size_ratio"] = report["param_bytes"]["fp32"] / max(1, report["param_bytes"]["int8"])
     if per_layer:
         report["per_layer"] = {
-            k: [{"node": key.split("\t")[0], "op": key.split("\t")[1], "ms": float(np.median(v)) * 1e3}
-                for key, v in rec.items()]
+            k: [
+                {"node": key.split("\t")[0], "op": key.split("\t")[1], "ms": float(np.median(v)) * 1e3}
+                for key, v in rec.items()
+            ]
             for k, rec in layers.items()
         }
     return report
@@ -146,8 +161,15 @@ def _print(report: dict[str, Any], model: str) -> None:
     for col in ("", "img/s", "p50 ms", "p90 ms", "p99 ms", "iterations", "weights"):
         t.add_column(col, justify="right" if col else "left")
     for k, r in report["results"].items():
-        t.add_row(k, f"{r['img_per_s']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                  str(r["iterations"]), human_bytes(report["param_bytes"][k]))
+        t.add_row(
+            k,
+            f"{r['img_per_s']:.2f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p90_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            str(r["iterations"]),
+            human_bytes(report["param_bytes"][k]),
+        )
     c.print(t)
     if "speedup" in report:
         c.print(f"int8 speedup {report['speedup']:.2f}x (median latency); weights {report['size_ratio']:.2f}x smaller")
@@ -163,19 +185,36 @@ def _print(report: dict[str, Any], model: str) -> None:
 
 @click.command("bench")
 @click.argument("model_path", metavar="MODEL")
-@click.option("--threads", default=0, show_default=True, help="Threads for the native kernels and BLAS (0 = all cores).")
+@click.option(
+    "--threads", default=0, show_default=True, help="Threads for the native kernels and BLAS (0 = all cores)."
+)
 @click.option("--batch", default=1, show_default=True, help="Batch size (the model's symbolic batch dimension).")
 @click.option("--warmup", default=2, show_default=True, help="Untimed iterations of each side first.")
 @click.option("--iterations", type=int, help="Timed iterations of each side (default 10, or use --seconds).")
 @click.option("--seconds", type=float, help="Time budget for the timed iterations instead of --iterations.")
 @click.option("--per-layer", is_flag=True, help="Also time every node of both sides (a few extra runs).")
-@click.option("--reference", "reference", type=click.Path(dir_okay=False),
-              help="fp32 source model to compare an int8 .q8 MODEL against.")
+@click.option(
+    "--reference",
+    "reference",
+    type=click.Path(dir_okay=False),
+    help="fp32 source model to compare an int8 .q8 MODEL against.",
+)
 @click.option("--image-size", default=224, show_default=True, help="Input size of zoo: models.")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option("--json", "json_out", is_flag=True, help="Print the JSON report on stdout.")
-def command(model_path: str, threads: int, batch: int, warmup: int, iterations: int | None, seconds: float | None,
-            per_layer: bool, reference: str | None, image_size: int, prototxt: str | None, json_out: bool) -> None:
+def command(
+    model_path: str,
+    threads: int,
+    batch: int,
+    warmup: int,
+    iterations: int | None,
+    seconds: float | None,
+    per_layer: bool,
+    reference: str | None,
+    image_size: int,
+    prototxt: str | None,
+    json_out: bool,
+) -> None:
     """Benchmark MODEL in fp32 and int8 side by side (alternating runs, same input).
 
     MODEL is any readable source model (quantized on the fly, BigDL local-window scheme), a .q8
@@ -213,10 +252,18 @@ def command(model_path: str, threads: int, batch: int, warmup: int, iterations: 
 
     def say(msg: str) -> None:
         if show:
-            err.print(f"[bench] {msg}", end="\r" if err.is_terminal else "\n")
+            err.print(f"[bench] {msg}", end="\r" if err.is_terminal else "\n", markup=False)
 
-    report = run_bench(sides, batch=batch, threads=threads, warmup=warmup, iterations=iterations, seconds=seconds,
-                       per_layer=per_layer, progress=say)
+    report = run_bench(
+        sides,
+        batch=batch,
+        threads=threads,
+        warmup=warmup,
+        iterations=iterations,
+        seconds=seconds,
+        per_layer=per_layer,
+        progress=say,
+    )
     report["model"] = model_path
     if quantized and not reference:
         report["note"] = "int8 .q8 input: fp32 side skipped (give --reference SOURCE to compare)"

@@ -55,9 +55,9 @@ def _affine_of(g: Graph, n: Node) -> Affine | None:
         if not all(i in c for i in n.inputs[1:5]):
             return None
         eps = float(resolve_attrs(n)["epsilon"])
-        scale, b, mean, var = (c[i].astype(np.float64) for i in n.inputs[1:5])
+        scale, beta, mean, var = (c[i].astype(np.float64) for i in n.inputs[1:5])
         f = scale / np.sqrt(var + eps)
-        return f, b - mean * f, n.inputs[0]
+        return f, beta - mean * f, n.inputs[0]
     if n.op_type == "ChannelAffine" and n.domain == CM_DOMAIN:
         t = g.type_of(n.inputs[0])
         rank = t.rank if t is not None else None

@@ -100,6 +100,8 @@ class _Folder:
             s, idx = self.sym.get(ins[0]), self.consts.get(ins[1])
             if s is None or idx is None or int(node.attrs.get("axis", 0)) != 0 or idx.ndim > 1:  # type: ignore[arg-type]
                 return False
+            if any(not -len(s) <= int(i) < len(s) for i in idx.reshape(-1)):
+                return False  # out of range: leave it to the kernel, which reports it at run time
             picked = tuple(s[int(i)] for i in idx.reshape(-1))
             self.set_sym(node, picked, scalar=idx.ndim == 0)
             return True
@@ -145,7 +147,7 @@ class _Folder:
             else:
                 return False
         shape_name = f"{node.name}/shape"
-        while shape_name in self.consts:
+        while shape_name in self.consts or shape_name in self.g.value_types:
             shape_name += "_"
         self.consts[shape_name] = np.asarray(target, dtype=np.int64)
         self.nodes.append(node.with_(inputs=(node.inputs[0], shape_name)))

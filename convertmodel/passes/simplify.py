@@ -46,6 +46,10 @@ _UNARY = frozenset(
 )
 
 
+#: Binary elementwise ops with numpy broadcasting (a constant operand can be re-laid out).
+_BINARY = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"})
+
+
 def _compose(p1: tuple[int, ...], p2: tuple[int, ...]) -> tuple[int, ...]:
     # y = transpose(transpose(x, p1), p2)  =>  y = transpose(x, [p1[p2[i]]])
     return tuple(p1[i] for i in p2)
@@ -142,9 +146,10 @@ class _Rewriter:
             self.consts[name] = np.ascontiguousarray(np.transpose(self.consts[x], perm))
             nodes.remove(node)
             return self._graph(nodes)
+        pushed = self._push_down(nodes, node, perm)
+        if pushed is not None:
+            return pushed
         prev = self.producers.get(x)
-        if prev is not None and prev.op_type in _UNARY and not prev.domain and self._sole_use(x, node):
-            return self._swap_unary(nodes, node, prev)
         if prev is None or prev.op_type != "Transpose" or prev.domain:
             return None
         p1 = _perm(prev, self.rank(prev.inputs[0]))
@@ -156,25 +161,66 @@ class _Rewriter:
         # The merged node may now be the identity; the next step removes it.
         return self._graph(nodes)
 
-    def _sole_use(self, value: str, node: Node) -> bool:
-        return value not in self.outputs and [n.name for n in self.consumers.get(value, [])] == [node.name]
-
-    def _swap_unary(self, nodes: list[Node], node: Node, unary: Node) -> Graph | None:
-        """Transpose(Relu(Transpose(x))) -> Relu(Transpose(Transpose(x))), so the pair becomes adjacent.
-
-        Only when the unary op's input comes from a Transpose (otherwise nothing cancels) and the
-        unary op is elementwise without layout-dependent attributes.
-        """
-        src = self.producers.get(unary.inputs[0])
-        if src is None or src.op_type != "Transpose" or src.domain:
-            return None
-        moved = f"{node.name}/before_{unary.name}"
+    def _fresh(self, nodes: list[Node], base: str) -> str:
         taken = {o for n in nodes for o in n.outputs} | set(self.consts) | self.inputs
-        while moved in taken:
-            moved += "_"
-        k = nodes.index(node)
-        nodes[k] = node.with_(inputs=unary.inputs, outputs=(moved,))
-        nodes[nodes.index(unary)] = unary.with_(inputs=(moved,), outputs=node.outputs)
+        name = base
+        while name in taken:
+            name += "_"
+        return name
+
+    def _elementwise_use(self, value: str) -> tuple[Node, str | None] | None:
+        """The single consumer of ``value`` if it is elementwise in ``value`` (unary, or binary whose other
+        input is a constant of rank <= value's rank), with that constant's name."""
+        users = self.consumers.get(value, [])
+        if len(users) != 1 or value in self.outputs:
+            return None
+        u = users[0]
+        if u.domain or not u.outputs:
+            return None
+        if u.op_type in _UNARY and u.inputs[0] == value and all(i in self.consts for i in u.inputs[1:] if i):
+            return u, None
+        if u.op_type in _BINARY and len(u.inputs) == 2 and value in u.inputs:
+            other = u.inputs[1] if u.inputs[0] == value else u.inputs[0]
+            rank = self.rank(value)
+            if other != value and other in self.consts and rank is not None and self.consts[other].ndim <= rank:
+                return u, other
+        return None
+
+    def _leads_to_transpose(self, value: str) -> bool:
+        for _ in range(len(self.g.nodes)):
+            users = self.consumers.get(value, [])
+            if len(users) == 1 and users[0].op_type == "Transpose" and not users[0].domain:
+                return value not in self.outputs
+            hit = self._elementwise_use(value)
+            if hit is None:
+                return False
+            value = hit[0].outputs[0]
+        return False
+
+    def _push_down(self, nodes: list[Node], node: Node, perm: tuple[int, ...]) -> Graph | None:
+        """T(x) -> Op -> ... -> T2  becomes  Op' -> T -> ... -> T2 when a chain of elementwise ops leads to
+        another Transpose, so the two meet and cancel (tf2onnx leaves NHWC<->NCHW pairs around BiasAdd,
+        Relu and friends). A constant operand c is re-laid out: Op(transpose(x, p), c) equals
+        transpose(Op(x, c'), p) with c' = transpose(c broadcast to rank r, inverse(p))."""
+        t = node.outputs[0]
+        hit = self._elementwise_use(t)
+        if hit is None or not self._leads_to_transpose(hit[0].outputs[0]):
+            return None
+        op, const = hit
+        x = node.inputs[0]
+        inputs = [x if i == t else i for i in op.inputs]
+        if const is not None:
+            c = self.consts[const]
+            c = c.reshape((1,) * (len(perm) - c.ndim) + c.shape)
+            inv = tuple(int(i) for i in np.argsort(perm))
+            new_c = self._fresh(nodes, f"{const}/relayout")
+            self.consts[new_c] = np.ascontiguousarray(np.transpose(c, inv))
+            inputs = [new_c if i == const else i for i in inputs]
+        moved = self._fresh(nodes, f"{op.outputs[0]}/before_{node.name}")
+        nodes.remove(node)
+        k = nodes.index(op)
+        nodes[k] = op.with_(inputs=tuple(inputs), outputs=(moved,))
+        nodes.insert(k + 1, node.with_(inputs=(moved,), outputs=op.outputs))
         return self._graph(nodes)
 
     def _graph(self, nodes: list[Node]) -> Graph:

@@ -39,8 +39,9 @@ def top1_agreement(reference: np.ndarray, approx: np.ndarray) -> float:
     return float(np.mean(r.argmax(axis=1) == a.argmax(axis=1)))
 
 
-def layer_errors(fp32: Graph, int8: Graph, feeds: Mapping[str, np.ndarray],
-                 backends: tuple[str, ...] = ("ref",)) -> list[dict[str, Any]]:
+def layer_errors(
+    fp32: Graph, int8: Graph, feeds: Mapping[str, np.ndarray], backends: tuple[str, ...] = ("ref",)
+) -> list[dict[str, Any]]:
     """Cosine and SQNR of every output the two graphs share (per node, in fp32 node order).
 
     Both graphs are run with the executor's node hook, so no intermediate is kept beyond its use
@@ -65,6 +66,13 @@ def layer_errors(fp32: Graph, int8: Graph, feeds: Mapping[str, np.ndarray],
     for n in fp32.nodes:
         for o in n.outputs:
             if o in got["f"] and o in got["q"] and got["f"][o].shape == got["q"][o].shape:
-                rows.append({"node": n.name, "op": n.op_type, "value": o,
-                             "cosine": cosine(got["f"][o], got["q"][o]), "sqnr_db": sqnr_db(got["f"][o], got["q"][o])})
+                rows.append(
+                    {
+                        "node": n.name,
+                        "op": n.op_type,
+                        "value": o,
+                        "cosine": cosine(got["f"][o], got["q"][o]),
+                        "sqnr_db": sqnr_db(got["f"][o], got["q"][o]),
+                    }
+                )
     return rows

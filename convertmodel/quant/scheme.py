@@ -70,12 +70,16 @@ def _java_round_rows(blk: np.ndarray, a: np.ndarray, levels: int) -> np.ndarray:
     a64 = a.astype(np.float64)
     pos = a64 > 0
     # Rows with a == 0 are all zero: scale 0 gives exactly 0 (BigDL divided by zero there).
-    s32 = np.where(pos, float(levels) / np.where(pos, a64, 1.0), 0.0).astype(np.float32)
+    s64 = np.where(pos, float(levels) / np.where(pos, a64, 1.0), 0.0)
+    # A row of tiny values (a < levels / FLT_MAX) would overflow a float32 scale: do it in float64.
+    slow = s64 > float(np.finfo(np.float32).max)
+    s32 = np.where(slow, 0.0, s64).astype(np.float32)
     t = blk * s32[:, None]
     t += np.float32(0.5)
     f = np.floor(t)
     np.subtract(t, f, out=t)  # the fractional part, in [0, 1)
     near = (t < _TIE_BAND) | (t > 1 - _TIE_BAND)
+    near[slow] = True
     rows, cols = np.nonzero(near)
     if rows.size:
         exact = np.floor(blk[rows, cols].astype(np.float64) / np.where(pos, a64, 1.0)[rows] * float(levels) + 0.5)
@@ -132,14 +136,19 @@ def bigdl_compat_requantize(qw: QuantizedWeight, levels: int = BIGDL_WEIGHT_LEVE
         d = (qw.wq[r0:r1].astype(np.float64) / 127.0 * a64).astype(np.float32)
         a2 = np.abs(d).max(axis=1) if k else np.zeros(r1 - r0, np.float32)
         nz = a2 > 0
-        scale = np.zeros(r1 - r0, dtype=np.float32)
-        scale[nz] = np.float32(levels) / a2[nz]
+        s64 = np.where(nz, float(levels) / np.where(nz, a2, 1).astype(np.float64), 0.0)
+        # BigQuant divides in float: a row of denormal weights overflows the scale to inf and the
+        # int8 cast is undefined. Such rows (a2 < 64 / FLT_MAX) use the scale in float64 instead.
+        big = s64 > float(np.finfo(np.float32).max)
+        scale = np.where(big, 0.0, s64).astype(np.float32)  # == float32(levels) / a2 elsewhere
         prod = d * scale[:, None]  # float32 product, as BigQuant's float DType
         q2 = _round_half_away(prod)
+        if big.any():
+            q2[big] = _round_half_away(d[big].astype(np.float64) * s64[big][:, None])
         np.clip(q2, -127, 127, out=q2)
         wq[r0:r1] = q2.astype(np.int8)
-        with np.errstate(divide="ignore"):
-            ratio = np.where(nz, 1.0 / np.where(nz, scale, 1).astype(np.float64), 0.0)
+        exact = np.where(big, s64, scale.astype(np.float64))
+        ratio = np.where(nz, 1.0 / np.where(nz, exact, 1.0), 0.0)
         scale_out[r0:r1] = ratio.astype(np.float32)
     return QuantizedWeight(wq, scale_out, qw.w_sum, qw.amax)
 

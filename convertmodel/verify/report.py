@@ -141,11 +141,20 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         ("map_voc", "mAP@0.5 VOC %"),
         ("map_coco", "mAP@[.5:.95] COCO %"),
     ]
+    headline = {
+        "top1": "top1",
+        "top5": "top5",
+        "agreement": "top1_agreement",
+        "map-voc": "map_voc",
+        "map-coco": "map_coco",
+    }.get(metric)
     for key, label in keys:
         if key in rep["fp32"] and key in rep["int8"]:
             a, b = rep["fp32"][key], rep["int8"][key]
-            label = f"[bold]{label}[/bold]" if _LABELS.get(metric, "").startswith(label.split()[0]) else label
-            t.add_row(label, _fmt(a), _fmt(b), _fmt(a - b, 3))
+            shown = f"[bold]{label}[/bold]" if key == headline else label
+            t.add_row(shown, _fmt(a), _fmt(b), _fmt(a - b, 3))
+    if "detections" in rep["fp32"]:
+        t.add_row("detections (all scores)", str(rep["fp32"]["detections"]), str(rep["int8"]["detections"]), "")
     ag = rep["agreement"]
     if "cosine_mean" in ag:
         t.add_row("output cosine (mean / min)", "", f"{_fmt(ag['cosine_mean'], 6)} / {_fmt(ag['cosine_min'], 4)}", "")

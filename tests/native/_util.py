@@ -9,8 +9,7 @@ import pytest
 
 from convertmodel.ir import GraphBuilder, check_graph
 from convertmodel.ir.schema import CM_DOMAIN
-from convertmodel.runtime import Executor
-from convertmodel.runtime import native
+from convertmodel.runtime import Executor, native
 
 needs_native = pytest.mark.skipif(not native.available(), reason="native extension not built (pip install -e .)")
 
@@ -23,7 +22,9 @@ def isa_params() -> list[Any]:
         if not native.available():
             marks.append(pytest.mark.skip(reason="native extension not built"))
         elif name not in native.compiled_isas():
-            marks.append(pytest.mark.skip(reason=f"{name} kernels not compiled into this build (compiler lacks the flags)"))
+            marks.append(
+                pytest.mark.skip(reason=f"{name} kernels not compiled into this build (compiler lacks the flags)")
+            )
         elif name not in native.available_isas():
             marks.append(pytest.mark.skip(reason=f"this CPU does not support {name} (only {native.available_isas()})"))
         out.append(pytest.param(name, marks=marks, id=name))
@@ -39,13 +40,24 @@ def q_params(rng: np.random.Generator, m: int, k_row: int, bias: bool) -> dict[s
     }
 
 
-def run_q_node(op_type: str, x: np.ndarray, wq: np.ndarray, params: dict[str, np.ndarray | None],
-               backends: tuple[str, ...], threads: int = 1, **attrs: Any) -> tuple[np.ndarray, dict[str, int]]:
+def run_q_node(
+    op_type: str,
+    x: np.ndarray,
+    wq: np.ndarray,
+    params: dict[str, np.ndarray | None],
+    backends: tuple[str, ...],
+    threads: int = 1,
+    **attrs: Any,
+) -> tuple[np.ndarray, dict[str, int]]:
     """Run one QConv/QGemm node (weights as constants) through the executor; returns (Y, backend counts)."""
     b = GraphBuilder("q")
     xi = b.add_input("X", "float32", x.shape)
-    names = [xi, b.add_const("Wq", wq), b.add_const("w_scale", params["w_scale"]),
-             b.add_const("w_sum", params["w_sum"])]
+    names = [
+        xi,
+        b.add_const("Wq", wq),
+        b.add_const("w_scale", params["w_scale"]),
+        b.add_const("w_sum", params["w_sum"]),
+    ]
     if params.get("B") is not None:
         names.append(b.add_const("B", params["B"]))
     (y,) = b.add_node(op_type, names, 1, name="node", domain=CM_DOMAIN, **attrs)

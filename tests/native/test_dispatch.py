@@ -7,9 +7,8 @@ import platform
 import numpy as np
 import pytest
 
-from tests.native._util import needs_native, q_params, run_q_node
-
 from convertmodel.runtime import native
+from tests.native._util import needs_native, q_params, run_q_node
 
 pytestmark = [pytest.mark.native, needs_native]
 

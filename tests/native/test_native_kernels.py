@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from convertmodel.runtime import native
 from tests.helpers import assert_close
 from tests.native._util import isa_params, q_params, run_q_node
-
-from convertmodel.runtime import native
 
 pytestmark = pytest.mark.native
 
@@ -69,7 +68,9 @@ def test_quantize_rows_bit_exact(isa: str, levels: int, rng: np.random.Generator
     np.testing.assert_array_equal(mn, mn_e)
     np.testing.assert_array_equal(rx, rx_e)
     bad = np.argwhere(q != q_e)
-    assert bad.size == 0, f"{len(bad)} codes differ, first at {tuple(bad[0])}: {q[tuple(bad[0])]} vs {q_e[tuple(bad[0])]}"
+    assert bad.size == 0, (
+        f"{len(bad)} codes differ, first at {tuple(bad[0])}: {q[tuple(bad[0])]} vs {q_e[tuple(bad[0])]}"
+    )
 
 
 CONV_CASES = {
@@ -83,14 +84,24 @@ CONV_CASES = {
     "one_by_one": ((3, 17, 5, 7), 33, (1, 1), {}),
     "big_k": ((1, 70, 6, 6), 13, (3, 3), {"pads": [1, 1, 1, 1]}),
     "wide_rows": ((1, 3, 3, 40), 4, (1, 5), {"pads": [0, 2, 0, 2], "strides": [1, 3]}),
+    # rows of >= 32 outputs: full panels without padding are quantized straight from the input
+    "direct_panels": ((2, 5, 6, 40), 7, (3, 3), {"pads": [1, 1, 1, 1]}),
+    "direct_dilated": ((1, 4, 9, 70), 6, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1], "strides": [2, 1]}),
 }
 
 
 @pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("case", list(CONV_CASES))
 @pytest.mark.parametrize(("threads", "relu", "levels"), [(1, False, 255), (2, True, 255), (2, False, 127)])
-def test_qconv_matches_reference(isa: str, case: str, threads: int, relu: bool, levels: int,
-                                 rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_qconv_matches_reference(
+    isa: str,
+    case: str,
+    threads: int,
+    relu: bool,
+    levels: int,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv(native.ISA_ENV, isa)
     shape, m, kernel, attrs = CONV_CASES[case]
     g = attrs.get("group", 1)
@@ -111,8 +122,9 @@ def test_qconv_matches_reference(isa: str, case: str, threads: int, relu: bool, 
 @pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize(("shape", "m"), [((1, 25), 3), ((8, 301), 37), ((2, 3, 64), 10), ((33, 4096), 19)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_qgemm_matches_reference(isa: str, shape: tuple[int, ...], m: int, threads: int,
-                                 rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_qgemm_matches_reference(
+    isa: str, shape: tuple[int, ...], m: int, threads: int, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(native.ISA_ENV, isa)
     x = rng.standard_normal(shape).astype(np.float32)
     x.reshape(-1, shape[-1])[0] = -2.0  # a constant row: y = mn * w_sum + B exactly
@@ -126,5 +138,4 @@ def test_qgemm_matches_reference(isa: str, shape: tuple[int, ...], m: int, threa
     assert_close(got, want, rtol=1e-6, atol=1e-6 * float(np.abs(want).max()), what=f"QGemm {shape} on {isa}")
     if threads == 1:  # the constant row, checked against the closed form too
         first = got.reshape(-1, m)[0]
-        assert_close(first, np.float32(-2.0) * params["w_sum"] + params["B"], rtol=1e-6, atol=1e-6,
-                     what="constant row")
+        assert_close(first, np.float32(-2.0) * params["w_sum"] + params["B"], rtol=1e-6, atol=1e-6, what="constant row")

@@ -22,8 +22,9 @@ def test_normalize_vs_opencv(tmp_path: object, across: int, shared: int) -> None
         f"norm_param {{ across_spatial: {str(bool(across)).lower()} channel_shared: {str(bool(shared)).lower()} }} }}"
     )
     proto, model = write_net(str(tmp_path), body, {"n": [scale]})
-    (got,) = run_ir_node("Normalize", {"x": x, "scale": scale}, const_inputs=["scale"], domain=CM_DOMAIN,
-                         across_spatial=across)
+    (got,) = run_ir_node(
+        "Normalize", {"x": x, "scale": scale}, const_inputs=["scale"], domain=CM_DOMAIN, across_spatial=across
+    )
     if not (across and not shared):  # OpenCV 4.14 asserts on per-channel scales with across_spatial
         (ref,) = run_opencv(proto, model, {"data": x}, ["n"])
         assert_close(got, ref, rtol=1e-4, atol=1e-6)
@@ -35,8 +36,12 @@ def test_normalize_vs_opencv(tmp_path: object, across: int, shared: int) -> None
 
 PRIOR_CONFIGS = [
     # The res10 SSD face detector's first PriorBox.
-    ("min_size: 30 max_size: 60 aspect_ratio: 2 flip: true clip: false variance: 0.1 variance: 0.1 "
-     "variance: 0.2 variance: 0.2 step: 8 offset: 0.5", (5, 5), (40, 40)),
+    (
+        "min_size: 30 max_size: 60 aspect_ratio: 2 flip: true clip: false variance: 0.1 variance: 0.1 "
+        "variance: 0.2 variance: 0.2 step: 8 offset: 0.5",
+        (5, 5),
+        (40, 40),
+    ),
     # Derived steps on a non-square image, clip, one variance, two min sizes, ratio 3 without flip.
     ("min_size: 6 min_size: 12 aspect_ratio: 3 flip: false clip: true variance: 0.1", (4, 6), (30, 50)),
 ]
@@ -46,9 +51,12 @@ PRIOR_CONFIGS = [
 def test_prior_box_vs_opencv(tmp_path: object, params: str, feat_hw: tuple, img_hw: tuple) -> None:
     feat = np.zeros((1, 2, *feat_hw), np.float32)
     img = np.zeros((1, 3, *img_hw), np.float32)
-    body = (input_block("feat", feat.shape) + input_block("data", img.shape)
-            + f'layer {{ name: "pb" type: "PriorBox" bottom: "feat" bottom: "data" top: "pb" '
-              f"prior_box_param {{ {params} }} }}")
+    body = (
+        input_block("feat", feat.shape)
+        + input_block("data", img.shape)
+        + f'layer {{ name: "pb" type: "PriorBox" bottom: "feat" bottom: "data" top: "pb" '
+        f"prior_box_param {{ {params} }} }}"
+    )
     proto, model = write_net(str(tmp_path), body)
     (ref,) = run_opencv(proto, model, {"feat": feat, "data": img}, ["pb"])
     from tests.readers.caffe_util import read_checked, run_ours
@@ -61,14 +69,21 @@ def test_prior_box_vs_opencv(tmp_path: object, params: str, feat_hw: tuple, img_
 def test_prior_box_formula() -> None:
     """One cell, min 10 / max 40, ratio 2 with flip: squares 10 and 20, then 10*sqrt(2) x 10/sqrt(2) and inverse."""
     feat, img = np.zeros((1, 1, 1, 1), np.float32), np.zeros((1, 3, 100, 100), np.float32)
-    (got,) = run_ir_node("PriorBox", {"f": feat, "i": img}, domain=CM_DOMAIN, min_sizes=[10.0], max_sizes=[40.0],
-                         aspect_ratios=[2.0], variances=[0.1, 0.1, 0.2, 0.2])
+    (got,) = run_ir_node(
+        "PriorBox",
+        {"f": feat, "i": img},
+        domain=CM_DOMAIN,
+        min_sizes=[10.0],
+        max_sizes=[40.0],
+        aspect_ratios=[2.0],
+        variances=[0.1, 0.1, 0.2, 0.2],
+    )
     c = 50.0
     sizes = [(10, 10), (20, 20), (10 * 2**0.5, 10 / 2**0.5), (10 / 2**0.5, 10 * 2**0.5)]
     boxes = np.array([[(c - w / 2) / 100, (c - h / 2) / 100, (c + w / 2) / 100, (c + h / 2) / 100] for w, h in sizes])
     assert got.shape == (1, 2, 16)
     assert_close(got[0, 0], boxes.reshape(-1), rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(got[0, 1], np.tile(np.float32([0.1, 0.1, 0.2, 0.2]), 4))
+    np.testing.assert_array_equal(got[0, 1], np.tile(np.array([0.1, 0.1, 0.2, 0.2], np.float32), 4))
 
 
 def _detection_inputs(n_priors: int, n_classes: int, n_loc: int) -> tuple[np.ndarray, ...]:
@@ -100,9 +115,13 @@ def test_detection_output_vs_opencv(tmp_path: object, params: str) -> None:
     loc, conf, priors = _detection_inputs(n_priors, n_classes, 1 if share else n_classes)
     if "variance_encoded_in_target: true" in params:
         priors = np.ascontiguousarray(priors[:, :1])  # OpenCV wants no variance channel then
-    body = (input_block("loc", loc.shape) + input_block("conf", conf.shape) + input_block("prior", priors.shape)
-            + 'layer { name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" top: "det" '
-              f"detection_output_param {{ num_classes: {n_classes} {params} }} }}")
+    body = (
+        input_block("loc", loc.shape)
+        + input_block("conf", conf.shape)
+        + input_block("prior", priors.shape)
+        + 'layer { name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" top: "det" '
+        f"detection_output_param {{ num_classes: {n_classes} {params} }} }}"
+    )
     proto, model = write_net(str(tmp_path), body)
     (ref,) = run_opencv(proto, model, {"loc": loc, "conf": conf, "prior": priors}, ["det"])
     from tests.readers.caffe_util import read_checked, run_ours
@@ -132,16 +151,27 @@ def test_detection_output_nms_formula() -> None:
     pri = np.stack([priors.reshape(-1), np.full(12, 0.1, np.float32)])[None]
     loc = np.zeros((1, 12), np.float32)
     conf = np.array([[0.2, 0.8, 0.1, 0.9, 0.4, 0.6]], np.float32)  # (prior, class) for 2 classes
-    (got,) = run_ir_node("DetectionOutput", {"loc": loc, "conf": conf, "prior": pri}, domain=CM_DOMAIN,
-                         num_classes=2, nms_threshold=0.5, confidence_threshold=0.05)
+    (got,) = run_ir_node(
+        "DetectionOutput",
+        {"loc": loc, "conf": conf, "prior": pri},
+        domain=CM_DOMAIN,
+        num_classes=2,
+        nms_threshold=0.5,
+        confidence_threshold=0.05,
+    )
     expect = np.array([[0, 1, 0.9, *priors[1]], [0, 1, 0.6, *priors[2]]], np.float32)
     assert_close(got[0, 0], expect, rtol=0, atol=1e-7)
 
 
 def test_detection_output_empty_is_caffe_row() -> None:
     loc, conf, priors = _detection_inputs(5, 2, 1)
-    (got,) = run_ir_node("DetectionOutput", {"loc": loc, "conf": conf, "prior": priors}, domain=CM_DOMAIN,
-                         num_classes=2, confidence_threshold=1.0)
+    (got,) = run_ir_node(
+        "DetectionOutput",
+        {"loc": loc, "conf": conf, "prior": priors},
+        domain=CM_DOMAIN,
+        num_classes=2,
+        confidence_threshold=1.0,
+    )
     np.testing.assert_array_equal(got, np.array([[[[0, -1, -1, -1, -1, -1, -1]]]], np.float32))
 
 

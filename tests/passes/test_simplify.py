@@ -104,6 +104,38 @@ def test_transpose_moves_through_relu_and_cancels(rng):
     _same_outputs(g, s, {"x": rng.standard_normal((1, 2, 3, 4)).astype(np.float32)})
 
 
+def test_transpose_pushed_through_bias_add_chain_and_cancelled(rng):
+    """tf2onnx's NHWC BiasAdd between Transposes: the bias [C] is re-laid out to [C, 1, 1]."""
+    to_nchw, to_nhwc = _nchw_nhwc()
+    b = GraphBuilder("g")
+    x = b.add_input("x", "float32", ("N", 3, 4, 5))
+    t1 = b.add_node("Transpose", [x], ["t1"], name="t1", perm=to_nhwc)[0]
+    a = b.add_node("Add", [t1, b.add_const("bias", rng.standard_normal(3).astype(np.float32))], ["a"], name="add")[0]
+    r = b.add_node("Relu", [a], ["r"], name="relu")[0]
+    s = b.add_node("Sub", [b.add_const("k", np.float32(0.5)), r], ["s"], name="sub")[0]
+    m = b.add_node("Mul", [s, b.add_const("scale", rng.standard_normal((5, 3)).astype(np.float32))], ["m"], name="mul")[
+        0
+    ]
+    b.add_node("Transpose", [m], ["y"], name="t2", perm=to_nchw)
+    b.mark_output("y")
+    g = b.build()
+    out = simplify(g)
+    assert out.op_counts() == {"Add": 1, "Relu": 1, "Sub": 1, "Mul": 1}
+    assert out.constants[out.producers()["a"].inputs[1]].shape == (3, 1, 1)
+    _same_outputs(g, out, {"x": rng.standard_normal((2, 3, 4, 5)).astype(np.float32)})
+
+
+def test_transpose_not_pushed_when_nothing_cancels(rng):
+    b = GraphBuilder("g")
+    x = b.add_input("x", "float32", (1, 3, 4, 5))
+    t1 = b.add_node("Transpose", [x], ["t1"], name="t1", perm=[0, 2, 3, 1])[0]
+    b.add_node("Add", [t1, b.add_const("bias", rng.standard_normal(3).astype(np.float32))], ["y"], name="add")
+    b.mark_output("y")
+    g = b.build()
+    assert simplify(g).op_counts() == {"Transpose": 1, "Add": 1}
+    assert simplify(g).producers()["y"].op_type == "Add"
+
+
 def test_transpose_with_two_consumers_keeps_other_branch(rng):
     to_nchw, to_nhwc = _nchw_nhwc()
     b = GraphBuilder("g")

@@ -52,6 +52,20 @@ def test_weight_rows_scale_sum_and_java_rounding(rng: np.random.Generator) -> No
     assert np.abs(qw.wq).max() == 127
 
 
+def test_tiny_rows_do_not_overflow() -> None:
+    # a = 1e-40 (a float32 denormal): 127 / a overflows float32; must still follow the double formula
+    w = np.array([[1e-40, -5e-41, 2.5e-41, 0.0], [0.6, 0.4, -0.3, 0.2]], np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        qw = quantize_weight_rows(w)
+    a = np.abs(w[0]).max().astype(np.float64)
+    exp = [math.floor(float(v) / float(a) * 127 + 0.5) for v in w[0]]
+    assert qw.wq[0].tolist() == exp and qw.wq[1].tolist() == [127, 85, -63, 42]
+    assert np.isfinite(qw.w_scale).all()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        cq = bigdl_compat_requantize(qw)
+    assert cq.wq[0].tolist() == [64, -32, 16, 0] and np.isfinite(cq.w_scale).all()
+
+
 def test_zero_row_and_blocked_rows(monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> None:
     w = rng.standard_normal((9, 13)).astype(np.float32)
     w[4] = 0.0

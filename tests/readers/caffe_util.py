@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from google.protobuf import text_format
 
 from convertmodel.ir import check_graph
 from convertmodel.ir.graph import Graph
-from convertmodel.readers.caffe import caffe_pb2, read
+from convertmodel.readers.caffe import read
+from convertmodel.readers.caffe.proto import pb
 from convertmodel.runtime import run_graph
 
 
@@ -27,18 +29,24 @@ def add_blob(layer: object, arr: np.ndarray, legacy: bool = False) -> None:
     blob.data.extend(arr.ravel().tolist())
 
 
-def write_net(directory: str, prototxt: str, blobs: Mapping[str, Sequence[np.ndarray]] | None = None,
-              name: str = "net", legacy: bool = False, v1_weights: bool = False) -> tuple[str, str]:
+def write_net(
+    directory: str,
+    prototxt: str,
+    blobs: Mapping[str, Sequence[np.ndarray]] | None = None,
+    name: str = "net",
+    legacy: bool = False,
+    v1_weights: bool = False,
+) -> tuple[str, str]:
     """Write ``name.prototxt`` (the text as given) and ``name.caffemodel`` (the same net with the blobs
     of each named layer; ``v1_weights`` stores the layers in the legacy V1 ``layers`` field)."""
     blobs = blobs or {}
-    net = caffe_pb2.NetParameter()
+    net = pb.NetParameter()
     text_format.Merge(prototxt, net)
     proto_path = os.path.join(directory, f"{name}.prototxt")
     model_path = os.path.join(directory, f"{name}.caffemodel")
     with open(proto_path, "w") as f:
         f.write(prototxt)
-    model = caffe_pb2.NetParameter()
+    model = pb.NetParameter()
     model.CopyFrom(net)
     if v1_weights:
         del model.layer[:]
@@ -56,7 +64,7 @@ def write_net(directory: str, prototxt: str, blobs: Mapping[str, Sequence[np.nda
     return proto_path, model_path
 
 
-def read_checked(model_path: str, **options: object) -> Graph:
+def read_checked(model_path: str, **options: Any) -> Graph:
     g = read(model_path, **options)
     check_graph(g)
     return g

@@ -19,8 +19,10 @@ from convertmodel.errors import (
 from convertmodel.readers.caffe import read
 from tests.readers.caffe_util import input_block, write_net
 
-CONV = ('layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" '
-        "convolution_param { num_output: 4 kernel_size: 3 } }\n")
+CONV = (
+    'layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" '
+    "convolution_param { num_output: 4 kernel_size: 3 } }\n"
+)
 
 
 def _conv_net(d: str, weight: np.ndarray, bias: np.ndarray | None = None) -> str:

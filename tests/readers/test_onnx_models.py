@@ -64,7 +64,7 @@ def _run_ours(g: Graph, feeds: dict[str, np.ndarray], extra: str | None) -> tupl
             if name == extra:
                 seen[name] = v.copy()
 
-    res = Executor(g, ("ref",)).run(feeds, hook=hook)
+    res = Executor(g).run(feeds, hook=hook)  # default backends, as Model.predict uses
     return res[g.outputs[0].name], seen.get(extra) if extra else None
 
 

@@ -107,6 +107,35 @@ CASES = [
         {"Resize": 1},
     ),
     (
+        "upsample7_attr_scales",
+        7,
+        [helper.make_node("Upsample", ["x"], ["y"], mode="nearest", scales=[1.0, 1.0, 2.0, 2.0])],
+        (1, 2, 3, 3),
+        {"Resize": 1},
+    ),
+    (
+        "resize10_linear",
+        10,
+        [helper.make_node("Resize", ["x", "sc"], ["y"], mode="linear")],
+        (1, 2, 3, 3),
+        {"Resize": 1},
+    ),
+    (
+        "resize11_sizes_empty_roi_scales",
+        11,
+        [
+            helper.make_node(
+                "Resize",
+                ["x", "empty", "empty", "sizes"],
+                ["y"],
+                mode="linear",
+                coordinate_transformation_mode="align_corners",
+            )
+        ],
+        (1, 2, 3, 3),
+        {"Resize": 1},
+    ),
+    (
         "flatten_gemm",
         9,
         [
@@ -130,6 +159,8 @@ def test_opset_forms(tmp_path, rng, case):
         "bn_m": rng.standard_normal(3).astype(np.float32),
         "bn_v": rng.uniform(0.5, 2, 3).astype(np.float32),
         "sc": np.array([1, 1, 2, 3], np.float32),
+        "empty": np.zeros((0,), np.float32),
+        "sizes": np.array([1, 2, 5, 7], np.int64),
         "gw": rng.standard_normal((5, 12)).astype(np.float32),
         "gb": rng.standard_normal(5).astype(np.float32),
     }
@@ -191,3 +222,85 @@ def test_tf2onnx_nhwc_transpose_pairs_cancel(tmp_path, rng):
     assert g.inputs[0].type.shape == ("N", 6, 6, 3) and g.outputs[0].name == "y"
     ref = run_ort(path, {"x": x})[0]
     assert_close(run_graph(g, {"x": x}, ("ref",))["y"], ref, rtol=1e-4, atol=1e-4)
+
+
+def _n(op, ins, **attrs):
+    return helper.make_node(op, ins, ["y"], **attrs)
+
+
+# Pass-through ops (attributes copied) at the newest opsets: the reader's translation vs onnxruntime.
+PASS_CASES = [
+    ("sigmoid_tanh", [helper.make_node("Sigmoid", ["x"], ["s"]), _n("Tanh", ["s"])], (2, 3, 4, 4)),
+    (
+        "leaky_prelu",
+        [helper.make_node("LeakyRelu", ["x"], ["l"], alpha=0.3), _n("PRelu", ["l", "slope"])],
+        (2, 3, 4, 4),
+    ),
+    (
+        "hardsigmoid_elu",
+        [helper.make_node("HardSigmoid", ["x"], ["h"], alpha=0.3, beta=0.4), _n("Elu", ["h"])],
+        (2, 3, 4, 4),
+    ),
+    ("concat_neg_axis", [helper.make_node("Relu", ["x"], ["r"]), _n("Concat", ["x", "r"], axis=-3)], (2, 3, 4, 4)),
+    (
+        "avgpool_ceil_pads",
+        [
+            _n(
+                "AveragePool",
+                ["x"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                ceil_mode=1,
+                count_include_pad=1,
+            )
+        ],
+        (2, 3, 7, 7),
+    ),
+    ("maxpool_dilated", [_n("MaxPool", ["x"], kernel_shape=[2, 2], dilations=[2, 2], storage_order=0)], (2, 3, 7, 7)),
+    ("global_max_pool", [_n("GlobalMaxPool", ["x"])], (2, 3, 4, 5)),
+    ("conv_transpose", [_n("ConvTranspose", ["x", "ctw"], strides=[2, 2], pads=[1, 1, 1, 1])], (2, 3, 4, 4)),
+    (
+        "conv_group_strided_same",
+        [_n("Conv", ["x", "gw3"], group=3, strides=[2, 2], auto_pad="SAME_UPPER")],
+        (2, 3, 7, 7),
+    ),
+    ("conv_group_dilated", [_n("Conv", ["x", "gw3"], group=3, dilations=[2, 2], pads=[2, 1, 0, 1])], (2, 3, 7, 7)),
+    ("instance_norm", [_n("InstanceNormalization", ["x", "sc3", "b3"], epsilon=1e-4)], (2, 3, 4, 4)),
+    ("lrn", [_n("LRN", ["x"], size=3, alpha=1e-3, beta=0.7, bias=1.5)], (2, 3, 4, 4)),
+    ("transpose_default_perm", [_n("Transpose", ["x"])], (2, 3, 4, 5)),
+    (
+        "mean_max_min",
+        [
+            helper.make_node("Max", ["x", "x2"], ["a"]),
+            helper.make_node("Min", ["x", "x2"], ["b"]),
+            _n("Mean", ["a", "b", "x"]),
+        ],
+        (2, 3, 4),
+    ),
+    ("matmul_batched", [_n("MatMul", ["x", "mw"])], (2, 3, 4)),
+    ("gather_axis1", [_n("Gather", ["x", "idx"], axis=1)], (2, 3, 4)),
+    ("expand_tile", [helper.make_node("Expand", ["x", "eshape"], ["e"]), _n("Tile", ["e", "reps"])], (3, 1)),
+]
+
+
+@pytest.mark.parametrize("case", PASS_CASES, ids=[c[0] for c in PASS_CASES])
+@pytest.mark.parametrize("opset", [13, 17])
+def test_pass_through_ops(tmp_path, rng, case, opset):
+    _, nodes, shape = case
+    x = rng.standard_normal(shape).astype(np.float32)
+    inits = {
+        "slope": rng.uniform(0, 0.5, (3, 1, 1)).astype(np.float32),
+        "ctw": rng.standard_normal((3, 2, 3, 3)).astype(np.float32),
+        "gw3": rng.standard_normal((6, 1, 3, 3)).astype(np.float32),
+        "sc3": rng.uniform(0.5, 2, 3).astype(np.float32),
+        "b3": rng.standard_normal(3).astype(np.float32),
+        "x2": rng.standard_normal(shape[-1:]).astype(np.float32),
+        "mw": rng.standard_normal((4, 5)).astype(np.float32),
+        "idx": np.array([[2, 0], [1, 1]], np.int64),
+        "eshape": np.array([2, 3, 4], np.int64),
+        "reps": np.array([1, 2, 1], np.int64),
+    }
+    used = {i for n in nodes for i in n.input}
+    g = _check(tmp_path, nodes, {"x": x}, ["y"], opset, rng, {k: v for k, v in inits.items() if k in used})
+    assert set(g.op_counts()) <= {n.op_type for n in nodes} | {"Add", "Mul"}

@@ -109,8 +109,10 @@ def test_unsupported_ops_reported_once_with_counts_and_names(tmp_path):
         helper.make_node("MyOp", ["d"], ["e"], name="custom1", domain="com.example"),
         helper.make_node("MaxPool", ["e"], ["y", "idx"], name="mp", kernel_shape=[2, 2]),
         helper.make_node("Identity", ["idx"], ["z"], name="use_idx"),
+        helper.make_node("Resize", ["y", "", "sc"], ["w"], name="cubic", mode="cubic"),
+        helper.make_node("Relu", ["w"], ["v"], name="relu_attr", bogus=1),
     ]
-    model = make_model(nodes, [("x", [1, 1, 4, 4])], ["y", "z"])
+    model = make_model(nodes, [("x", [1, 1, 4, 4])], ["v", "z"], {"sc": np.array([1, 1, 2, 2], np.float32)})
     model.opset_import.append(helper.make_opsetid("com.example", 1))
     with pytest.raises(UnsupportedOpError) as ei:
         read(save(model, str(tmp_path)))
@@ -120,9 +122,21 @@ def test_unsupported_ops_reported_once_with_counts_and_names(tmp_path):
         "Det": ["det1"],
         "com.example.MyOp": ["custom1"],
         "MaxPool (Indices output)": ["mp"],
+        "Resize (mode=cubic)": ["cubic"],
+        "Relu (attribute bogus)": ["relu_attr"],
     }
     msg = str(err)
     assert "LSTMish x2 ('odd1', 'odd2')" in msg and "model.onnx" in msg and "Conv" in msg  # lists what is supported
+
+
+def test_handler_emitting_a_missing_ir_op_is_reported_by_the_scan(tmp_path):
+    onnx_op("FancyOp", 1, domain="test.scan", emits=("NoSuchIROp",))(lambda ctx: None)
+    nodes = [helper.make_node("FancyOp", ["x"], ["y"], name="fancy", domain="test.scan")]
+    model = make_model(nodes, [("x", [1, 2])], ["y"])
+    model.opset_import.append(helper.make_opsetid("test.scan", 1))
+    with pytest.raises(UnsupportedOpError) as ei:
+        read(save(model, str(tmp_path)))
+    assert ei.value.unsupported == {"test.scan.FancyOp (IR op NoSuchIROp not available)": ["fancy"]}
 
 
 def test_unsupported_opset(tmp_path, rng):
@@ -150,6 +164,15 @@ def test_truncated_and_garbage_files_raise_format_error(tmp_path, rng):
         read(str(empty))
     with pytest.raises(ModelIOError):
         read(str(tmp_path / "absent.onnx"))
+
+
+def test_every_truncation_raises_format_error(tmp_path, rng):
+    data = _conv_model(rng).SerializeToString()
+    path = tmp_path / "t.onnx"
+    for n in range(len(data)):
+        path.write_bytes(data[:n])
+        with pytest.raises(FormatError):
+            read(str(path))
 
 
 def test_external_data(tmp_path, rng):

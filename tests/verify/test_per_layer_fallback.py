@@ -22,7 +22,7 @@ def _value(model, x, name):
     seen = {}
 
     def hook(node, outs, seconds):
-        for o, a in zip(node.outputs, outs):
+        for o, a in zip(node.outputs, outs, strict=False):
             if o == name:
                 seen[o] = a
 
@@ -46,7 +46,9 @@ def test_per_layer_matches_direct_comparison(lenet):
         got = np.concatenate([_value(int8, x, v) for x in xs])
         assert rows[n.name]["sqnr_db"] == pytest.approx(sqnr_db(ref, got), rel=1e-6)
         assert rows[n.name]["cosine"] == pytest.approx(cosine(ref, got), rel=1e-9)
-        assert rows[n.name]["max_abs_diff"] == pytest.approx(float(np.abs(ref.astype(np.float64) - got).max()), rel=1e-9)
+        assert rows[n.name]["max_abs_diff"] == pytest.approx(
+            float(np.abs(ref.astype(np.float64) - got).max()), rel=1e-9
+        )
     assert [r["sqnr_db"] for r in res.per_layer] == sorted(r["sqnr_db"] for r in res.per_layer)
 
 

@@ -177,3 +177,35 @@ def test_save_preprocessing_is_reused(lenet, tmp_path, capsys):
         ["--json", "verify", str(q), "--reference", lenet, "--data", SUBSET_IMAGES, "--limit", "20"], capsys
     )
     assert json.loads(out)["preprocessing"]["scale"] == 0.5
+
+
+def test_fallback_out_unmeetable_budget_exits_6_but_saves_best(lenet, tmp_path, capsys):
+    out_q8 = tmp_path / "best.q8"
+    rep_path = tmp_path / "r.json"
+    # A negative budget asks int8 to beat fp32 by a point: impossible once every layer is fp32 (drop 0).
+    code, _out, err = run_cli(
+        [
+            "verify",
+            lenet,
+            "--data",
+            SUBSET_IMAGES,
+            "--limit",
+            "60",
+            "--max-drop",
+            "-1",
+            "--fallback-out",
+            str(out_q8),
+            "--json",
+            str(rep_path),
+        ],
+        capsys,
+    )
+    assert code == errors.EXIT_ACCURACY_GATE, err
+    rep = json.loads(rep_path.read_text())
+    fb = rep["fallback"]
+    assert fb["budget_met"] is False
+    assert len(fb["steps"]) == 1 + len(rep["fallback"]["steps"][-1]["fp32_layers"]) == 6  # LeNet-5: 5 layers
+    best = convertmodel.load(str(out_q8))
+    assert json.loads(best.metadata["fallback_fp32_layers"]) == fb["fp32_layers"]
+    assert json.loads(best.metadata["preprocessing"])["color"] == "gray"
+    assert min(s["drop"] for s in fb["steps"]) == pytest.approx(rep["drop"]["value"])

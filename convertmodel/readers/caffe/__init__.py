@@ -44,7 +44,9 @@ def _resolve_paths(path: str, prototxt: str | None, caffemodel: str | None) -> t
             stem = path[: -len(".txt")] if low.endswith(".txt") else path
             cand = stem[: -len(".prototxt")] + ".caffemodel"
             if not os.path.isfile(cand):
-                raise InvalidModelError(f"{path}: a prototxt holds no weights; pass the .caffemodel (looked for {cand})")
+                raise InvalidModelError(
+                    f"{path}: a prototxt holds no weights; pass the .caffemodel (looked for {cand})"
+                )
             caffemodel = cand
         return path, caffemodel
     return (prototxt or find_prototxt(path)), path
@@ -63,12 +65,13 @@ def _input_shapes(net: Any, proto_path: str) -> list[tuple[str, tuple[int, ...]]
     elif net.input_dim:
         dims = [int(d) for d in net.input_dim]
         if len(dims) != 4 * len(names):
-            raise InvalidModelError(f"{proto_path}: {len(names)} inputs need {4 * len(names)} input_dim values, "
-                                    f"got {len(dims)}")
-        shapes = [tuple(dims[4 * i: 4 * i + 4]) for i in range(len(names))]
+            raise InvalidModelError(
+                f"{proto_path}: {len(names)} inputs need {4 * len(names)} input_dim values, got {len(dims)}"
+            )
+        shapes = [tuple(dims[4 * i : 4 * i + 4]) for i in range(len(names))]
     else:
         raise InvalidModelError(f"{proto_path}: input {names[0]!r} has no input_shape or input_dim")
-    return list(zip(names, shapes))
+    return list(zip(names, shapes, strict=True))
 
 
 def _unsupported(layers_: list[Any]) -> dict[str, list[str]]:
@@ -86,17 +89,19 @@ def _unsupported(layers_: list[Any]) -> dict[str, list[str]]:
 def read(path: str, prototxt: str | None = None, caffemodel: str | None = None, **options: object) -> Graph:
     """Read a Caffe model (``path`` is the .caffemodel, or the .prototxt with the weights beside it)."""
     path = os.fspath(path)
-    proto_path, weights_path = _resolve_paths(path, None if prototxt is None else os.fspath(prototxt),
-                                              None if caffemodel is None else os.fspath(caffemodel))
+    proto_path, weights_path = _resolve_paths(
+        path, None if prototxt is None else os.fspath(prototxt), None if caffemodel is None else os.fspath(caffemodel)
+    )
     net = parse_prototxt(proto_path)
     layers_ = [lay for lay in net_layers(net) if in_test_phase(lay)]
     bad = _unsupported(layers_)
     if bad:
         raise UnsupportedOpError(proto_path, bad, supported_layers(), what="Caffe layer")
     weights = weights_by_layer(weights_path, parse_caffemodel(weights_path))
-    b = TypedBuilder(net.name or os.path.splitext(os.path.basename(weights_path))[0],
-                     {"source_format": "caffe", "source": os.path.basename(weights_path),
-                      "prototxt": os.path.basename(proto_path)})
+    b = TypedBuilder(
+        net.name or os.path.splitext(os.path.basename(weights_path))[0],
+        {"source_format": "caffe", "source": os.path.basename(weights_path), "prototxt": os.path.basename(proto_path)},
+    )
     current: dict[str, str] = {}  # Caffe blob name -> its current SSA value
     produced: list[str] = []
     consumed: set[str] = set()
@@ -106,16 +111,19 @@ def read(path: str, prototxt: str | None = None, caffemodel: str | None = None, 
         if layer.type == "Input":
             shapes = [tuple(int(d) for d in s.dim) for s in layer.input_param.shape]
             if len(shapes) not in (1, len(layer.top)):
-                raise InvalidModelError(f"{proto_path}: Input layer {layer.name!r} has {len(layer.top)} tops but "
-                                        f"{len(shapes)} shapes")
+                raise InvalidModelError(
+                    f"{proto_path}: Input layer {layer.name!r} has {len(layer.top)} tops but {len(shapes)} shapes"
+                )
             for k, top in enumerate(layer.top):
                 current[top] = b.add_input(top, "float32", shapes[0 if len(shapes) == 1 else k])
             continue
         inputs = []
         for bottom in layer.bottom:
             if bottom not in current:
-                raise InvalidModelError(f"{proto_path}: layer {layer.name!r} ({layer.type}): bottom {bottom!r} is not "
-                                        f"produced by any earlier layer or input")
+                raise InvalidModelError(
+                    f"{proto_path}: layer {layer.name!r} ({layer.type}): bottom {bottom!r} is not "
+                    f"produced by any earlier layer or input"
+                )
             inputs.append(current[bottom])
             consumed.add(current[bottom])
         if layer.type in _SKIPPED:
@@ -128,7 +136,7 @@ def read(path: str, prototxt: str | None = None, caffemodel: str | None = None, 
         handler = HANDLERS.get(LayerKey(layer.type))
         assert handler is not None  # checked by _unsupported above
         outs = handler(ctx)
-        for top, value in zip(layer.top, outs):
+        for top, value in zip(layer.top, outs, strict=True):
             current[top] = value
             produced.append(value)
     outputs = [v for v in produced if v not in consumed]
@@ -148,4 +156,3 @@ def _ssa_name(b: TypedBuilder, top: str, layer_name: str) -> str:
     while f"{layer_name}/{top}_{k}" in b._names:
         k += 1
     return f"{layer_name}/{top}_{k}"
-

@@ -58,14 +58,25 @@ class TypedBuilder(GraphBuilder):
         self.types[out] = TensorType(str(arr.dtype), tuple(int(d) for d in arr.shape))
         return out
 
-    def add_node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | int = 1,
-                 name: str | None = None, domain: str = "", **attrs: object) -> list[str]:
+    def add_node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str] | int = 1,
+        name: str | None = None,
+        domain: str = "",
+        **attrs: object,
+    ) -> list[str]:
         outs = super().add_node(op_type, inputs, outputs, name, domain, **attrs)
         node = self.nodes[-1]
         schema = get_schema(op_type, domain)
-        ctx = InferContext(node, resolve_attrs(node, schema), [self.types.get(i) if i else None for i in node.inputs],
-                           [self.constants.get(i) if i else None for i in node.inputs])
-        for o, t in zip(node.outputs, schema.infer(ctx)):
+        ctx = InferContext(
+            node,
+            resolve_attrs(node, schema),
+            [self.types.get(i) if i else None for i in node.inputs],
+            [self.constants.get(i) if i else None for i in node.inputs],
+        )
+        for o, t in zip(node.outputs, schema.infer(ctx), strict=False):
             if o:
                 self.types[o] = t
         return outs
@@ -128,12 +139,19 @@ class LayerContext:
     def const(self, suffix: str, value: Any, dtype: str | None = None) -> str:
         return self.b.add_const(f"{self.name}/{suffix}", value, dtype)
 
-    def node(self, op_type: str, inputs: Sequence[str], *, out: str | None = None, domain: str = "",
-             suffix: str = "", **attrs: object) -> str:
+    def node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        *,
+        out: str | None = None,
+        domain: str = "",
+        suffix: str = "",
+        **attrs: object,
+    ) -> str:
         """Add one node; its output is named ``out`` (a top's SSA name) or gets a fresh derived name."""
         name = self.name + (f"/{suffix}" if suffix else "")
-        (res,) = self.b.add_node(op_type, inputs, [out] if out is not None else 1, name=name, domain=domain,
-                                 **attrs)
+        (res,) = self.b.add_node(op_type, inputs, [out] if out is not None else 1, name=name, domain=domain, **attrs)
         return res
 
     def top(self, k: int = 0) -> str:

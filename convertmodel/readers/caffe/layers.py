@@ -7,6 +7,7 @@ Facts about Caffe's semantics cite BVLC Caffe's src/caffe/layers/*.cpp.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,14 +16,17 @@ from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.readers.caffe.context import LayerContext, layer_handler
 
 
-def _spatial(values: Sequence[int], h: int | None, w: int | None, default: int | None, n: int,
-             ctx: LayerContext, what: str) -> list[int]:
+def _spatial(
+    values: Sequence[int], h: int | None, w: int | None, default: int | None, n: int, ctx: LayerContext, what: str
+) -> list[int]:
     """Caffe's rule for pad/kernel/stride/dilation: *_h/*_w, else one value for all axes or one per axis."""
     if h is not None or w is not None:
         if n != 2:
             raise ctx.fail(f"{what}_h/{what}_w need a 2-D input, got {n} spatial axes")
-        return [int(h if h is not None else (values[0] if values else default or 0)),
-                int(w if w is not None else (values[0] if values else default or 0))]
+        return [
+            int(h if h is not None else (values[0] if values else default or 0)),
+            int(w if w is not None else (values[0] if values else default or 0)),
+        ]
     if not values:
         if default is None:
             raise ctx.fail(f"{what} is required")
@@ -62,12 +66,17 @@ def convolution(ctx: LayerContext) -> list[str]:
     if p.bias_term:
         inputs.append(ctx.const("bias", ctx.blob(1, (c_out,))))
     op = "ConvTranspose" if deconv else "Conv"
-    return [ctx.node(op, inputs, out=ctx.top(), kernel_shape=kernel, strides=stride, pads=pad + pad,
-                     dilations=dil, group=g)]
+    return [
+        ctx.node(op, inputs, out=ctx.top(), kernel_shape=kernel, strides=stride, pads=pad + pad, dilations=dil, group=g)
+    ]
 
 
-def caffe_pool_out(size: int, k: int, s: int, p: int) -> int:
-    """Caffe's pooled size (pooling_layer.cpp): ceil, then drop a last window starting in the end pad."""
+def caffe_pool_out(size: int, k: int, s: int, p: int, ceil: bool = True) -> int:
+    """Caffe's pooled size (pooling_layer.cpp): ceil, then drop a last window starting in the end pad.
+
+    ``ceil=False`` is the floor rounding of BVLC PR #3057's ``ceil_mode: false`` (OpenCV supports it)."""
+    if not ceil:
+        return (size + 2 * p - k) // s + 1
     out = -(-(size + 2 * p - k) // s) + 1
     if p > 0 and (out - 1) * s >= size + p:
         out -= 1
@@ -90,16 +99,21 @@ def pooling(ctx: LayerContext) -> list[str]:
         raise ctx.fail("kernel_size (or kernel_h and kernel_w) is required unless global_pooling")
     s = [int(p.stride_h), int(p.stride_w)] if p.HasField("stride_h") else [int(p.stride)] * 2
     pad = [int(p.pad_h), int(p.pad_w)] if p.HasField("pad_h") or p.HasField("pad_w") else [int(p.pad)] * 2
+    ceil = bool(p.ceil_mode)
     for i in range(2):
+        if not ceil:
+            break
         # The IR's ceil mode always drops a last window that starts past the input and begin pad; Caffe
         # does so only when pad > 0. They differ only if pad == 0 and stride > kernel leaves such a window.
         size = x[2 + i]
         out = caffe_pool_out(size, k[i], s[i], pad[i])
         if (out - 1) * s[i] >= size + pad[i]:
             raise UnsupportedOpError(
-                ctx.path, {f"Pooling(kernel={k[i]}, stride={s[i]}, pad=0, last window outside the input)": [ctx.name]},
-                what="Caffe layer")
-    attrs: dict[str, object] = {"kernel_shape": k, "strides": s, "pads": pad + pad, "ceil_mode": 1}
+                ctx.path,
+                {f"Pooling(kernel={k[i]}, stride={s[i]}, pad=0, last window outside the input)": [ctx.name]},
+                what="Caffe layer",
+            )
+    attrs: dict[str, Any] = {"kernel_shape": k, "strides": s, "pads": pad + pad, "ceil_mode": int(ceil)}
     if method == "MAX":
         return [ctx.node("MaxPool", ctx.inputs[:1], out=ctx.top(), **attrs)]
     # Caffe's AVE divisor counts the window clipped to the padded extent: ONNX count_include_pad=1.
@@ -167,8 +181,11 @@ def elu(ctx: LayerContext) -> list[str]:
 def power(ctx: LayerContext) -> list[str]:
     """y = (shift + scale * x) ^ power (power_layer.cpp), as Mul, Add, Pow with scalar constants."""
     p = ctx.layer.power_param
-    steps = [(op, v) for op, v, neutral in (("Mul", p.scale, 1.0), ("Add", p.shift, 0.0), ("Pow", p.power, 1.0))
-             if float(v) != neutral]
+    steps = [
+        (op, v)
+        for op, v, neutral in (("Mul", p.scale, 1.0), ("Add", p.shift, 0.0), ("Pow", p.power, 1.0))
+        if float(v) != neutral
+    ]
     if not steps:
         return [ctx.node("Identity", ctx.inputs[:1], out=ctx.top())]
     y = ctx.inputs[0]
@@ -190,8 +207,13 @@ def batch_norm(ctx: LayerContext) -> list[str]:
     mean = (ctx.blob(0, (c,)) * f).astype(np.float32)
     var = (ctx.blob(1, (c,)) * f).astype(np.float32)
     ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
-    inputs = [ctx.inputs[0], ctx.const("scale", ones), ctx.const("bias", zeros), ctx.const("mean", mean),
-              ctx.const("var", var)]
+    inputs = [
+        ctx.inputs[0],
+        ctx.const("scale", ones),
+        ctx.const("bias", zeros),
+        ctx.const("mean", mean),
+        ctx.const("var", var),
+    ]
     return [ctx.node("BatchNormalization", inputs, out=ctx.top(), epsilon=float(ctx.layer.batch_norm_param.eps))]
 
 
@@ -199,11 +221,29 @@ def batch_norm(ctx: LayerContext) -> list[str]:
 def lrn(ctx: LayerContext) -> list[str]:
     p = ctx.layer.lrn_param
     if int(p.norm_region) == 1:  # WITHIN_CHANNEL
-        return [ctx.node("LRNWithinChannel", ctx.inputs[:1], out=ctx.top(), domain=CM_DOMAIN, size=int(p.local_size),
-                         alpha=float(p.alpha), beta=float(p.beta))]
+        return [
+            ctx.node(
+                "LRNWithinChannel",
+                ctx.inputs[:1],
+                out=ctx.top(),
+                domain=CM_DOMAIN,
+                size=int(p.local_size),
+                alpha=float(p.alpha),
+                beta=float(p.beta),
+            )
+        ]
     # ACROSS_CHANNELS: k + alpha / size * sum over size channels (lrn_layer.cpp) = ONNX LRN with bias = k.
-    return [ctx.node("LRN", ctx.inputs[:1], out=ctx.top(), size=int(p.local_size), alpha=float(p.alpha),
-                     beta=float(p.beta), bias=float(p.k))]
+    return [
+        ctx.node(
+            "LRN",
+            ctx.inputs[:1],
+            out=ctx.top(),
+            size=int(p.local_size),
+            alpha=float(p.alpha),
+            beta=float(p.beta),
+            bias=float(p.k),
+        )
+    ]
 
 
 @layer_handler("Softmax")

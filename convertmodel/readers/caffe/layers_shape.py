@@ -75,7 +75,7 @@ def scale_bias(ctx: LayerContext) -> list[str]:
     with_bias = is_scale and bool(p.bias_term)
     if second:
         pshape = ctx.shape(1)
-        if tuple(x[axis:axis + len(pshape)]) != tuple(pshape):
+        if tuple(x[axis : axis + len(pshape)]) != tuple(pshape):
             raise ctx.fail(f"second bottom of shape {list(pshape)} does not match input {list(x)} at axis {axis}")
     else:
         pshape = _affine_shape(ctx, int(p.axis), int(p.num_axes), x)
@@ -124,8 +124,7 @@ def slice_layer(ctx: LayerContext) -> list[str]:
         if x[axis] % n:
             raise ctx.fail(f"axis {axis} of size {x[axis]} does not split evenly into {n} tops")
         sizes = np.full(n, x[axis] // n, np.int64)
-    outs = ctx.b.add_node("Split", [ctx.inputs[0], ctx.const("split", sizes)], list(ctx.tops), name=ctx.name,
-                          axis=axis)
+    outs = ctx.b.add_node("Split", [ctx.inputs[0], ctx.const("split", sizes)], list(ctx.tops), name=ctx.name, axis=axis)
     return outs
 
 
@@ -143,7 +142,7 @@ def flatten(ctx: LayerContext) -> list[str]:
     e = _axis(ctx, int(p.end_axis), len(x))
     if a == 1 and e == len(x) - 1:
         return [ctx.node("Flatten", ctx.inputs[:1], out=ctx.top(), axis=1)]
-    shape = [0] * a + [-1] + [int(d) for d in x[e + 1:]]
+    shape = [0] * a + [-1] + [int(d) for d in x[e + 1 :]]
     return [ctx.node("Reshape", [ctx.inputs[0], ctx.const("shape", np.array(shape, np.int64))], out=ctx.top())]
 
 
@@ -213,8 +212,12 @@ def crop(ctx: LayerContext) -> list[str]:
             raise ctx.fail(f"crop of axis {a + i} at offset {offs[i]} to size {ref[a + i]} exceeds {x[a + i]}")
         starts.append(offs[i])
         ends.append(offs[i] + ref[a + i])
-    ins = [ctx.inputs[0], ctx.const("starts", np.array(starts, np.int64)), ctx.const("ends", np.array(ends, np.int64)),
-           ctx.const("axes", np.arange(a, len(x), dtype=np.int64))]
+    ins = [
+        ctx.inputs[0],
+        ctx.const("starts", np.array(starts, np.int64)),
+        ctx.const("ends", np.array(ends, np.int64)),
+        ctx.const("axes", np.arange(a, len(x), dtype=np.int64)),
+    ]
     return [ctx.node("Slice", ins, out=ctx.top())]
 
 

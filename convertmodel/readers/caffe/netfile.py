@@ -13,21 +13,49 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
-from convertmodel.readers.caffe import caffe_pb2
+from convertmodel.readers.caffe.proto import pb
 
 # V1LayerParameter.LayerType -> the type string of LayerParameter (upgrade_proto.cpp's UpgradeV1LayerType).
 V1_TYPES = {
-    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL", "CONCAT": "Concat",
-    "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution", "DATA": "Data",
-    "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData",
-    "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten",
-    "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col",
-    "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
-    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN",
-    "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence", "SOFTMAX": "Softmax",
-    "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice", "TANH": "TanH",
-    "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+    "ABSVAL": "AbsVal",
+    "ACCURACY": "Accuracy",
+    "ARGMAX": "ArgMax",
+    "BNLL": "BNLL",
+    "CONCAT": "Concat",
+    "CONTRASTIVE_LOSS": "ContrastiveLoss",
+    "CONVOLUTION": "Convolution",
+    "DATA": "Data",
+    "DECONVOLUTION": "Deconvolution",
+    "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData",
+    "EUCLIDEAN_LOSS": "EuclideanLoss",
+    "ELTWISE": "Eltwise",
+    "EXP": "Exp",
+    "FLATTEN": "Flatten",
+    "HDF5_DATA": "HDF5Data",
+    "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss",
+    "IM2COL": "Im2col",
+    "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss",
+    "INNER_PRODUCT": "InnerProduct",
+    "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData",
+    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN",
+    "POOLING": "Pooling",
+    "POWER": "Power",
+    "RELU": "ReLU",
+    "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss",
+    "SILENCE": "Silence",
+    "SOFTMAX": "Softmax",
+    "SOFTMAX_LOSS": "SoftmaxWithLoss",
+    "SPLIT": "Split",
+    "SLICE": "Slice",
+    "TANH": "TanH",
+    "WINDOW_DATA": "WindowData",
+    "THRESHOLD": "Threshold",
 }
 
 _V1_SKIP = {"type", "param", "blobs_lr", "weight_decay"}
@@ -69,7 +97,7 @@ def parse_prototxt(path: str) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FormatError(path, f"not a text prototxt (invalid UTF-8 at byte {e.start})", e.start) from None
-    net = caffe_pb2.NetParameter()
+    net = pb.NetParameter()
     try:
         text_format.Merge(text, net)
         return net
@@ -78,7 +106,7 @@ def parse_prototxt(path: str) -> Any:
             raise FormatError(path, _syntax_message(e)) from None
         first = str(e)
     # Fields of training-only messages this schema leaves out: skip them, but say so.
-    net = caffe_pb2.NetParameter()
+    net = pb.NetParameter()
     try:
         text_format.Merge(text, net, allow_unknown_field=True)
     except text_format.ParseError as e:
@@ -92,7 +120,7 @@ def _syntax_message(e: text_format.ParseError) -> str:
     text = str(e)
     prefix = f"{line}:{col} : "
     if text.startswith(prefix):
-        text = text[len(prefix):]
+        text = text[len(prefix) :]
     where = f" at line {line}, column {col}" if line is not None else ""
     return f"prototxt syntax error{where}: {text}"
 
@@ -100,7 +128,7 @@ def _syntax_message(e: text_format.ParseError) -> str:
 def parse_caffemodel(path: str) -> Any:
     """Parse a binary NetParameter; truncation or corruption is a FormatError."""
     raw = _read_bytes(path)
-    net = caffe_pb2.NetParameter()
+    net = pb.NetParameter()
     try:
         net.ParseFromString(raw)
     except DecodeError as e:
@@ -112,8 +140,8 @@ def parse_caffemodel(path: str) -> Any:
 
 def upgrade_v1(v1: Any) -> Any:
     """A V1LayerParameter as a LayerParameter (type enum -> type string, same sub-messages)."""
-    layer = caffe_pb2.LayerParameter()
-    enum_name = caffe_pb2.V1LayerParameter.LayerType.Name(v1.type)
+    layer = pb.LayerParameter()
+    enum_name = pb.V1LayerParameter.LayerType.Name(v1.type)
     layer.type = V1_TYPES.get(enum_name, enum_name)
     for fd, value in v1.ListFields():
         if fd.name in _V1_SKIP:
@@ -142,8 +170,8 @@ def net_layers(net: Any) -> list[Any]:
 def in_test_phase(layer: Any) -> bool:
     """Caffe's StateMeetsRule for phase TEST (levels and stages are not used by deploy nets)."""
     if layer.include:
-        return any(not r.HasField("phase") or r.phase == caffe_pb2.TEST for r in layer.include)
-    return not any(not r.HasField("phase") or r.phase == caffe_pb2.TEST for r in layer.exclude)
+        return any(not r.HasField("phase") or r.phase == pb.TEST for r in layer.include)
+    return not any(not r.HasField("phase") or r.phase == pb.TEST for r in layer.exclude)
 
 
 def decode_blob(path: str, layer: str, index: int, blob: Any) -> tuple[np.ndarray, bool]:

@@ -16,12 +16,12 @@ import numpy as np
 
 from convertmodel.ir.graph import Graph, Node
 from convertmodel.ir.schema import resolve_attrs
-from convertmodel.readers.caffe import caffe_pb2
 from convertmodel.readers.caffe.layers import caffe_pool_out
+from convertmodel.readers.caffe.proto import pb
 from convertmodel.registry import Registry
 
 
-class NotExpressible(Exception):  # noqa: N818 - internal signal, turned into UnsupportedOpError
+class NotExpressible(Exception):
     """The node cannot be written as Caffe layers; the message says why."""
 
 
@@ -32,7 +32,7 @@ class EmitKey(NamedTuple):
 
 @dataclass
 class Emitted:
-    layer: Any  # caffe_pb2.LayerParameter (no blobs)
+    layer: Any  # pb.LayerParameter (no blobs)
     blobs: list[np.ndarray]
 
 
@@ -76,9 +76,10 @@ class EmitContext:
             raise NotExpressible(f"value {value!r} needs a static shape")
         return tuple(int(d) for d in t.shape)  # type: ignore[arg-type]
 
-    def layer(self, type_: str, bottoms: list[str] | None = None, tops: list[str] | None = None,
-              name: str | None = None) -> Any:
-        lp = caffe_pb2.LayerParameter(name=name or self.node.name, type=type_)
+    def layer(
+        self, type_: str, bottoms: list[str] | None = None, tops: list[str] | None = None, name: str | None = None
+    ) -> Any:
+        lp = pb.LayerParameter(name=name or self.node.name, type=type_)
         lp.bottom.extend(bottoms if bottoms is not None else [self.node.inputs[0]])
         lp.top.extend(tops if tops is not None else [self.node.outputs[0]])
         return lp
@@ -133,16 +134,20 @@ def pool(ctx: EmitContext) -> list[Emitted]:
     s = list(ctx.attrs["strides"] or [1, 1])
     pads = _sym_pads(ctx, 2)
     y = ctx.shape(ctx.node.outputs[0])
-    for i in range(2):
-        if caffe_pool_out(x[2 + i], k[i], s[i], pads[i]) != y[2 + i]:
-            raise NotExpressible(f"output size {y[2 + i]} on axis {2 + i} differs from Caffe's (ceil) rounding")
+    # Caffe's default ceil rounding when it gives the IR's sizes; else floor (ceil_mode: false, which
+    # BVLC PR #3057 and OpenCV read).
+    ceil = all(caffe_pool_out(x[2 + i], k[i], s[i], pads[i]) == y[2 + i] for i in range(2))
+    if not ceil and any(caffe_pool_out(x[2 + i], k[i], s[i], pads[i], False) != y[2 + i] for i in range(2)):
+        raise NotExpressible(f"output size {list(y[2:])} matches neither Caffe's ceil nor floor rounding")
     ave = ctx.node.op_type == "AveragePool"
     if ave and any(pads) and not ctx.attrs["count_include_pad"]:
         raise NotExpressible("Caffe's AVE pooling counts padding in the divisor (count_include_pad=1)")
     lp = ctx.layer("Pooling")
     p = lp.pooling_param
+    if not ceil:
+        p.ceil_mode = False
     # Always written: OpenCV's importer insists on an explicit pool method.
-    p.pool = caffe_pb2.PoolingParameter.AVE if ave else caffe_pb2.PoolingParameter.MAX
+    p.pool = pb.PoolingParameter.AVE if ave else pb.PoolingParameter.MAX
     if k[0] == k[1]:
         p.kernel_size = k[0]
     else:
@@ -164,7 +169,7 @@ def global_pool(ctx: EmitContext) -> list[Emitted]:
     lp = ctx.layer("Pooling")
     lp.pooling_param.global_pooling = True
     ave = ctx.node.op_type == "GlobalAveragePool"
-    lp.pooling_param.pool = caffe_pb2.PoolingParameter.AVE if ave else caffe_pb2.PoolingParameter.MAX
+    lp.pooling_param.pool = pb.PoolingParameter.AVE if ave else pb.PoolingParameter.MAX
     return [Emitted(lp, [])]
 
 
@@ -186,8 +191,15 @@ def gemm(ctx: EmitContext) -> list[Emitted]:
     return [Emitted(lp, [w] + ([b] if b is not None else []))]
 
 
-_UNARY = {"Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "TanH", "Abs": "AbsVal", "Softplus": "BNLL",
-          "Identity": "Split", "Dropout": "Dropout"}
+_UNARY = {
+    "Relu": "ReLU",
+    "Sigmoid": "Sigmoid",
+    "Tanh": "TanH",
+    "Abs": "AbsVal",
+    "Softplus": "BNLL",
+    "Identity": "Dropout",
+    "Dropout": "Dropout",
+}
 
 
 @emits(*_UNARY)
@@ -257,7 +269,7 @@ def _scale_or_bias(ctx: EmitContext, c: np.ndarray) -> Emitted:
     axis = len(x) - len(dims)
     while dims and dims[-1] == 1:
         dims.pop()
-    if axis < 0 or tuple(x[axis:axis + len(dims)]) != tuple(dims):
+    if axis < 0 or tuple(x[axis : axis + len(dims)]) != tuple(dims):
         raise NotExpressible(f"constant of shape {list(c.shape)} does not cover consecutive axes of {list(x)}")
     lp = ctx.layer("Scale" if ctx.node.op_type == "Mul" else "Bias")
     p = lp.scale_param if ctx.node.op_type == "Mul" else lp.bias_param

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convertmodel.readers.caffe import caffe_pb2
+from convertmodel.readers.caffe.proto import pb
 from convertmodel.readers.caffe.writer_layers import EmitContext, Emitted, NotExpressible, emits
 
 CM = "convertmodel"
@@ -74,8 +74,12 @@ def softmax(ctx: EmitContext) -> list[Emitted]:
 def lrn(ctx: EmitContext) -> list[Emitted]:
     lp = ctx.layer("LRN")
     p = lp.lrn_param
-    p.local_size, p.alpha, p.beta, p.k = (int(ctx.attrs["size"]), float(ctx.attrs["alpha"]),
-                                          float(ctx.attrs["beta"]), float(ctx.attrs["bias"]))
+    p.local_size, p.alpha, p.beta, p.k = (
+        int(ctx.attrs["size"]),
+        float(ctx.attrs["alpha"]),
+        float(ctx.attrs["beta"]),
+        float(ctx.attrs["bias"]),
+    )
     return [Emitted(lp, [])]
 
 
@@ -83,7 +87,7 @@ def lrn(ctx: EmitContext) -> list[Emitted]:
 def lrn_within(ctx: EmitContext) -> list[Emitted]:
     lp = ctx.layer("LRN")
     p = lp.lrn_param
-    p.norm_region = caffe_pb2.LRNParameter.WITHIN_CHANNEL
+    p.norm_region = pb.LRNParameter.WITHIN_CHANNEL
     p.local_size, p.alpha, p.beta = int(ctx.attrs["size"]), float(ctx.attrs["alpha"]), float(ctx.attrs["beta"])
     return [Emitted(lp, [])]
 
@@ -110,8 +114,12 @@ def prior_box(ctx: EmitContext) -> list[Emitted]:
     p.flip, p.clip = bool(a["flip"]), bool(a["clip"])
     p.variance.extend(a["variances"])
     p.offset = float(a["offset"])
-    for field, value in (("img_h", a["img_h"]), ("img_w", a["img_w"]), ("step_h", a["step_h"]),
-                         ("step_w", a["step_w"])):
+    for field, value in (
+        ("img_h", a["img_h"]),
+        ("img_w", a["img_w"]),
+        ("step_h", a["step_h"]),
+        ("step_w", a["step_w"]),
+    ):
         if value:
             setattr(p, field, value)
     return [Emitted(lp, [])]
@@ -130,7 +138,7 @@ def detection_output(ctx: EmitContext) -> list[Emitted]:
         p.nms_param.top_k = int(a["top_k"])
     p.nms_param.eta = float(a["eta"])
     p.keep_top_k = int(a["keep_top_k"])
-    p.code_type = caffe_pb2.PriorBoxParameter.CodeType.Value(a["code_type"])
+    p.code_type = pb.PriorBoxParameter.CodeType.Value(a["code_type"])
     p.variance_encoded_in_target = bool(a["variance_encoded_in_target"])
     if float(a["confidence_threshold"]) > -3.4e38:
         p.confidence_threshold = float(a["confidence_threshold"])

@@ -79,10 +79,16 @@ def attribute_value(attr: Any, where: str) -> Any:
     raise InvalidModelError(f"{where}: attribute {attr.name!r} has unsupported type {t}")
 
 
-def node_attributes(node: Any, where: str) -> dict[str, Any]:
-    """All attributes of a NodeProto by name."""
+def node_attributes(node: Any, where: str, decode_tensors: bool = True) -> dict[str, Any]:
+    """All attributes of a NodeProto by name (``decode_tensors=False`` keeps TensorProtos undecoded,
+    for the scan, which only looks at attribute names and small values)."""
+    from onnx import AttributeProto
+
     out: dict[str, Any] = {}
     for a in node.attribute:
+        if not decode_tensors and a.type == AttributeProto.TENSOR:
+            out[a.name] = a.t
+            continue
         if a.ref_attr_name:
             raise InvalidModelError(
                 f"{where}: attribute {a.name!r} refers to a function attribute; "

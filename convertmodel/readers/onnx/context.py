@@ -48,25 +48,42 @@ class Handler:
     fn: HandlerFn
     emits: tuple[str, ...]
     check: CheckFn | None = None
+    #: The handler copies the node's attributes unchanged onto ``emits[0]``: the scan checks them
+    #: against that IR schema, so an attribute the IR lacks is reported before converting.
+    copy_attrs: bool = False
 
 
 HANDLERS: Registry[HandlerKey, Handler] = Registry("ONNX handler")
 
 
 def onnx_op(
-    op_type: str, since: int, *, emits: Sequence[str] = (), domain: str = "", check: CheckFn | None = None
+    op_type: str,
+    since: int,
+    *,
+    emits: Sequence[str] = (),
+    domain: str = "",
+    check: CheckFn | None = None,
+    copy_attrs: bool = False,
 ) -> Callable[[HandlerFn], HandlerFn]:
     """Register ``fn`` as the handler of ``op_type`` from opset ``since`` on."""
 
     def deco(fn: HandlerFn) -> HandlerFn:
-        HANDLERS.add(HandlerKey(domain, op_type, since), Handler(fn, tuple(emits), check))
+        HANDLERS.add(HandlerKey(domain, op_type, since), Handler(fn, tuple(emits), check, copy_attrs))
         return fn
 
     return deco
 
 
+_found: dict[tuple[int, HandlerKey], Handler | None] = {}
+
+
 def find_handler(op_type: str, domain: str, opset: int) -> Handler | None:
-    return HANDLERS.lookup(HandlerKey(domain, op_type, opset))
+    """The handler for ``op_type`` at ``opset`` (newest since_version <= opset), memoised per registry size."""
+    key = HandlerKey(domain, op_type, opset)
+    memo = (len(HANDLERS), key)  # a registration changes the size and so invalidates the memo
+    if memo not in _found:
+        _found[memo] = HANDLERS.lookup(key)
+    return _found[memo]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 from convertmodel.errors import ConvertModelError, InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import Dim, Graph, GraphBuilder
-from convertmodel.ir.schema import supported_ops
+from convertmodel.ir.schema import find_schema, supported_ops
 from convertmodel.readers.onnx.attributes import node_attributes, onnx_dtype, tensor_to_numpy
 from convertmodel.readers.onnx.context import HANDLERS, NodeContext, find_handler
 from convertmodel.readers.onnx.loader import DEFAULT_DOMAINS
@@ -87,13 +87,19 @@ def scan_unsupported(model: Any, path: str, opset: int) -> None:
         if missing_ir:
             unsupported.setdefault(f"{key} (IR op {', '.join(missing_ir)} not available)", []).append(name)
             continue
-        if handler.check is not None:
-            try:
-                attrs = node_attributes(n, f"{path}: node {name!r} ({n.op_type})")
-            except UnsupportedOpError as e:
-                for k in e.unsupported:
-                    unsupported.setdefault(f"{key} ({k})", []).append(name)
+        try:
+            attrs = node_attributes(n, f"{path}: node {name!r} ({n.op_type})", decode_tensors=False)
+        except UnsupportedOpError as e:
+            for k in e.unsupported:
+                unsupported.setdefault(f"{key} ({k})", []).append(name)
+            continue
+        if handler.copy_attrs:
+            schema = find_schema(handler.emits[0])
+            extra = sorted(set(attrs) - set(schema.attr_map)) if schema is not None else []
+            if extra:
+                unsupported.setdefault(f"{key} (attribute {', '.join(extra)})", []).append(name)
                 continue
+        if handler.check is not None:
             ctx = NodeContext(
                 dummy,
                 n.op_type,
@@ -109,7 +115,10 @@ def scan_unsupported(model: Any, path: str, opset: int) -> None:
             if reason:
                 unsupported.setdefault(f"{key} ({reason})", []).append(name)
     if unsupported:
-        handled = sorted({(k.domain + "." if k.domain else "") + k.op_type for k in HANDLERS})
+        # What *is* supported: op types with a handler whose IR ops all exist.
+        handled = sorted(
+            {(k.domain + "." if k.domain else "") + k.op_type for k, h in HANDLERS.items() if set(h.emits) <= ir_ops}
+        )
         raise UnsupportedOpError(path, unsupported, handled)
 
 
@@ -161,12 +170,14 @@ def convert(model: Any, path: str, opset: int) -> Graph:
             raise UnsupportedOpError(path, {"non-tensor graph input": [vi.name]}, what="input")
         b.add_input(vi.name, onnx_dtype(vi.type.tensor_type.elem_type, f"{path}: graph input {vi.name!r}"), _dims(vi))
     ranks = _ranks(model)
+    opsets = _opsets(model)
     used = {i for n in g.node for i in n.input if i} | {o.name for o in g.output}
     known = set(init_names) | {vi.name for vi in g.input}
     for idx, n in _sorted_nodes(g, known, path):
         name = _node_name(n, idx)
         where = f"{path}: node {name!r} ({n.op_type})"
-        handler = find_handler(n.op_type, _domain(n.domain), opset)
+        dom = _domain(n.domain)
+        handler = find_handler(n.op_type, dom, opsets.get(dom, 1) if dom else opset)
         if handler is None:  # the scan already reported it; keep mypy and odd callers honest
             raise UnsupportedOpError(path, {n.op_type: [name]})
         ctx = NodeContext(

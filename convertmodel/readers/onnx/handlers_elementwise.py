@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from convertmodel.readers.onnx.context import NodeContext, onnx_op
 
 #: Unary ops whose attributes and semantics are unchanged from the given opset to the newest
@@ -63,7 +61,7 @@ def _copy_handler(op: str):  # type: ignore[no-untyped-def]
 
 
 for _op, _since in {**_UNARY_SINCE, **_BINARY_SINCE}.items():
-    onnx_op(_op, _since, emits=(_op,))(_copy_handler(_op))
+    onnx_op(_op, _since, emits=(_op,), copy_attrs=True)(_copy_handler(_op))
 
 
 # -- Clip: min/max attributes (Clip-6) became optional inputs (Clip-11) ---------------------------
@@ -122,15 +120,9 @@ def min_(ctx: NodeContext) -> None:
     ctx.emit("Min", [i for i in ctx.inputs if i], ctx.outputs[:1])
 
 
-@onnx_op("Mean", 6, emits=("Add", "Mul", "Identity"))
+@onnx_op("Mean", 6, emits=("Mean",))
 def mean(ctx: NodeContext) -> None:
-    ins = [i for i in ctx.inputs if i]
-    if len(ins) == 1:
-        ctx.alias(ins[0])
-        return
-    total = _chain("Add", ctx)
-    scale = ctx.const_input("scale", np.float32(1.0 / len(ins)), "float32")
-    ctx.emit("Mul", [total, scale], ctx.outputs[:1])
+    ctx.emit("Mean", [i for i in ctx.inputs if i], ctx.outputs[:1])
 
 
 # -- inference no-ops ----------------------------------------------------------------------------

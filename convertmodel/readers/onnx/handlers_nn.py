@@ -12,12 +12,12 @@ def _copy(op: str, ctx: NodeContext, drop: tuple[str, ...] = (), n_out: int = 1)
 
 # -- convolution ---------------------------------------------------------------------------------
 # Conv and ConvTranspose kept their attributes and inputs unchanged from opset 1 to the newest.
-@onnx_op("Conv", 1, emits=("Conv",))
+@onnx_op("Conv", 1, emits=("Conv",), copy_attrs=True)
 def conv(ctx: NodeContext) -> None:
     _copy("Conv", ctx)
 
 
-@onnx_op("ConvTranspose", 1, emits=("ConvTranspose",))
+@onnx_op("ConvTranspose", 1, emits=("ConvTranspose",), copy_attrs=True)
 def conv_transpose(ctx: NodeContext) -> None:
     _copy("ConvTranspose", ctx)
 
@@ -29,28 +29,28 @@ def _check_no_indices(ctx: NodeContext) -> str | None:
     return None
 
 
-@onnx_op("MaxPool", 1, emits=("MaxPool",), check=_check_no_indices)
+@onnx_op("MaxPool", 1, emits=("MaxPool",), check=_check_no_indices, copy_attrs=True)
 def max_pool(ctx: NodeContext) -> None:
     # storage_order only changes the unsupported Indices output (MaxPool-8).
     _copy("MaxPool", ctx, drop=("storage_order",))
 
 
-@onnx_op("AveragePool", 1, emits=("AveragePool",))
+@onnx_op("AveragePool", 1, emits=("AveragePool",), copy_attrs=True)
 def average_pool(ctx: NodeContext) -> None:
     _copy("AveragePool", ctx)
 
 
-@onnx_op("GlobalAveragePool", 1, emits=("GlobalAveragePool",))
+@onnx_op("GlobalAveragePool", 1, emits=("GlobalAveragePool",), copy_attrs=True)
 def global_average_pool(ctx: NodeContext) -> None:
     _copy("GlobalAveragePool", ctx)
 
 
-@onnx_op("GlobalMaxPool", 1, emits=("GlobalMaxPool",))
+@onnx_op("GlobalMaxPool", 1, emits=("GlobalMaxPool",), copy_attrs=True)
 def global_max_pool(ctx: NodeContext) -> None:
     _copy("GlobalMaxPool", ctx)
 
 
-@onnx_op("LRN", 1, emits=("LRN",))
+@onnx_op("LRN", 1, emits=("LRN",), copy_attrs=True)
 def lrn(ctx: NodeContext) -> None:
     _copy("LRN", ctx)
 
@@ -73,19 +73,24 @@ def batch_norm(ctx: NodeContext) -> None:
     ctx.emit("BatchNormalization", ctx.inputs[:5], ctx.outputs[:1], epsilon=float(ctx.attr("epsilon", 1e-5)))
 
 
-@onnx_op("InstanceNormalization", 6, emits=("InstanceNormalization",))
+@onnx_op("InstanceNormalization", 6, emits=("InstanceNormalization",), copy_attrs=True)
 def instance_norm(ctx: NodeContext) -> None:
     _copy("InstanceNormalization", ctx)
 
 
+@onnx_op("LpNormalization", 1, emits=("LpNormalization",), copy_attrs=True)
+def lp_norm(ctx: NodeContext) -> None:
+    _copy("LpNormalization", ctx)
+
+
 # -- dense -------------------------------------------------------------------------------------
-@onnx_op("Gemm", 7, emits=("Gemm",))
+@onnx_op("Gemm", 7, emits=("Gemm",), copy_attrs=True)
 def gemm(ctx: NodeContext) -> None:
     # Gemm-7 made C broadcast unidirectionally (the newest rule); Gemm-11 made C optional.
     _copy("Gemm", ctx)
 
 
-@onnx_op("MatMul", 1, emits=("MatMul",))
+@onnx_op("MatMul", 1, emits=("MatMul",), copy_attrs=True)
 def matmul(ctx: NodeContext) -> None:
     _copy("MatMul", ctx)
 

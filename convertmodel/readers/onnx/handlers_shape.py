@@ -32,8 +32,11 @@ for _op, _since in {
     "Size": 1,
     "GatherElements": 11,
     "NonZero": 9,
+    "Range": 11,
+    "ArgMax": 1,
+    "ArgMin": 1,
 }.items():
-    onnx_op(_op, _since, emits=(_op,))(_copy_handler(_op))
+    onnx_op(_op, _since, emits=(_op,), copy_attrs=True)(_copy_handler(_op))
 
 
 def _ints(ctx: NodeContext, suffix: str, values: object) -> str:
@@ -55,8 +58,8 @@ def _axes_to_input(op: str, n_data: int = 1):  # type: ignore[no-untyped-def]
 
 onnx_op("Squeeze", 1, emits=("Squeeze",))(_axes_to_input("Squeeze"))
 onnx_op("Unsqueeze", 1, emits=("Unsqueeze",))(_axes_to_input("Unsqueeze"))
-onnx_op("Squeeze", 13, emits=("Squeeze",))(_copy_handler("Squeeze"))
-onnx_op("Unsqueeze", 13, emits=("Unsqueeze",))(_copy_handler("Unsqueeze"))
+onnx_op("Squeeze", 13, emits=("Squeeze",), copy_attrs=True)(_copy_handler("Squeeze"))
+onnx_op("Unsqueeze", 13, emits=("Unsqueeze",), copy_attrs=True)(_copy_handler("Unsqueeze"))
 
 
 # -- Reduce*: axes attribute -> input (ReduceSum at 13, the others at 18) -------------------------
@@ -86,7 +89,7 @@ def _reduce_old(op: str):  # type: ignore[no-untyped-def]
 
 for _op in _REDUCE:
     onnx_op(_op, 1, emits=(_op,))(_reduce_old(_op))
-    onnx_op(_op, 13 if _op == "ReduceSum" else 18, emits=(_op,))(_copy_handler(_op))
+    onnx_op(_op, 13 if _op == "ReduceSum" else 18, emits=(_op,), copy_attrs=True)(_copy_handler(_op))
 
 
 # -- Slice: starts/ends/axes attributes (<10) -> inputs -------------------------------------------
@@ -101,7 +104,7 @@ def slice_1(ctx: NodeContext) -> None:
     ctx.emit("Slice", ins, ctx.outputs[:1])
 
 
-onnx_op("Slice", 10, emits=("Slice",))(_copy_handler("Slice"))
+onnx_op("Slice", 10, emits=("Slice",), copy_attrs=True)(_copy_handler("Slice"))
 
 
 # -- Split: split attribute (<13) -> input; equal split -> num_outputs (Split-18) ------------------
@@ -149,27 +152,44 @@ def pad_11(ctx: NodeContext) -> None:
 _OLD_RESIZE = {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
 
 
+def _check_resize(ctx: NodeContext) -> str | None:
+    """Attribute values the IR's Resize rejects, reported by the up-front scan."""
+    from convertmodel.ir.ops.resize import COORD_MODES, MODES, NEAREST_MODES
+
+    for key, allowed in (
+        ("mode", MODES),
+        ("coordinate_transformation_mode", COORD_MODES),
+        ("nearest_mode", NEAREST_MODES),
+    ):
+        v = ctx.attr(key)
+        if v is not None and v not in allowed:
+            return f"{key}={v}"
+    if int(ctx.attr("antialias", 0)):
+        return "antialias=1"
+    return None
+
+
 def _resize_old(ctx: NodeContext, scales: str) -> None:
     mode = str(ctx.attr("mode", "nearest"))
     ctx.emit("Resize", [ctx.input(0), "", scales], ctx.outputs[:1], mode=mode, **_OLD_RESIZE)
 
 
-@onnx_op("Upsample", 7, emits=("Resize",))
+@onnx_op("Upsample", 7, emits=("Resize",), check=_check_resize)
 def upsample_7(ctx: NodeContext) -> None:
     _resize_old(ctx, ctx.const_input("scales", list(ctx.require_attr("scales")), "float32"))
 
 
-@onnx_op("Upsample", 9, emits=("Resize",))
+@onnx_op("Upsample", 9, emits=("Resize",), check=_check_resize)
 def upsample_9(ctx: NodeContext) -> None:
     _resize_old(ctx, ctx.input(1))
 
 
-@onnx_op("Resize", 10, emits=("Resize",))
+@onnx_op("Resize", 10, emits=("Resize",), check=_check_resize)
 def resize_10(ctx: NodeContext) -> None:
     _resize_old(ctx, ctx.input(1))
 
 
-@onnx_op("Resize", 11, emits=("Resize",))
+@onnx_op("Resize", 11, emits=("Resize",), check=_check_resize, copy_attrs=True)
 def resize_11(ctx: NodeContext) -> None:
     ins = list(ctx.inputs) + [""] * (4 - len(ctx.inputs))
     # Resize-11/12 required roi and scales even when unused; exporters fill them with empty tensors.

@@ -42,6 +42,10 @@ def load_model(path: str) -> Any:
         raise FormatError(path, f"cannot parse ONNX protobuf: {type(e).__name__}: {e}") from e
     if not model.HasField("graph"):
         raise FormatError(path, f"parsed {len(data)} bytes but found no graph; not an ONNX model or truncated")
+    if not len(model.opset_import):
+        # Every ONNX model since IR version 3 declares opset_import, serialized after the graph
+        # (field 8 follows field 7): missing, the file most likely ends early.
+        raise FormatError(path, f"parsed {len(data)} bytes but found no opset_import; truncated or not ONNX")
     _load_external(model, path)
     return model
 

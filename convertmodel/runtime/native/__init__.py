@@ -88,7 +88,7 @@ def quantize_rows(x: np.ndarray, levels: int, isa_name: str | None = None) -> tu
     return np.asarray(q), np.asarray(mn), np.asarray(rx)
 
 
-def _packed(ctx: KernelContext, wq: np.ndarray, group: int, params: tuple[np.ndarray, ...]) -> tuple[Any, ...]:
+def _packed(ctx: KernelContext, wq: np.ndarray, group: int, params: tuple[np.ndarray | None, ...]) -> tuple[Any, ...]:
     """Weights packed for the current ISA, cached per node (re-packed if the ISA or the weight changes)."""
     name = isa()
     key = (name, id(wq), wq.shape, group)
@@ -110,8 +110,14 @@ def _ref(op_type: str) -> Any:
 if _ext is not None:
 
     @kernel("QConv", domain=CM_DOMAIN, backend="native")
-    def qconv(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray,
-              b: np.ndarray | None = None) -> np.ndarray:
+    def qconv(
+        ctx: KernelContext,
+        x: np.ndarray,
+        wq: np.ndarray,
+        w_scale: np.ndarray,
+        w_sum: np.ndarray,
+        b: np.ndarray | None = None,
+    ) -> np.ndarray:
         """QConv on the native path (2-D convolutions; other ranks use the numpy reference)."""
         if x.ndim != 4 or wq.ndim != 4:
             return _ref("QConv")(ctx, x, wq, w_scale, w_sum, b)
@@ -124,20 +130,41 @@ if _ext is not None:
         packed, ws, wsum, bias = _packed(ctx, wq, geo.group, (w_scale, w_sum, b))
         pads = geo.pads
         return _ext.qconv(
-            np.ascontiguousarray(x, dtype=np.float32), packed, ws, wsum, bias, list(geo.kernel), list(geo.strides),
-            [pads[0], pads[1], pads[2], pads[3]], list(geo.dilations), float(ctx.attrs["input_levels"]),
-            ctx.attrs["activation"] == "Relu", ctx.threads,
+            np.ascontiguousarray(x, dtype=np.float32),
+            packed,
+            ws,
+            wsum,
+            bias,
+            list(geo.kernel),
+            list(geo.strides),
+            [pads[0], pads[1], pads[2], pads[3]],
+            list(geo.dilations),
+            float(ctx.attrs["input_levels"]),
+            ctx.attrs["activation"] == "Relu",
+            ctx.threads,
         )
 
     @kernel("QGemm", domain=CM_DOMAIN, backend="native")
-    def qgemm(ctx: KernelContext, x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray,
-              b: np.ndarray | None = None) -> np.ndarray:
+    def qgemm(
+        ctx: KernelContext,
+        x: np.ndarray,
+        wq: np.ndarray,
+        w_scale: np.ndarray,
+        w_sum: np.ndarray,
+        b: np.ndarray | None = None,
+    ) -> np.ndarray:
         """QGemm on the native path: one window per row of X (..., K)."""
         packed, ws, wsum, bias = _packed(ctx, wq, 1, (w_scale, w_sum, b))
         lead, k = x.shape[:-1], x.shape[-1]
         y = _ext.qgemm(
-            np.ascontiguousarray(x, dtype=np.float32).reshape(-1, k), packed, ws, wsum, bias,
-            float(ctx.attrs["input_levels"]), ctx.attrs["activation"] == "Relu", ctx.threads,
+            np.ascontiguousarray(x, dtype=np.float32).reshape(-1, k),
+            packed,
+            ws,
+            wsum,
+            bias,
+            float(ctx.attrs["input_levels"]),
+            ctx.attrs["activation"] == "Relu",
+            ctx.threads,
         )
         return np.asarray(y).reshape(*lead, wq.shape[0])
 

@@ -85,8 +85,9 @@ def prior_box(ctx: KernelContext, feature: np.ndarray, image: np.ndarray) -> np.
     return cached[1].copy()
 
 
-def decode_boxes(loc: np.ndarray, priors: np.ndarray, variances: np.ndarray, code_type: str,
-                 encoded: bool) -> np.ndarray:
+def decode_boxes(
+    loc: np.ndarray, priors: np.ndarray, variances: np.ndarray, code_type: str, encoded: bool
+) -> np.ndarray:
     """Caffe's DecodeBBox for arrays: loc (..., 4) offsets, priors and variances (P, 4) -> corners (..., 4)."""
     var = np.ones_like(variances) if encoded else variances
     pxmin, pymin, pxmax, pymax = (priors[:, i] for i in range(4))
@@ -95,8 +96,12 @@ def decode_boxes(loc: np.ndarray, priors: np.ndarray, variances: np.ndarray, cod
     if code_type == "CORNER":
         out = [pxmin + var[:, 0] * lx, pymin + var[:, 1] * ly, pxmax + var[:, 2] * lx2, pymax + var[:, 3] * ly2]
     elif code_type == "CORNER_SIZE":
-        out = [pxmin + var[:, 0] * lx * pw, pymin + var[:, 1] * ly * ph,
-               pxmax + var[:, 2] * lx2 * pw, pymax + var[:, 3] * ly2 * ph]
+        out = [
+            pxmin + var[:, 0] * lx * pw,
+            pymin + var[:, 1] * ly * ph,
+            pxmax + var[:, 2] * lx2 * pw,
+            pymax + var[:, 3] * ly2 * ph,
+        ]
     else:  # CENTER_SIZE
         pcx, pcy = (pxmin + pxmax) / F32(2.0), (pymin + pymax) / F32(2.0)
         cx = var[:, 0] * lx * pw + pcx
@@ -126,8 +131,9 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return iou.astype(F32)
 
 
-def nms_fast(boxes: np.ndarray, scores: np.ndarray, score_threshold: float, nms_threshold: float, eta: float,
-             top_k: int) -> list[int]:
+def nms_fast(
+    boxes: np.ndarray, scores: np.ndarray, score_threshold: float, nms_threshold: float, eta: float, top_k: int
+) -> list[int]:
     """Caffe's ApplyNMSFast: indices kept, in descending score order."""
     cand = np.nonzero(scores > F32(score_threshold))[0]
     order = cand[np.argsort(-scores[cand], kind="stable")]
@@ -160,15 +166,15 @@ def detection_output(ctx: KernelContext, loc: np.ndarray, conf: np.ndarray, prio
     confs = conf.reshape(n, n_priors, nc).astype(F32)
     rows: list[list[float]] = []
     for i in range(n):
-        decoded = [decode_boxes(locs[i, :, c], pri, var, a["code_type"], encoded)
-                   for c in range(n_loc)]
+        decoded = [decode_boxes(locs[i, :, c], pri, var, a["code_type"], encoded) for c in range(n_loc)]
         picked: dict[int, list[int]] = {}
         for c in range(nc):
             if c == a["background_label_id"]:
                 continue
             boxes = decoded[0 if a["share_location"] else c]
-            picked[c] = nms_fast(boxes, confs[i, :, c], a["confidence_threshold"], a["nms_threshold"], a["eta"],
-                                 int(a["top_k"]))
+            picked[c] = nms_fast(
+                boxes, confs[i, :, c], a["confidence_threshold"], a["nms_threshold"], a["eta"], int(a["top_k"])
+            )
         total = sum(len(v) for v in picked.values())
         keep_top_k = int(a["keep_top_k"])
         if keep_top_k > -1 and total > keep_top_k:
@@ -199,7 +205,7 @@ def lrn_within(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
     acc = np.zeros(x.shape, F32)
     for dy in range(size):
         for dx in range(size):
-            acc += sq[:, :, dy:dy + h, dx:dx + w]
+            acc += sq[:, :, dy : dy + h, dx : dx + w]
     mean = acc / F32(size * size)
     scale = F32(1.0) + F32(ctx.attrs["alpha"]) * mean
     return (x * np.power(scale, F32(-ctx.attrs["beta"]))).astype(F32)

@@ -144,9 +144,9 @@ def qgemm(
     y = qmatmul_rows(
         x.reshape(-1, k),
         wq,
-        _f32(w_scale),
-        _f32(w_sum),
-        _f32(b),  # type: ignore[arg-type]
+        np.asarray(w_scale, np.float32),
+        np.asarray(w_sum, np.float32),
+        _f32(b),
         int(ctx.attrs["input_levels"]),
         str(ctx.attrs["activation"]),
         ctx.cache,

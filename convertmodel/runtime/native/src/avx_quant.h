@@ -4,15 +4,17 @@
 // may fuse _mm256_mul_ps + _mm256_add_ps into an FMA, which rounds once and can change q).
 // The including TU includes <immintrin.h> before opening its namespace.
 
-template <int P, int KG>
-static void quantize_panel_avx(const float* F, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out) {
+// `src(k)` points at the P window values of k (one per row): F + k * P for a gathered panel, or
+// straight into the input for a panel that needs no padding (see run_tile_impl).
+template <int P, int KG, class Src>
+static void quantize_panel_avx(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out) {
   static_assert(P % 8 == 0, "panel must be a multiple of 8 rows");
   constexpr int BITS = 32 / KG;
   const __m256 vL = _mm256_set1_ps(L), half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
   for (int c = 0; c < P; c += 8) {
-    __m256 mn = _mm256_loadu_ps(F + c), mx = mn;
+    __m256 mn = _mm256_loadu_ps(src(0) + c), mx = mn;
     for (int k = 1; k < K; ++k) {
-      const __m256 v = _mm256_loadu_ps(F + static_cast<size_t>(k) * P + c);
+      const __m256 v = _mm256_loadu_ps(src(k) + c);
       mn = _mm256_min_ps(mn, v);
       mx = _mm256_max_ps(mx, v);
     }
@@ -28,7 +30,7 @@ static void quantize_panel_avx(const float* F, int K, int Kq, float L, uint32_t*
       for (int t = 0; t < KG; ++t) {
         const int k = kq * KG + t;
         if (k >= K) break;
-        const __m256 v = _mm256_loadu_ps(F + static_cast<size_t>(k) * P + c);
+        const __m256 v = _mm256_loadu_ps(src(k) + c);
         __m256 qf = _mm256_mul_ps(_mm256_sub_ps(v, mn), s);
         qf = _mm256_floor_ps(_mm256_add_ps(qf, half));
         qf = _mm256_min_ps(_mm256_max_ps(qf, zero), vL);
@@ -39,5 +41,22 @@ static void quantize_panel_avx(const float* F, int K, int Kq, float L, uint32_t*
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(A + static_cast<size_t>(kq) * P + c),
                           _mm256_and_si256(lane, live_i));
     }
+  }
+}
+
+// Contract step 4 for P rows of one channel: float(acc) * (r_x * w_scale) + mn * w_sum + B, ReLU.
+// Same op order as the scalar code (separate mul and add, no FMA), so every path gives equal floats.
+template <int P>
+static void dequantize_avx(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y) {
+  const __m256 vws = _mm256_set1_ps(ws), vsum = _mm256_set1_ps(wsum), vb = _mm256_set1_ps(b);
+  const __m256 zero = _mm256_setzero_ps();
+  for (int r = 0; r < P; r += 8) {
+    const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(rx + r), vws);
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + r))), t);
+    v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_loadu_ps(mn + r), vsum));
+    v = _mm256_add_ps(v, vb);
+    if (relu) v = _mm256_max_ps(v, zero);
+    _mm256_storeu_ps(y + r, v);
   }
 }

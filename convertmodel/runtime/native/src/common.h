@@ -76,12 +76,12 @@ inline size_t packed_lanes(const IsaOps& ops, int G, int Mg, int K) {
 }
 
 // Bytes of scratch one work item of `nrows` rows needs: a float window buffer for one panel
-// (K x panel), the packed quantized tile (Kq x rows rounded up to panels) and per-row mn/r_x.
+// (K x panel), the packed quantized tile (Kq x rows rounded up to panels), per-row mn/r_x and K pointers.
 inline size_t scratch_bytes(const IsaOps& ops, int K, int nrows) {
   size_t panels = static_cast<size_t>(ceil_div(nrows, ops.panel));
   size_t f = static_cast<size_t>(K) * ops.panel * sizeof(float);
   size_t a = static_cast<size_t>(k_lanes(ops, K)) * ops.panel * panels * sizeof(uint32_t);
-  size_t s = 2 * panels * ops.panel * sizeof(float);
+  size_t s = 2 * panels * ops.panel * sizeof(float) + static_cast<size_t>(K) * sizeof(float*);
   auto up = [](size_t v) { return (v + 63) / 64 * 64; };
   return up(f) + up(a) + up(s) + 64;
 }

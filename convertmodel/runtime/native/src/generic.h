@@ -84,13 +84,13 @@
 // Scalar reference of the contract's window quantization for one panel (portable path, and the
 // tail of SIMD paths).  Op by op in float32; the TU is compiled with -ffp-contract=off so the
 // multiply and add are never fused (an FMA would round once and change q).
-[[maybe_unused]] static void quantize_panel_scalar(const float* F, int K, int Kq, float L, uint32_t* A, float* mn_out,
-                                  float* rx_out, int r_begin) {
+template <class Src>
+static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out) {
   constexpr int P = Isa::PANEL, KG = Isa::KG, BITS = 32 / Isa::KG;
-  for (int r = r_begin; r < P; ++r) {
-    float mn = F[r], mx = F[r];
+  for (int r = 0; r < P; ++r) {
+    float mn = src(0)[r], mx = src(0)[r];
     for (int k = 1; k < K; ++k) {
-      const float v = F[static_cast<size_t>(k) * P + r];
+      const float v = src(k)[r];
       mn = v < mn ? v : mn;
       mx = v > mx ? v : mx;
     }
@@ -104,7 +104,7 @@
         for (int t = 0; t < KG; ++t) {
           const int k = kq * KG + t;
           if (k >= K) break;
-          const float d = F[static_cast<size_t>(k) * P + r] - mn;
+          const float d = src(k)[r] - mn;
           const float e = d * s;
           float qf = std::floor(e + 0.5f);
           qf = qf < 0.0f ? 0.0f : (qf > L ? L : qf);
@@ -112,6 +112,18 @@
         }
       A[static_cast<size_t>(kq) * P + r] = lane;
     }
+  }
+}
+
+// Contract step 4 for one panel of rows and one channel, scalar (the portable path's version).
+[[maybe_unused]] static void dequantize_scalar(const int32_t* a, const float* rx, const float* mn, float ws, float wsum,
+                                               float b, bool relu, float* y) {
+  for (int r = 0; r < Isa::PANEL; ++r) {
+    const float t = rx[r] * ws;
+    float v = static_cast<float>(a[r]) * t;
+    v = v + mn[r] * wsum;
+    v = v + b;
+    y[r] = relu ? (v > 0.0f ? v : 0.0f) : v;
   }
 }
 
@@ -128,21 +140,28 @@
       continue;
     }
     const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
-    float y[P];
-    for (int r = 0; r < P; ++r) {
-      const float t = rx[r] * ws;
-      float v = static_cast<float>(a[r]) * t;
-      v = v + mn[r] * wsum;
-      v = v + b;
-      y[r] = jb.relu ? (v > 0.0f ? v : 0.0f) : v;
-    }
+    alignas(64) float y[P];
     if (jb.src == cm::RowSource::kConv) {
       float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.rows + r0;
+      if (nr == P) {  // a full panel: straight into the NCHW output
+        Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o);
+        continue;
+      }
+      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
       for (int r = 0; r < nr; ++r) o[r] = y[r];
     } else {
+      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
       for (int r = 0; r < nr; ++r) jb.out[static_cast<size_t>(r0 + r) * M + m] = y[r];
     }
   }
+}
+
+// A full panel of one output row whose windows never touch padding, with unit stride along W.
+[[maybe_unused]] static bool direct_panel(const cm::Job& jb, int pr0, int pn) {
+  const int oh = pr0 / jb.OW, ow0 = pr0 % jb.OW;
+  if (pn != Isa::PANEL || jb.sw != 1 || ow0 + pn > jb.OW) return false;
+  const int ih0 = oh * jb.sh - jb.ph, iw0 = ow0 - jb.pw;
+  return ih0 >= 0 && ih0 + (jb.kh - 1) * jb.dh < jb.H && iw0 >= 0 && iw0 + pn - 1 + (jb.kw - 1) * jb.dw < jb.W;
 }
 
 [[maybe_unused]] static void run_tile_impl(const cm::Job& jb, const cm::PackedW& w, int n, int g, int r0, int nrows, int m0, int m1,
@@ -156,6 +175,7 @@
   float* MN = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(A) +
                                        up(static_cast<size_t>(Kq) * P * panels * sizeof(uint32_t)));
   float* RX = MN + static_cast<size_t>(panels) * P;
+  const float** PTR = reinterpret_cast<const float**>(RX + static_cast<size_t>(panels) * P);
   for (int pi = 0; pi < panels; ++pi) {
     const int pr0 = r0 + pi * P;
     const int pn = nrows - pi * P < P ? nrows - pi * P : P;
@@ -165,11 +185,26 @@
       for (int r = 0; r < P; ++r) MN[pi * P + r] = RX[pi * P + r] = 0.0f;
       continue;
     }
+    if (jb.src == cm::RowSource::kConv && direct_panel(jb, pr0, pn)) {
+      // No padding and one output row: the window values of each k are P consecutive input floats,
+      // so quantize straight from the input (saves writing and re-reading a K x P float copy).
+      const int oh = pr0 / jb.OW, ow0 = pr0 % jb.OW, Cg = jb.C / jb.G;
+      const float* xg = jb.x + (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg) * jb.H * jb.W;
+      int k = 0;
+      for (int c = 0; c < Cg; ++c)
+        for (int ky = 0; ky < jb.kh; ++ky)
+          for (int kx = 0; kx < jb.kw; ++kx)
+            PTR[k++] = xg + (static_cast<size_t>(c) * jb.H + oh * jb.sh - jb.ph + ky * jb.dh) * jb.W + ow0 - jb.pw +
+                       kx * jb.dw;
+      Isa::quantize_panel([PTR](int kk) { return PTR[kk]; }, jb.K, Kq, jb.levels, Ap, MN + pi * P, RX + pi * P);
+      continue;
+    }
     if (jb.src == cm::RowSource::kConv)
       gather_conv(jb, n, g, pr0, pn, F);
     else
       gather_rows(jb, pr0, pn, F);
-    Isa::quantize_panel(F, jb.K, Kq, jb.levels, Ap, MN + pi * P, RX + pi * P);
+    Isa::quantize_panel([F](int kk) { return F + static_cast<size_t>(kk) * P; }, jb.K, Kq, jb.levels, Ap, MN + pi * P,
+                        RX + pi * P);
   }
   alignas(64) int32_t acc[NRC * P];
   for (int mb = m0 / NRC; mb * NRC < m1; ++mb) {
@@ -218,7 +253,7 @@
   for (int r0 = 0; r0 < R; r0 += P) {
     const int nr = R - r0 < P ? R - r0 : P;
     gather_rows(jb, r0, nr, F);
-    Isa::quantize_panel(F, K, Kq, levels, A, MN, RX);
+    Isa::quantize_panel([F](int kk) { return F + static_cast<size_t>(kk) * P; }, K, Kq, levels, A, MN, RX);
     for (int r = 0; r < nr; ++r) {
       mn[r0 + r] = MN[r];
       rx[r0 + r] = RX[r];

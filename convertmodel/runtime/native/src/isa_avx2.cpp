@@ -16,11 +16,16 @@ namespace cm_avx2 {
 struct Isa {
   // 16 rows (2 ymm of int32 lanes) x 6 channels: 12 accumulators + 2 A vectors + broadcast + product.
   static constexpr int PANEL = 16, KG = 2, NRC = 6, KQ_ALIGN = 2;
-  static void quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-    quantize_panel_avx<PANEL, KG>(F, K, Kq, L, A, mn, rx);
+  template <class Src>
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
+    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
   }
   // Hand-allocated registers: 12 accumulators (ymm0-11), two A vectors, the broadcast and the product.
   // GCC spills up to seven accumulators of the intrinsics version of this loop (measured 1.4x slower).
+  static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                         bool relu, float* y) {
+    dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
     long n = Kq / 2;  // Kq is even: KQ_ALIGN = 2 (two k groups per loop trip, ~10% faster)
     __asm__ volatile(

@@ -13,8 +13,13 @@ namespace cm_avxvnni {
 
 struct Isa {
   static constexpr int PANEL = 16, KG = 4, NRC = 6, KQ_ALIGN = 1;
-  static void quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-    quantize_panel_avx<PANEL, KG>(F, K, Kq, L, A, mn, rx);
+  template <class Src>
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
+    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
+  }
+  static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                         bool relu, float* y) {
+    dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
     __m256i c[NRC][2];

@@ -8,7 +8,10 @@ namespace cm_portable {
 
 struct Isa {
   static constexpr int PANEL = 8, KG = 2, NRC = 4, KQ_ALIGN = 1;
-  static void quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx);
+  template <class Src>
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx);
+  static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                         bool relu, float* y);
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
     int32_t c[NRC][PANEL] = {};
     for (int kq = 0; kq < Kq; ++kq) {
@@ -26,8 +29,14 @@ struct Isa {
 
 #include "generic.h"
 
-void Isa::quantize_panel(const float* F, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-  quantize_panel_scalar(F, K, Kq, L, A, mn, rx, 0);
+template <class Src>
+void Isa::quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
+  quantize_panel_scalar(src, K, Kq, L, A, mn, rx);
+}
+
+void Isa::dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b, bool relu,
+                     float* y) {
+  dequantize_scalar(a, rx, mn, ws, wsum, b, relu, y);
 }
 
 const cm::IsaOps kOps = {"portable", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,

@@ -1,0 +1,252 @@
+#!/usr/bin/env python
+"""convertmodel fp32 / int8 against onnxruntime fp32 / static int8, one process, alternating runs.
+
+For each model, batch and thread count, every runner executes once per round in turn (ours fp32,
+ours int8, ORT fp32, ORT int8), so all four see the same machine state; medians and ratios are
+printed. onnxruntime's int8 model is static QDQ, per-channel, u8 activations x s8 weights
+(onnxruntime.quantization.quantize_static) calibrated on a few random samples; ours needs none.
+
+VGG16/VGG19 come from convertmodel.zoo (exact topology, random weights: speed does not depend on
+the values), exported to ONNX by the small exporter below. Real ONNX files (``--onnx PATH``, or
+``--real`` for the ones scripts/fetch_models.py cached) are read by convertmodel's ONNX reader.
+
+    python scripts/bench_peers.py --models vgg16 --batches 8,1 --threads 2,1 --iterations 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from convertmodel.ir.graph import Graph
+
+CACHE = os.environ.get("CONVERTMODEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convertmodel")
+
+
+def export_onnx(g: Graph, path: str) -> None:
+    """Write an IR graph of standard ONNX ops (the zoo's VGG) as an ONNX model, constants as initializers."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    def dims(shape: Any) -> list[Any]:
+        return [d if isinstance(d, int) else str(d) for d in shape]
+
+    inputs = [
+        helper.make_tensor_value_info(
+            v.name, helper.np_dtype_to_tensor_dtype(np.dtype(v.type.dtype)), dims(v.type.shape)
+        )
+        for v in g.inputs
+    ]
+    outputs = [
+        helper.make_tensor_value_info(v.name, helper.np_dtype_to_tensor_dtype(np.dtype(v.type.dtype)), None)
+        for v in g.outputs
+    ]
+    inits = [numpy_helper.from_array(np.asarray(a), name) for name, a in g.constants.items()]
+    nodes = []
+    for n in g.nodes:
+        if n.domain:
+            raise SystemExit(f"export_onnx: node {n.name} ({n.domain}.{n.op_type}) is not a standard ONNX op")
+        attrs: dict[str, Any] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()}
+        nodes.append(helper.make_node(n.op_type, list(n.inputs), list(n.outputs), name=n.name, **attrs))
+    model = helper.make_model(
+        helper.make_graph(nodes, g.name, inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def ort_session(path: str, threads: int) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_quantize(src: str, dst: str, input_name: str, sample_shape: tuple[int, ...], n_calib: int) -> None:
+    """Static QDQ per-channel int8 (u8 activations, s8 weights) calibrated on random samples."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    rng = np.random.default_rng(1)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = n_calib
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.left == 0:
+                return None
+            self.left -= 1
+            return {input_name: rng.standard_normal(sample_shape).astype(np.float32)}
+
+    quantize_static(
+        src,
+        dst,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+
+
+def timed_rounds(runners: dict[str, Callable[[], Any]], warmup: int, iterations: int) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        for fn in runners.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for i in range(iterations):
+        for k, fn in runners.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+        print(
+            f"  round {i + 1}/{iterations}: " + ", ".join(f"{k} {times[k][-1] * 1e3:.0f} ms" for k in runners),
+            file=sys.stderr,
+            flush=True,
+        )
+    return times
+
+
+def bench_model(
+    name: str,
+    graph: Graph,
+    onnx_path: str,
+    batches: list[int],
+    thread_counts: list[int],
+    warmup: int,
+    iterations: int,
+    n_calib: int,
+    tmp: str,
+) -> list[dict[str, Any]]:
+    from threadpoolctl import threadpool_limits
+
+    from convertmodel.passes.quantize import quantize_graph
+    from convertmodel.runtime import Executor, native
+
+    vi = graph.inputs[0]
+    if vi.type.shape is None:
+        raise SystemExit(f"{name}: input {vi.name} has no static shape")
+    in_shape = vi.type.shape
+    sample = tuple(d if isinstance(d, int) and d > 0 else 1 for d in in_shape)
+    q_path = os.path.join(tmp, f"{name}.int8.onnx")
+    print(f"{name}: onnxruntime quantize_static ({n_calib} random calibration samples)", file=sys.stderr, flush=True)
+    ort_quantize(onnx_path, q_path, vi.name, sample, n_calib)
+    int8_graph = quantize_graph(graph)
+    rows = []
+    for threads in thread_counts:
+        ex32 = Executor(graph, ("native", "ref"), threads=threads)
+        ex8 = Executor(int8_graph, ("native", "ref"), threads=threads)
+        s32, s8 = ort_session(onnx_path, threads), ort_session(q_path, threads)
+        for batch in batches:
+            shape = (in_shape[0] if isinstance(in_shape[0], int) and in_shape[0] > 0 else batch, *sample[1:])
+            x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            feeds = {vi.name: x}
+            runners: dict[str, Callable[[], Any]] = {
+                "cm_fp32": functools.partial(ex32.run, feeds),
+                "cm_int8": functools.partial(ex8.run, feeds),
+                "ort_fp32": functools.partial(s32.run, None, feeds),
+                "ort_int8": functools.partial(s8.run, None, feeds),
+            }
+            print(f"{name} batch {shape[0]} threads {threads} (ISA {native.isa()})", file=sys.stderr, flush=True)
+            with threadpool_limits(limits=threads):
+                times = timed_rounds(runners, warmup, iterations)
+            ips = {k: shape[0] / float(np.median(v)) for k, v in times.items()}
+            rows.append(
+                {
+                    "model": name,
+                    "batch": shape[0],
+                    "threads": threads,
+                    "isa": native.isa(),
+                    "img_per_s": ips,
+                    "median_ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()},
+                    "iterations": iterations,
+                }
+            )
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = (
+        f"{'model':<14}{'batch':>6}{'thr':>4}{'cm fp32':>9}{'cm int8':>9}{'ort fp32':>9}{'ort int8':>9}"
+        f"{'int8/fp32':>10}{'cm8/ort8':>9}{'cm8/ort32':>10}"
+    )
+    print(head)
+    for r in rows:
+        i = r["img_per_s"]
+        print(
+            f"{r['model']:<14}{r['batch']:>6}{r['threads']:>4}{i['cm_fp32']:>9.2f}{i['cm_int8']:>9.2f}"
+            f"{i['ort_fp32']:>9.2f}{i['ort_int8']:>9.2f}{i['cm_int8'] / i['cm_fp32']:>10.2f}"
+            f"{i['cm_int8'] / i['ort_int8']:>9.2f}{i['cm_int8'] / i['ort_fp32']:>10.2f}"
+        )
+    # Thread scaling of our int8 path: the same model and batch at the largest vs 1 thread.
+    for r in rows:
+        one = [o for o in rows if o["model"] == r["model"] and o["batch"] == r["batch"] and o["threads"] == 1]
+        if r["threads"] > 1 and one:
+            print(
+                f"{r['model']} batch {r['batch']}: int8 {r['threads']} threads / 1 thread = "
+                f"{r['img_per_s']['cm_int8'] / one[0]['img_per_s']['cm_int8']:.2f}x"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="vgg16,vgg19", help="zoo models (comma-separated; '' for none)")
+    ap.add_argument("--batches", default="8,1")
+    ap.add_argument("--threads", default="2,1")
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--calib", type=int, default=4, help="random calibration samples for onnxruntime")
+    ap.add_argument("--onnx", action="append", default=[], help="also bench this real ONNX file (repeatable)")
+    ap.add_argument("--real", action="store_true", help="also bench the ONNX files fetched into the cache")
+    ap.add_argument("--json", help="write the rows as JSON to this file")
+    args = ap.parse_args()
+    from convertmodel import zoo
+    from convertmodel.model import load
+
+    batches = [int(b) for b in args.batches.split(",") if b]
+    threads = [int(t) for t in args.threads.split(",") if t]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in [m for m in args.models.split(",") if m]:
+            g = zoo.vgg(int(m.lower().removeprefix("vgg")), image_size=args.image_size)
+            path = os.path.join(tmp, f"{m}.onnx")
+            export_onnx(g, path)
+            rows += bench_model(m, g, path, batches, threads, args.warmup, args.iterations, args.calib, tmp)
+        files = list(args.onnx)
+        if args.real:
+            files += sorted(glob.glob(os.path.join(CACHE, "models", "*", "*.onnx")))
+        for f in files:
+            g = load(f).graph
+            rows += bench_model(
+                os.path.basename(f).removesuffix(".onnx"),
+                g,
+                f,
+                batches,
+                threads,
+                args.warmup,
+                args.iterations,
+                args.calib,
+                tmp,
+            )
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
