@@ -44,7 +44,7 @@ sys.path.insert(0, REPO)
 from convertmodel.data.datasets import read_idx, write_idx  # noqa: E402
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
-EPOCHS = {"lenet5": 10, "vgg": 4, "mobilenet": 6}
+EPOCHS = {"lenet5": 10, "vgg": 3, "mobilenet": 3}
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 

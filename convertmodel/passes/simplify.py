@@ -4,8 +4,10 @@
   shape unchanged: consumers read the input directly.
 * Transpose of a constant: the constant is transposed once here.
 * Transpose(Transpose(x, p1), p2): composed into one Transpose, or removed when the composition
-  is the identity. tf2onnx wraps each NHWC op with NHWC->NCHW / NCHW->NHWC transposes and leaves
-  such pairs between consecutive convolutions.
+  is the identity; a Transpose is pushed through elementwise ops (constants re-laid out) when
+  that makes it meet another one; a Transpose before a flattening Reshape feeding a MatMul with
+  a constant weight is folded into the weight's row order. tf2onnx wraps each NHWC op with
+  NHWC->NCHW / NCHW->NHWC transposes and leaves such pairs between consecutive ops.
 
 Graph inputs and outputs keep their names and layout: when a removed node's output is a graph
 output, the producer of its input is renamed to the public name instead.
@@ -149,6 +151,9 @@ class _Rewriter:
         pushed = self._push_down(nodes, node, perm)
         if pushed is not None:
             return pushed
+        folded = self._fold_into_matmul(nodes, node, perm)
+        if folded is not None:
+            return folded
         prev = self.producers.get(x)
         if prev is None or prev.op_type != "Transpose" or prev.domain:
             return None
@@ -221,6 +226,54 @@ class _Rewriter:
         k = nodes.index(op)
         nodes[k] = op.with_(inputs=tuple(inputs), outputs=(moved,))
         nodes.insert(k + 1, node.with_(inputs=(moved,), outputs=op.outputs))
+        return self._graph(nodes)
+
+    def _fold_into_matmul(self, nodes: list[Node], node: Node, perm: tuple[int, ...]) -> Graph | None:
+        """MatMul(Reshape(Transpose(x, p), [N, K]), W) -> MatMul(Reshape(x, [N, K]), W') with W's rows permuted.
+
+        tf2onnx flattens NCHW feature maps in TensorFlow's NHWC order before the first Dense layer;
+        permuting the constant weight rows instead removes the Transpose (the flattened index k of
+        the transposed tensor reads element sigma[k] of x flattened, so W'[sigma[k]] = W[k]).
+        """
+        t = node.outputs[0]
+        users = self.consumers.get(t, [])
+        if len(users) != 1 or t in self.outputs or users[0].op_type != "Reshape" or perm[0] != 0:
+            return None
+        reshape = users[0]
+        r_out = reshape.outputs[0]
+        x_shape = self.g.value_types.get(node.inputs[0])
+        out_t = self.g.value_types.get(r_out)
+        mm = self.consumers.get(r_out, [])
+        if (
+            x_shape is None
+            or x_shape.shape is None
+            or out_t is None
+            or out_t.shape is None
+            or len(out_t.shape) != 2
+            or len(mm) != 1
+            or r_out in self.outputs
+            or mm[0].op_type != "MatMul"
+            or mm[0].inputs[0] != r_out
+            or mm[0].inputs[1] not in self.consts
+        ):
+            return None
+        inner = x_shape.shape[1:]
+        w = self.consts[mm[0].inputs[1]]
+        if not all(isinstance(d, int) for d in inner) or w.ndim != 2:
+            return None
+        k = int(np.prod(inner))  # type: ignore[arg-type]
+        if out_t.shape[1] != k or w.shape[0] != k or x_shape.shape[0] != out_t.shape[0]:
+            return None
+        dims = tuple(d for d in inner if isinstance(d, int))
+        axes = tuple(p - 1 for p in perm[1:])
+        sigma = np.transpose(np.arange(k).reshape(dims), axes).reshape(-1)
+        w_new = np.empty_like(w)
+        w_new[sigma] = w
+        name = self._fresh(nodes, f"{mm[0].inputs[1]}/rows_permuted")
+        self.consts[name] = w_new
+        nodes.remove(node)
+        nodes[nodes.index(reshape)] = reshape.with_(inputs=(node.inputs[0], *reshape.inputs[1:]))
+        nodes[nodes.index(mm[0])] = mm[0].with_(inputs=(r_out, name))
         return self._graph(nodes)
 
     def _graph(self, nodes: list[Node]) -> Graph:

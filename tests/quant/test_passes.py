@@ -288,3 +288,23 @@ def test_q8_round_trip_is_bit_identical(tmp_path, rng: np.random.Generator) -> N
     path2 = str(tmp_path / "again.q8")
     serialize.write_q8(r, path2)
     assert open(path, "rb").read() == open(path2, "rb").read()
+
+
+def test_error_helpers_and_layer_errors(rng: np.random.Generator) -> None:
+    from convertmodel.quant.error import cosine, layer_errors, sqnr_db, top1_agreement
+
+    a = np.array([[1.0, 2.0, 3.0], [3.0, 1.0, 0.0]])
+    assert cosine(a, a) == pytest.approx(1.0) and cosine(a, -a) == pytest.approx(-1.0)
+    assert cosine(np.zeros(3), np.zeros(3)) == 1.0
+    assert sqnr_db(a, a) == float("inf")
+    assert sqnr_db(a, a * 1.1) == pytest.approx(20.0)  # noise = 0.1 x signal
+    assert top1_agreement(a, np.array([[0, 0, 1.0], [0, 1.0, 0]])) == 0.5
+    g = mini_vgg(rng)
+    q = quantize_graph(g)
+    x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    rows = layer_errors(g, q, {"data": x})
+    by_node = {r["node"]: r for r in rows}
+    # quantized layers keep their names; a fused ReLU's value is compared at the ReLU
+    assert {"relu0", "relu1", "relu3", "relu_fc", "fc1", "prob"} <= set(by_node)
+    assert all(r["cosine"] > 0.99 for r in rows)
+    assert by_node["relu0"]["sqnr_db"] > 30

@@ -95,12 +95,17 @@ def test_unsupported_layers_reported_once_with_counts(tmp_path: object) -> None:
     for k in range(4):
         body += f'layer {{ name: "py{k}" type: "Python" bottom: "data" top: "py{k}" python_param {{ module: "m" layer: "L" }} }}\n'
     body += 'layer { name: "odd" type: "MyCustomLayer" bottom: "data" top: "odd" }\n'
+    body += 'layer { name: "sto" type: "Pooling" bottom: "data" top: "sto" pooling_param { pool: STOCHASTIC kernel_size: 2 } }\n'
     body += 'layer { name: "odd2" type: "MyCustomLayer" bottom: "data" top: "odd2" }\n'
     _, model = write_net(str(tmp_path), body)
     with pytest.raises(UnsupportedOpError) as ei:
         read(model)
     e = ei.value
-    assert e.unsupported == {"Python(m.L)": ["py0", "py1", "py2", "py3"], "MyCustomLayer": ["odd", "odd2"]}
+    assert e.unsupported == {
+        "Python(m.L)": ["py0", "py1", "py2", "py3"],
+        "MyCustomLayer": ["odd", "odd2"],
+        "Pooling(STOCHASTIC)": ["sto"],
+    }
     assert "x4" in str(e) and "x2" in str(e) and "Convolution" in str(e)
     assert e.exit_code == EXIT_UNSUPPORTED
 

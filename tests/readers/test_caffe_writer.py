@@ -157,3 +157,25 @@ def test_make_vgg_caffe_script(tmp_path: object, monkeypatch: pytest.MonkeyPatch
         os.path.join(out, "vgg19.prototxt"), os.path.join(out, "vgg19.caffemodel"), {"data": x}, ["prob"]
     )
     assert_close(run_ours(g, {"data": x})["prob"], ref, rtol=1e-4, atol=1e-6)
+
+
+def test_constant_operands_become_power_scale_bias(tmp_path: object) -> None:
+    """Scalar constants (either operand order) -> Power; per-channel or trailing-axes constants -> Bias/Scale."""
+    b = GraphBuilder("consts")
+    x = b.add_input("data", "float32", (1, 3, 4, 5))
+    s = b.add_const("s", np.array(1.5, np.float32))
+    (y,) = b.add_node("Mul", [s, x], name="scalar_first")
+    (y,) = b.add_node("Add", [y, b.add_const("c", R.standard_normal((3, 1, 1)).astype(np.float32))], name="per_ch")
+    (y,) = b.add_node("Mul", [y, b.add_const("t", R.standard_normal((4, 5)).astype(np.float32))], name="trailing")
+    (y,) = b.add_node("Pow", [y, b.add_const("p", np.array(2.0, np.float32))], name="square")
+    b.mark_output(y)
+    g = b.build()
+    dst = os.path.join(str(tmp_path), "c.caffemodel")
+    write_caffe(g, dst)
+    g2 = read_checked(dst)
+    assert [n.op_type for n in g2.nodes] == ["Mul", "ChannelAffine", "Mul", "Pow"]
+    x_val = R.standard_normal((1, 3, 4, 5)).astype(np.float32)
+    got = run_ours(g2, {"data": x_val})[g2.outputs[0].name]
+    np.testing.assert_array_equal(got, run_ours(g, {"data": x_val})[y])
+    c, t = g.constants["c"], g.constants["t"]
+    assert_close(got, ((np.float32(1.5) * x_val + c) * t) ** 2, rtol=1e-6, atol=1e-7)

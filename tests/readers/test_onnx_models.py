@@ -197,9 +197,13 @@ def test_tumor_vgg16_tf2onnx_nhwc():
     counts = g.op_counts()
     # tf2onnx's Shape->Gather->Cast->Slice->Concat->Cast flatten chain folds into one Reshape(x, [0, -1]).
     assert not {"Shape", "Gather", "Cast", "Slice", "Concat"} & set(counts)
-    assert counts["Transpose"] == 2 and counts["Conv"] == 13 and counts["Reshape"] == 1
+    # Only the input's NHWC->NCHW Transpose is left: the one before the flatten went into the first
+    # Dense weight's row order.
+    assert counts["Transpose"] == 1 and counts["Conv"] == 13 and counts["Reshape"] == 1
+    assert g.producers()[g.nodes[0].outputs[0]].op_type == "Transpose" and g.nodes[0].inputs == ("input",)
     reshape = next(n for n in g.nodes if n.op_type == "Reshape")
-    flat = int(np.prod(g.type_of(reshape.inputs[0]).shape[1:]))  # 7 * 7 * 512 after five 2x2 pools
+    assert g.producers()[reshape.inputs[0]].op_type == "MaxPool"
+    flat = int(np.prod(g.type_of(reshape.inputs[0]).shape[1:]))  # 512 * 7 * 7 after five 2x2 pools
     np.testing.assert_array_equal(g.constants[reshape.inputs[1]], [0, flat])
 
 

@@ -74,15 +74,30 @@ def _input_shapes(net: Any, proto_path: str) -> list[tuple[str, tuple[int, ...]]
     return list(zip(names, shapes, strict=True))
 
 
+def _unsupported_variant(layer: Any) -> str | None:
+    """A supported layer type used in a form the IR cannot express (known without shapes)."""
+    t = layer.type
+    if t == "Pooling" and layer.pooling_param.pool == layer.pooling_param.STOCHASTIC:
+        return "Pooling(STOCHASTIC)"
+    if t in ("Convolution", "Deconvolution") and layer.convolution_param.axis != 1:
+        return f"{t}(axis={layer.convolution_param.axis})"
+    return None
+
+
 def _unsupported(layers_: list[Any]) -> dict[str, list[str]]:
     bad: dict[str, list[str]] = {}
     for layer in layers_:
         t = layer.type
-        if t in ("Input",) or t in _SKIPPED or LayerKey(t) in HANDLERS:
+        if t == "Input" or t in _SKIPPED:
             continue
         if t == "Python":
-            t = f"Python({layer.python_param.module}.{layer.python_param.layer})"
-        bad.setdefault(t, []).append(layer.name)
+            key: str | None = f"Python({layer.python_param.module}.{layer.python_param.layer})"
+        elif LayerKey(t) not in HANDLERS:
+            key = t
+        else:
+            key = _unsupported_variant(layer)
+        if key is not None:
+            bad.setdefault(key, []).append(layer.name)
     return bad
 
 

@@ -240,16 +240,22 @@ def prelu(ctx: EmitContext) -> list[Emitted]:
 def binary(ctx: EmitContext) -> list[Emitted]:
     op = ctx.node.op_type
     consts = [ctx.const(i) for i in range(len(ctx.node.inputs))]
-    if op != "Max" and len(consts) == 2 and consts[0] is None and consts[1] is not None and consts[1].size == 1:
-        # x * s, x + s, x ^ p with a scalar: Caffe's Power layer (shift + scale * x) ^ power.
-        lp = ctx.layer("Power")
-        field = {"Mul": "scale", "Add": "shift", "Pow": "power"}[op]
-        setattr(lp.power_param, field, float(consts[1].reshape(())))
-        return [Emitted(lp, [])]
-    if op in ("Mul", "Add") and len(consts) == 2 and consts[0] is None and consts[1] is not None:
-        return [_scale_or_bias(ctx, consts[1])]
+    if op != "Max" and len(consts) == 2 and (consts[0] is None) != (consts[1] is None):
+        data = 0 if consts[0] is None else 1  # Mul and Add commute; Pow needs the data first
+        c = consts[1 - data]
+        assert c is not None
+        if op == "Pow" and data != 0:
+            raise NotExpressible("a constant base raised to a tensor power has no Caffe layer")
+        if c.size == 1:
+            # x * s, x + s, x ^ p with a scalar: Caffe's Power layer (shift + scale * x) ^ power.
+            lp = ctx.layer("Power", bottoms=[ctx.node.inputs[data]])
+            field = {"Mul": "scale", "Add": "shift", "Pow": "power"}[op]
+            setattr(lp.power_param, field, float(c.reshape(())))
+            return [Emitted(lp, [])]
+        if op != "Pow":
+            return [_scale_or_bias(ctx, c, ctx.node.inputs[data])]
     if any(c is not None for c in consts):
-        raise NotExpressible("constant operands other than one scalar have no Caffe layer")
+        raise NotExpressible("these constant operands have no Caffe layer")
     shapes = {ctx.shape(v) for v in ctx.node.inputs}
     if len(shapes) != 1:
         raise NotExpressible(f"Eltwise needs equal input shapes, got {sorted(shapes)}")
@@ -260,18 +266,18 @@ def binary(ctx: EmitContext) -> list[Emitted]:
     return [Emitted(lp, [])]
 
 
-def _scale_or_bias(ctx: EmitContext, c: np.ndarray) -> Emitted:
+def _scale_or_bias(ctx: EmitContext, c: np.ndarray, data: str) -> Emitted:
     """x * C or x + C with C covering consecutive axes of x: Caffe's Scale/Bias with axis and num_axes."""
-    x = ctx.shape(ctx.node.inputs[0])
+    x = ctx.shape(data)
     dims = list(c.shape)
-    while dims and dims[0] == 1 and len(dims) > 0:
+    while dims and dims[0] == 1:
         dims.pop(0)
     axis = len(x) - len(dims)
     while dims and dims[-1] == 1:
         dims.pop()
     if axis < 0 or tuple(x[axis : axis + len(dims)]) != tuple(dims):
         raise NotExpressible(f"constant of shape {list(c.shape)} does not cover consecutive axes of {list(x)}")
-    lp = ctx.layer("Scale" if ctx.node.op_type == "Mul" else "Bias")
+    lp = ctx.layer("Scale" if ctx.node.op_type == "Mul" else "Bias", bottoms=[data])
     p = lp.scale_param if ctx.node.op_type == "Mul" else lp.bias_param
     p.axis, p.num_axes = axis, len(dims)
     return Emitted(lp, [c.reshape(dims)])

@@ -75,15 +75,18 @@ inline size_t packed_lanes(const IsaOps& ops, int G, int Mg, int K) {
   return static_cast<size_t>(G) * ceil_div(Mg, ops.nrc) * k_lanes(ops, K) * ops.nrc;
 }
 
-// Bytes of scratch one work item of `nrows` rows needs: a float window buffer for one panel
-// (K x panel), the packed quantized tile (Kq x rows rounded up to panels), per-row mn/r_x and K pointers.
-inline size_t scratch_bytes(const IsaOps& ops, int K, int nrows) {
+// Bytes of scratch one work item of `nrows` rows and up to `mg` channels needs: a float window
+// buffer for one panel (K x panel), the packed quantized tile (Kq x rows rounded up to panels),
+// per-row mn/r_x, K input pointers and the int32 partial sums (channels x rows, blocks rounded up).
+inline size_t scratch_bytes(const IsaOps& ops, int K, int nrows, int mg) {
   size_t panels = static_cast<size_t>(ceil_div(nrows, ops.panel));
+  auto up = [](size_t v) { return (v + 63) / 64 * 64; };
   size_t f = static_cast<size_t>(K) * ops.panel * sizeof(float);
   size_t a = static_cast<size_t>(k_lanes(ops, K)) * ops.panel * panels * sizeof(uint32_t);
-  size_t s = 2 * panels * ops.panel * sizeof(float) + static_cast<size_t>(K) * sizeof(float*);
-  auto up = [](size_t v) { return (v + 63) / 64 * 64; };
-  return up(f) + up(a) + up(s) + 64;
+  size_t s = 2 * panels * ops.panel * sizeof(float);
+  size_t p = static_cast<size_t>(K) * sizeof(float*);
+  size_t acc = static_cast<size_t>(ceil_div(mg, ops.nrc)) * ops.nrc * panels * ops.panel * sizeof(int32_t);
+  return up(f) + up(a) + up(s) + up(p) + up(acc) + 64;
 }
 
 }  // namespace cm

@@ -206,14 +206,27 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     Isa::quantize_panel([F](int kk) { return F + static_cast<size_t>(kk) * P; }, jb.K, Kq, jb.levels, Ap, MN + pi * P,
                         RX + pi * P);
   }
-  alignas(64) int32_t acc[NRC * P];
-  for (int mb = m0 / NRC; mb * NRC < m1; ++mb) {
-    const uint32_t* Wb = w.data + (static_cast<size_t>(g) * w.mblocks + mb) * Kq * NRC;
+  // GEMM blocked along k (KC lanes at a time) so one A chunk (KC x P lanes) and one weight chunk
+  // (KC x NRC lanes) stay in L1 while the panels of the tile are swept; int32 partial sums of
+  // every (channel block, panel) live in ACC between chunks, and the epilogue runs after the last.
+  const int mb0 = m0 / NRC, mb1 = cm::ceil_div(m1, NRC);
+  int32_t* ACC = reinterpret_cast<int32_t*>(
+      reinterpret_cast<unsigned char*>(PTR) + up(static_cast<size_t>(jb.K) * sizeof(float*)));
+  for (int kc0 = 0; kc0 < Kq; kc0 += Isa::KC) {
+    const int kn = Kq - kc0 < Isa::KC ? Kq - kc0 : Isa::KC;
+    for (int mb = mb0; mb < mb1; ++mb) {
+      const uint32_t* Wb = w.data + ((static_cast<size_t>(g) * w.mblocks + mb) * Kq + kc0) * NRC;
+      for (int pi = 0; pi < panels; ++pi)
+        Isa::kernel(A + (static_cast<size_t>(pi) * Kq + kc0) * P, Wb, kn,
+                    ACC + (static_cast<size_t>(mb - mb0) * panels + pi) * NRC * P, kc0 > 0);
+    }
+  }
+  for (int mb = mb0; mb < mb1; ++mb) {
     const int nch = (mb + 1) * NRC < m1 ? NRC : m1 - mb * NRC;
     for (int pi = 0; pi < panels; ++pi) {
       const int pn = nrows - pi * P < P ? nrows - pi * P : P;
-      Isa::kernel(A + static_cast<size_t>(pi) * Kq * P, Wb, Kq, acc);
-      epilogue(jb, acc, n, g, r0 + pi * P, pn, mb * NRC, nch, MN + pi * P, RX + pi * P);
+      epilogue(jb, ACC + (static_cast<size_t>(mb - mb0) * panels + pi) * NRC * P, n, g, r0 + pi * P, pn, mb * NRC,
+               nch, MN + pi * P, RX + pi * P);
     }
   }
 }

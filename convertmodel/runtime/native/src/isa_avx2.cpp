@@ -15,7 +15,7 @@ namespace cm_avx2 {
 
 struct Isa {
   // 16 rows (2 ymm of int32 lanes) x 6 channels: 12 accumulators + 2 A vectors + broadcast + product.
-  static constexpr int PANEL = 16, KG = 2, NRC = 6, KQ_ALIGN = 2;
+  static constexpr int PANEL = 16, KG = 2, NRC = 6, KQ_ALIGN = 2, KC = 256;
   template <class Src>
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
@@ -26,9 +26,27 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
-  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
+  // acc (NRC x PANEL int32) is overwritten, or added to when `add` (k-blocked GEMM).
+  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;  // Kq is even: KQ_ALIGN = 2 (two k groups per loop trip, ~10% faster)
+    long addl = add;
     __asm__ volatile(
+        "test %[add], %[add]\n\t"
+        "jz 2f\n\t"
+        "vmovdqu 0(%[c]), %%ymm0\n\t"
+        "vmovdqu 32(%[c]), %%ymm1\n\t"
+        "vmovdqu 64(%[c]), %%ymm2\n\t"
+        "vmovdqu 96(%[c]), %%ymm3\n\t"
+        "vmovdqu 128(%[c]), %%ymm4\n\t"
+        "vmovdqu 160(%[c]), %%ymm5\n\t"
+        "vmovdqu 192(%[c]), %%ymm6\n\t"
+        "vmovdqu 224(%[c]), %%ymm7\n\t"
+        "vmovdqu 256(%[c]), %%ymm8\n\t"
+        "vmovdqu 288(%[c]), %%ymm9\n\t"
+        "vmovdqu 320(%[c]), %%ymm10\n\t"
+        "vmovdqu 352(%[c]), %%ymm11\n\t"
+        "jmp 1f\n\t"
+        "2:\n\t"
         "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
         "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
         "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
@@ -82,7 +100,7 @@ struct Isa {
         "vmovdqu %%ymm10, 320(%[c])\n\t"
         "vmovdqu %%ymm11, 352(%[c])\n\t"
         : [a] "+r"(A), [w] "+r"(W), [n] "+r"(n)
-        : [c] "r"(acc)
+        : [c] "r"(acc), [add] "r"(addl)
         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
           "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
   }

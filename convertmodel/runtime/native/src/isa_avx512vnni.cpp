@@ -12,7 +12,7 @@ namespace cm_avx512vnni {
 #include "avx_quant.h"
 
 struct Isa {
-  static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1;
+  static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 128;
   template <class Src>
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
@@ -21,9 +21,12 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
-  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
+  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     __m512i c[NRC][2];
-    for (int j = 0; j < NRC; ++j) c[j][0] = c[j][1] = _mm512_setzero_si512();
+    for (int j = 0; j < NRC; ++j) {
+      c[j][0] = add ? _mm512_loadu_si512(acc + j * PANEL) : _mm512_setzero_si512();
+      c[j][1] = add ? _mm512_loadu_si512(acc + j * PANEL + 16) : _mm512_setzero_si512();
+    }
     for (int kq = 0; kq < Kq; ++kq) {
       const __m512i a0 = _mm512_loadu_si512(A);
       const __m512i a1 = _mm512_loadu_si512(A + 16);

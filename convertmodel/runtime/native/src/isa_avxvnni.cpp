@@ -12,7 +12,7 @@ namespace cm_avxvnni {
 #include "avx_quant.h"
 
 struct Isa {
-  static constexpr int PANEL = 16, KG = 4, NRC = 6, KQ_ALIGN = 1;
+  static constexpr int PANEL = 16, KG = 4, NRC = 6, KQ_ALIGN = 1, KC = 256;
   template <class Src>
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
@@ -21,9 +21,13 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
-  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
+  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     __m256i c[NRC][2];
-    for (int j = 0; j < NRC; ++j) c[j][0] = c[j][1] = _mm256_setzero_si256();
+    const __m256i* in = reinterpret_cast<const __m256i*>(acc);
+    for (int j = 0; j < NRC; ++j) {
+      c[j][0] = add ? _mm256_load_si256(in + 2 * j) : _mm256_setzero_si256();
+      c[j][1] = add ? _mm256_load_si256(in + 2 * j + 1) : _mm256_setzero_si256();
+    }
     for (int kq = 0; kq < Kq; ++kq) {
       const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A));
       const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A + 8));

@@ -7,13 +7,14 @@
 namespace cm_portable {
 
 struct Isa {
-  static constexpr int PANEL = 8, KG = 2, NRC = 4, KQ_ALIGN = 1;
+  static constexpr int PANEL = 8, KG = 2, NRC = 4, KQ_ALIGN = 1, KC = 256;
   template <class Src>
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx);
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y);
-  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc) {
+  static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     int32_t c[NRC][PANEL] = {};
+    if (add) std::memcpy(c, acc, sizeof(c));
     for (int kq = 0; kq < Kq; ++kq) {
       const uint32_t* a = A + static_cast<size_t>(kq) * PANEL;
       const uint32_t* w = W + static_cast<size_t>(kq) * NRC;

@@ -215,7 +215,7 @@ void run_job(const PackedWeights& pw, const cm::Job& job, int threads) {
   chunks = cm::ceil_div(pw.w.mblocks, bpc);
   const int total = base * chunks;
   const int rows_per_tile = tp * P;
-  const size_t sbytes = cm::scratch_bytes(ops, job.K, rows_per_tile);
+  const size_t sbytes = cm::scratch_bytes(ops, job.K, rows_per_tile, bpc * ops.nrc);
   std::atomic<int> next{0};
   auto work = [&](int) {
     thread_local std::vector<unsigned char> buf;
