@@ -21,11 +21,19 @@ class Registry(Generic[K, V]):
     def __init__(self, what: str) -> None:
         self.what = what
         self._entries: dict[K, V] = {}
+        # Versioned keys indexed by their other fields: lookup is a dict hit plus a short scan.
+        self._versions: dict[tuple[Any, ...], list[tuple[int, V]]] = {}
 
     def add(self, key: K, value: V) -> V:
         if key in self._entries:
             raise KeyError(f"{self.what} {key!r} is registered twice")
         self._entries[key] = value
+        fields = getattr(key, "_fields", ())
+        if "version" in fields:
+            vi = fields.index("version")
+            base = tuple(key[i] for i in range(len(fields)) if i != vi)
+            self._versions.setdefault(base, []).append((key[vi], value))
+            self._versions[base].sort(key=lambda kv: kv[0])
         return value
 
     def register(self, key: K) -> Callable[[V], V]:
@@ -48,12 +56,13 @@ class Registry(Generic[K, V]):
         if "version" not in fields:
             return None
         vi = fields.index("version")
-        best: tuple[int, V] | None = None
-        for k, v in self._entries.items():
-            if all(k[i] == key[i] for i in range(len(fields)) if i != vi) and k[vi] <= key[vi]:
-                if best is None or k[vi] > best[0]:
-                    best = (k[vi], v)
-        return None if best is None else best[1]
+        base = tuple(key[i] for i in range(len(fields)) if i != vi)
+        best: V | None = None
+        for version, value in self._versions.get(base, ()):
+            if version > key[vi]:
+                break
+            best = value
+        return best
 
     def keys(self) -> list[K]:
         return list(self._entries)

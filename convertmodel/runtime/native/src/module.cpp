@@ -199,10 +199,11 @@ void run_job(const PackedWeights& pw, const cm::Job& job, int threads) {
   const int T = resolve_threads(threads);
   const int P = ops.panel;
   const int rp = cm::ceil_div(job.rows, P);  // panels per (n, g)
-  // Rows per tile: the packed int8/int16 tile (Kq x rows lanes) stays within ~256 KiB of L2.
-  const size_t budget = 256 * 1024;
+  // Panels per tile: the GEMM sweeps all panels of a tile per k chunk (KC lanes), so the weights are
+  // read once per tile; up to 8 panels, the whole packed tile within ~1 MiB (it is touched in chunks).
+  const size_t budget = 1024 * 1024;
   int tp = static_cast<int>(std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P)));
-  tp = std::min(tp, rp);
+  tp = std::min({tp, 8, rp});
   // Enough work items for every thread: split rows first (no duplicated gather), then channels.
   const int ng = job.N * job.G;
   const int want = 2 * T;
