@@ -108,7 +108,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 @click.option("--resize", default=None, help="N (shorter side) or HxW.")
 @click.option("--crop", default=None, help="Centre crop N or HxW.")
 @click.option("--mean", default=None, help="Per-channel mean, output channel order, e.g. 104,117,123.")
-@click.option("--std", default=None, help="Per-channel std (Caffe scale s: --std 1/s).")
+@click.option("--std", default=None, help="Per-channel std; for Caffe's (x - mean) * s pass the number 1/s.")
 @click.option("--scale", type=float, default=None, help="Multiply pixels (0..255) first, e.g. 0.00392157.")
 @click.option("--color", type=click.Choice(["rgb", "bgr", "gray"]), default=None, help="Channel order.")
 @click.option("--layout", type=click.Choice(["NCHW", "NHWC"]), default=None)

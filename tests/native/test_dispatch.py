@@ -99,3 +99,36 @@ def test_non_2d_conv_falls_back_to_reference(rng: np.random.Generator) -> None:
     got, _ = run_q_node("QConv", x, wq, params, ("native",), 1, kernel_shape=[3])
     want, _ = run_q_node("QConv", x, wq, params, ("ref",), 1, kernel_shape=[3])
     np.testing.assert_array_equal(got, want)
+
+
+def test_output_buffers_reused_only_when_released(rng: np.random.Generator) -> None:
+    # The kernels write into last run's output buffer when nothing references it any more; a result
+    # the caller still holds must never be overwritten by the next run.
+    from convertmodel.ir import GraphBuilder
+    from convertmodel.ir.schema import CM_DOMAIN
+    from convertmodel.runtime import Executor
+
+    wq = rng.integers(-127, 128, (4, 3, 3, 3), dtype=np.int8)
+    params = q_params(rng, 4, 27, bias=True)
+    b = GraphBuilder("reuse")
+    x = b.add_input("X", "float32", (1, 3, 6, 6))
+    ins = [x, b.add_const("Wq", wq), b.add_const("s", params["w_scale"]), b.add_const("u", params["w_sum"])]
+    (c1,) = b.add_node("QConv", [*ins, b.add_const("B", params["B"])], 1, name="c1", domain=CM_DOMAIN, pads=[1] * 4)
+    (r,) = b.add_node("Relu", [c1], name="r")
+    b.mark_output(r)
+    (c2,) = b.add_node("QConv", ins, 1, name="c2", domain=CM_DOMAIN)
+    b.mark_output(c2)
+    g = b.build()
+    ex = Executor(g, ("native", "ref"), threads=1)
+    ref = Executor(g, ("ref",), threads=1)
+    x1, x2 = (rng.standard_normal((1, 3, 6, 6)).astype(np.float32) for _ in range(2))
+    first = ex.run({"X": x1})
+    kept = {k: v.copy() for k, v in first.items()}
+    second = ex.run({"X": x2})
+    for k in first:
+        np.testing.assert_array_equal(first[k], kept[k], err_msg=f"{k} of run 1 was overwritten by run 2")
+        np.testing.assert_array_equal(second[k], ref.run({"X": x2})[k])
+    del first, second
+    third = ex.run({"X": x1})  # buffers released: reused, still correct
+    for k in kept:
+        np.testing.assert_array_equal(third[k], kept[k])

@@ -14,6 +14,7 @@ min/max, quantization and packing; weights are packed once per executor into ``c
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,21 @@ def _packed(ctx: KernelContext, wq: np.ndarray, group: int, params: tuple[np.nda
     return hit[1:]
 
 
+def _output(ctx: KernelContext, shape: tuple[int, ...]) -> np.ndarray:
+    """The node's output buffer of the previous run when nothing else references it any more, else a new one.
+
+    Large fresh arrays come from mmap, so the OS zeroes every page before the kernel overwrites it
+    (about 15% of an int8 VGG16 run); reusing the buffer avoids that. A buffer the caller still
+    holds (a graph output, or a view of it) has more references and is never reused.
+    """
+    cache = ctx.cache
+    # References: the cache entry and getrefcount's argument; a third means someone kept it.
+    if "native_out" in cache and cache["native_out"].shape == shape and sys.getrefcount(cache["native_out"]) == 2:
+        return np.asarray(cache["native_out"])
+    buf = cache["native_out"] = np.empty(shape, dtype=np.float32)
+    return buf
+
+
 def _ref(op_type: str) -> Any:
     from convertmodel.runtime.kernels.ref import quantized
 
@@ -142,6 +158,7 @@ if _ext is not None:
             float(ctx.attrs["input_levels"]),
             ctx.attrs["activation"] == "Relu",
             ctx.threads,
+            _output(ctx, (x.shape[0], wq.shape[0], *geo.out_spatial(x.shape[2:]))),
         )
 
     @kernel("QGemm", domain=CM_DOMAIN, backend="native")
@@ -165,6 +182,7 @@ if _ext is not None:
             float(ctx.attrs["input_levels"]),
             ctx.attrs["activation"] == "Relu",
             ctx.threads,
+            _output(ctx, (int(np.prod(lead)), wq.shape[0])),
         )
         return np.asarray(y).reshape(*lead, wq.shape[0])
 

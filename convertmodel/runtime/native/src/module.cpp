@@ -255,9 +255,21 @@ void epilogue_args(cm::Job& job, const PackedWeights& pw, const FArr& w_scale, c
   job.relu = relu;
 }
 
+// `out`: None, or a C-contiguous float32 array of the output shape to write into (a buffer the
+// caller reuses across runs: fresh 100 MB outputs cost the kernel zeroing every page first).
+py::array_t<float> output_array(const py::object& out, const std::vector<py::ssize_t>& shape) {
+  if (out.is_none()) return py::array_t<float>(shape);
+  auto arr = out.cast<py::array_t<float>>();
+  const bool ok = arr.ndim() == static_cast<py::ssize_t>(shape.size()) &&
+                  std::equal(shape.begin(), shape.end(), arr.shape()) &&
+                  (arr.flags() & py::array::c_style) && arr.writeable();
+  if (!ok) throw std::invalid_argument("out: expected a writeable C-contiguous float32 array of the output shape");
+  return arr;
+}
+
 py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias,
                          std::vector<int> kernel, std::vector<int> strides, std::vector<int> pads,
-                         std::vector<int> dilations, float levels, bool relu, int threads) {
+                         std::vector<int> dilations, float levels, bool relu, int threads, py::object out) {
   if (x.ndim() != 4) throw std::invalid_argument("qconv: X must be 4-D (N, C, H, W)");
   if (kernel.size() != 2 || strides.size() != 2 || pads.size() != 4 || dilations.size() != 2)
     throw std::invalid_argument("qconv: kernel/strides/dilations need 2 values and pads 4");
@@ -282,14 +294,14 @@ py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_s
   job.rows = job.OH * job.OW;
   FArr bias_arr;
   epilogue_args(job, pw, w_scale, w_sum, bias, bias_arr, levels, relu);
-  py::array_t<float> y({job.N, pw.M, job.OH, job.OW});
+  py::array_t<float> y = output_array(out, {job.N, pw.M, job.OH, job.OW});
   job.out = y.mutable_data();
   run_job(pw, job, threads);
   return y;
 }
 
 py::array_t<float> qgemm(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias, float levels,
-                         bool relu, int threads) {
+                         bool relu, int threads, py::object out) {
   if (x.ndim() != 2 || x.shape(1) != pw.w.K || pw.w.G != 1)
     throw std::invalid_argument("qgemm: X must be (R, K) with K = " + std::to_string(pw.w.K));
   cm::Job job{};
@@ -299,7 +311,7 @@ py::array_t<float> qgemm(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_s
   job.rows = static_cast<int>(x.shape(0));
   FArr bias_arr;
   epilogue_args(job, pw, w_scale, w_sum, bias, bias_arr, levels, relu);
-  py::array_t<float> y({job.rows, pw.M});
+  py::array_t<float> y = output_array(out, {job.rows, pw.M});
   job.out = y.mutable_data();
   if (job.rows > 0) run_job(pw, job, threads);
   return y;
@@ -351,9 +363,9 @@ PYBIND11_MODULE(_native, m) {
         "Pack Wq (M, K) int8 into the layout of an ISA's GEMM (done once per model load).");
   m.def("qconv", &qconv, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
         py::arg("kernel"), py::arg("strides"), py::arg("pads"), py::arg("dilations"), py::arg("levels"),
-        py::arg("relu"), py::arg("threads") = 0);
+        py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
   m.def("qgemm", &qgemm, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
-        py::arg("levels"), py::arg("relu"), py::arg("threads") = 0);
+        py::arg("levels"), py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
   m.def("accumulate", &accumulate, py::arg("q"), py::arg("wq"), py::arg("isa") = "", py::arg("threads") = 1,
         "Integer accumulators q (R, K) uint8 x Wq (M, K)^T int8 -> (R, M) int32 through an ISA's GEMM.");
   m.def("quantize_rows", &quantize_rows, py::arg("x"), py::arg("levels"), py::arg("isa") = "",
