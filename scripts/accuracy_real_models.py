@@ -156,7 +156,8 @@ def prepare(spec: Spec, img: np.ndarray) -> np.ndarray:
     side = min(h, w)
     crop = img[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
     interp = cv2.INTER_AREA if side > spec.size else cv2.INTER_LINEAR
-    x = cv2.resize(np.ascontiguousarray(crop), (spec.size, spec.size), interpolation=interp).astype(np.float32)
+    x: np.ndarray = cv2.resize(np.ascontiguousarray(crop), (spec.size, spec.size), interpolation=interp)
+    x = x.astype(np.float32)
     if spec.prep == "unit":
         x = x / 255.0
     elif spec.prep == "imagenet":

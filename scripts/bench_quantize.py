@@ -75,7 +75,7 @@ def export_onnx(graph: Any, path: str) -> None:
 
     nodes = []
     for n in graph.nodes:
-        attrs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()}
+        attrs: dict[str, Any] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()}
         nodes.append(helper.make_node(n.op_type, list(n.inputs), list(n.outputs), name=n.name, **attrs))
     inits = [numpy_helper.from_array(np.asarray(a), k) for k, a in graph.constants.items()]
     ins = [
