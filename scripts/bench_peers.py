@@ -75,8 +75,10 @@ def ort_session(path: str, threads: int) -> Any:
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
-def ort_quantize(src: str, dst: str, input_name: str, sample_shape: tuple[int, ...], n_calib: int) -> None:
-    """Static QDQ per-channel int8 (u8 activations, s8 weights) calibrated on random samples."""
+def ort_quantize(
+    src: str, dst: str, input_name: str, sample_shape: tuple[int, ...], n_calib: int, per_channel: bool = True
+) -> None:
+    """Static QDQ int8 (u8 activations, s8 weights, per-channel by default) calibrated on random samples."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     rng = np.random.default_rng(1)
@@ -96,10 +98,26 @@ def ort_quantize(src: str, dst: str, input_name: str, sample_shape: tuple[int, .
         dst,
         Reader(),
         quant_format=QuantFormat.QDQ,
-        per_channel=True,
+        per_channel=per_channel,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
     )
+
+
+def ort_int8_session(
+    src: str, dst: str, input_name: str, sample: tuple[int, ...], n_calib: int, threads: int
+) -> tuple[Any, str]:
+    """onnxruntime's int8 session, per-channel when its quantizer can (else per-tensor); (None, reason) if neither."""
+    errors = []
+    for per_channel in (True, False):
+        try:
+            ort_quantize(src, dst, input_name, sample, n_calib, per_channel)
+            sess = ort_session(dst, threads)
+            sess.run(None, {input_name: np.zeros(sample, np.float32)})  # some failures only show when run
+            return sess, "per-channel" if per_channel else "per-tensor"
+        except Exception as e:
+            errors.append(f"{'per-channel' if per_channel else 'per-tensor'}: {str(e).splitlines()[0][:160]}")
+    return None, "; ".join(errors)
 
 
 def timed_rounds(runners: dict[str, Callable[[], Any]], warmup: int, iterations: int) -> dict[str, list[float]]:
@@ -143,13 +161,16 @@ def bench_model(
     sample = tuple(d if isinstance(d, int) and d > 0 else 1 for d in in_shape)
     q_path = os.path.join(tmp, f"{name}.int8.onnx")
     print(f"{name}: onnxruntime quantize_static ({n_calib} random calibration samples)", file=sys.stderr, flush=True)
-    ort_quantize(onnx_path, q_path, vi.name, sample, n_calib)
+    probe, ort_mode = ort_int8_session(onnx_path, q_path, vi.name, sample, n_calib, 1)
+    if probe is None:
+        print(f"{name}: onnxruntime int8 unavailable: {ort_mode}", file=sys.stderr, flush=True)
     int8_graph = quantize_graph(graph)
     rows = []
     for threads in thread_counts:
         ex32 = Executor(graph, ("native", "ref"), threads=threads)
         ex8 = Executor(int8_graph, ("native", "ref"), threads=threads)
-        s32, s8 = ort_session(onnx_path, threads), ort_session(q_path, threads)
+        s32 = ort_session(onnx_path, threads)
+        s8 = ort_session(q_path, threads) if probe is not None else None
         for batch in batches:
             shape = (in_shape[0] if isinstance(in_shape[0], int) and in_shape[0] > 0 else batch, *sample[1:])
             x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -158,8 +179,9 @@ def bench_model(
                 "cm_fp32": functools.partial(ex32.run, feeds),
                 "cm_int8": functools.partial(ex8.run, feeds),
                 "ort_fp32": functools.partial(s32.run, None, feeds),
-                "ort_int8": functools.partial(s8.run, None, feeds),
             }
+            if s8 is not None:
+                runners["ort_int8"] = functools.partial(s8.run, None, feeds)
             print(f"{name} batch {shape[0]} threads {threads} (ISA {native.isa()})", file=sys.stderr, flush=True)
             with threadpool_limits(limits=threads):
                 times = timed_rounds(runners, warmup, iterations)
@@ -171,6 +193,7 @@ def bench_model(
                     "threads": threads,
                     "isa": native.isa(),
                     "img_per_s": ips,
+                    "ort_int8": ort_mode,
                     "median_ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()},
                     "iterations": iterations,
                 }
@@ -185,11 +208,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
     print(head)
     for r in rows:
-        i = r["img_per_s"]
+        i = dict(r["img_per_s"])
+        o8 = i.get("ort_int8", float("nan"))
         print(
             f"{r['model']:<14}{r['batch']:>6}{r['threads']:>4}{i['cm_fp32']:>9.2f}{i['cm_int8']:>9.2f}"
-            f"{i['ort_fp32']:>9.2f}{i['ort_int8']:>9.2f}{i['cm_int8'] / i['cm_fp32']:>10.2f}"
-            f"{i['cm_int8'] / i['ort_int8']:>9.2f}{i['cm_int8'] / i['ort_fp32']:>10.2f}"
+            f"{i['ort_fp32']:>9.2f}{o8:>9.2f}{i['cm_int8'] / i['cm_fp32']:>10.2f}"
+            f"{i['cm_int8'] / o8:>9.2f}{i['cm_int8'] / i['ort_fp32']:>10.2f}  ort int8: {r['ort_int8']}"
         )
     # Thread scaling of our int8 path: the same model and batch at the largest vs 1 thread.
     for r in rows:

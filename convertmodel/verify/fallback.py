@@ -21,6 +21,7 @@ import numpy as np
 
 from convertmodel.data.datasets import Dataset
 from convertmodel.data.preprocess import Preprocess
+from convertmodel.verify.report import within_budget
 from convertmodel.verify.runner import VerifyOptions, VerifyResult, run_verify
 
 
@@ -106,7 +107,7 @@ def accuracy_aware_quantize(
         return model, res, step
 
     def ok(step: FallbackStep) -> bool:
-        return (step.relative_drop if relative else step.drop) <= max_drop
+        return within_budget(step.relative_drop if relative else step.drop, max_drop)
 
     model, res, step = measure([], per_layer=True)
     ranking = res.per_layer

@@ -164,3 +164,30 @@ def test_unknown_data_is_a_format_error(tmp_path):
     p.write_bytes(b"hello world, not data")
     with pytest.raises(FormatError, match="unrecognised data"):
         open_dataset(str(p))
+
+
+def test_images_decode_lazily_per_batch(tmp_path, rng, monkeypatch):
+    import convertmodel.data.images as images
+
+    for k in range(10):
+        _png(tmp_path / f"{k}.png", rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8))
+    calls = []
+    real = images.load_image
+    monkeypatch.setattr(images, "load_image", lambda p, pre: calls.append(p) or real(p, pre))
+    it = open_dataset(str(tmp_path)).batches(3)
+    first = next(it)
+    assert len(first.x) == 3 and len(calls) == 3  # only the first batch was read and decoded
+    assert sum(len(b.x) for b in it) == 7 and len(calls) == 10
+
+
+def test_gzip_idx_is_streamed(tmp_path, rng, monkeypatch):
+    arr = rng.integers(0, 256, size=(50, 2, 2), dtype=np.uint8)
+    p = str(tmp_path / "s-images-idx3-ubyte.gz")
+    write_idx(p, arr)
+    reads = []
+    real_read = gzip.GzipFile.read
+    monkeypatch.setattr(gzip.GzipFile, "read", lambda self, n=-1: reads.append(n) or real_read(self, n))
+    ds = IdxDataset(p)
+    reads.clear()
+    b = next(ds.batches(5))
+    assert len(b.x) == 5 and -1 not in reads and max(reads) <= 5 * 4  # never "read everything"

@@ -31,7 +31,7 @@ def isa_params() -> list[Any]:
     return out
 
 
-def q_params(rng: np.random.Generator, m: int, k_row: int, bias: bool) -> dict[str, np.ndarray | None]:
+def q_params(rng: np.random.Generator, m: int, k_row: int, bias: bool) -> dict[str, Any]:
     """Random int8 weights with per-channel scale, sum and bias (kernels need no consistency between them)."""
     return {
         "w_scale": (rng.random(m, dtype=np.float32) * 0.02 + 1e-3).astype(np.float32),
@@ -44,7 +44,7 @@ def run_q_node(
     op_type: str,
     x: np.ndarray,
     wq: np.ndarray,
-    params: dict[str, np.ndarray | None],
+    params: dict[str, Any],
     backends: tuple[str, ...],
     threads: int = 1,
     **attrs: Any,

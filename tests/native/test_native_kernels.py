@@ -7,6 +7,8 @@ numpy reference kernels (convertmodel.runtime.kernels.ref.quantized) within floa
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -73,7 +75,7 @@ def test_quantize_rows_bit_exact(isa: str, levels: int, rng: np.random.Generator
     )
 
 
-CONV_CASES = {
+CONV_CASES: dict[str, tuple[tuple[int, ...], int, tuple[int, int], dict[str, Any]]] = {
     # name: (x shape, M, kernel, attrs)
     "vgg_like": ((2, 8, 12, 12), 16, (3, 3), {"pads": [1, 1, 1, 1]}),
     "stride2": ((1, 5, 13, 11), 7, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),

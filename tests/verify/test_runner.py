@@ -75,3 +75,12 @@ def test_fit_preprocess(tmp_path, rng):
 
 def test_json_safe():
     assert json_safe({"a": [float("inf"), float("nan"), -float("inf"), 1.5]}) == {"a": ["inf", "nan", "-inf", 1.5]}
+
+
+def test_gate_tolerates_float_rounding_only():
+    from convertmodel.verify.report import within_budget
+
+    assert within_budget(89.8 - 89.7, 0.1)  # 0.09999999999999432
+    assert within_budget(0.1 + 1e-12, 0.1)
+    assert not within_budget(0.1 + 1e-6, 0.1)
+    assert not within_budget(0.2, 0.1)
