@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> Any:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         click.echo(f"error: {where}{e.strerror or e}", err=True)
         return sys.exit(errors.EXIT_IO)
-    except Exception as e:  # noqa: BLE001 - last resort: one line, not a traceback
+    except Exception as e:
         if debug:
             raise
         click.echo(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True)

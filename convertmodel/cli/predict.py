@@ -23,17 +23,35 @@ def _load_input(path: str, model: Any, preset: str | None) -> np.ndarray:
         except ValueError as e:
             raise InvalidModelError(f"{path}: not a plain .npy array: {e}") from e
     if path.lower().endswith(IMAGE_EXT):
-        from convertmodel.data.preprocess import Preprocess
+        from PIL import Image, UnidentifiedImageError
 
-        vi = model.graph.inputs[0]
+        from convertmodel.data.preprocess import Preprocess
+        from convertmodel.data.preprocess import preset as named_preset
+
         if preset:
-            pre = Preprocess.preset(preset)
+            pre = named_preset(preset)
         elif model.metadata.get("preprocessing"):
             pre = Preprocess.from_json(model.metadata["preprocessing"])
         else:
-            pre = Preprocess.for_input(vi.type)
-        return pre.load_batch([path], vi.type)
+            pre = _default_preprocess(model.graph.inputs[0].type.shape)
+        try:
+            with Image.open(path) as img:
+                return pre.apply_array(pre.decode(img)[None])
+        except UnidentifiedImageError as e:
+            raise InvalidModelError(f"{path}: not a readable image: {e}") from e
     raise InvalidModelError(f"{path}: input must be .npy or an image ({', '.join(IMAGE_EXT)})")
+
+
+def _default_preprocess(shape: Any) -> Any:
+    """No preset and no stored preprocessing: resize to the input's H x W, RGB (or grey) pixels 0..255."""
+    from convertmodel.data.preprocess import Preprocess
+
+    dims = list(shape or [])
+    nhwc = len(dims) == 4 and dims[-1] in (1, 3) and dims[1] not in (1, 3)
+    hw = dims[1:3] if nhwc else dims[2:4]
+    ch = dims[-1] if nhwc else (dims[1] if len(dims) == 4 else 3)
+    size = (int(hw[0]), int(hw[1])) if len(hw) == 2 and all(isinstance(d, int) for d in hw) else None
+    return Preprocess(resize=size, color="gray" if ch == 1 else "rgb", layout="NHWC" if nhwc else "NCHW")
 
 
 @click.command("predict")
@@ -42,7 +60,8 @@ def _load_input(path: str, model: Any, preset: str | None) -> np.ndarray:
               help="An .npy array shaped like the model input, or an image file.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the first output to this .npy.")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
-@click.option("--preset", help="Image preprocessing preset (see `convertmodel verify --help`).")
+@click.option("--preset", help="Image preprocessing preset (see `convertmodel verify --help`); default: the preprocessing stored "
+              "in a .q8, else the image resized to the input size with raw 0..255 pixel values.")
 @click.option("--top", default=5, show_default=True, help="Classes to show for a classifier output.")
 @click.option("--threads", default=0, help="Threads for the native kernels (0 = all cores).")
 def command(model_path: str, input_path: str, out_path: str | None, prototxt: str | None, preset: str | None,

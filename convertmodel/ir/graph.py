@@ -325,7 +325,7 @@ def rename_values(g: Graph, mapping: Mapping[str, str]) -> Graph:
     # An output renamed away keeps its public name via an Identity so users see the same names.
     extra: list[Node] = []
     final_outputs = []
-    for old, new in zip(g.outputs, outputs):
+    for old, new in zip(g.outputs, outputs, strict=True):
         if old.name != new.name:
             extra.append(Node("Identity", f"{old.name}_identity", (new.name,), (old.name,)))
             final_outputs.append(old)

@@ -24,10 +24,10 @@ def infer_types(g: Graph) -> Graph:
         schema = get_schema(node.op_type, node.domain)
         attrs = resolve_attrs(node, schema)
         n_in = len(node.inputs)
-        if n_in < schema.min_inputs() or (schema.max_inputs() is not None and n_in > schema.max_inputs()):
+        lo, hi = schema.min_inputs(), schema.max_inputs()
+        if n_in < lo or (hi is not None and n_in > hi):
             raise InvalidModelError(
-                f"{node.op_type} {node.name!r}: has {n_in} inputs, schema takes "
-                f"{schema.min_inputs()}..{schema.max_inputs() if schema.max_inputs() is not None else 'many'}"
+                f"{node.op_type} {node.name!r}: has {n_in} inputs, schema takes {lo}..{hi if hi is not None else 'many'}"
             )
         in_types = [types.get(i) if i else None for i in node.inputs]
         in_vals = [g.constants.get(i) if i else None for i in node.inputs]
@@ -38,15 +38,15 @@ def infer_types(g: Graph) -> Graph:
             raise
         except Exception as e:  # a bug or an inconsistent model; name the node either way
             raise InvalidModelError(f"{node.op_type} {node.name!r}: shape inference failed: {e}") from e
-        for name, t in zip(node.outputs, outs):
+        for name, t in zip(node.outputs, outs, strict=False):
             if name:
                 types[name] = t
     outputs = []
     for vi in g.outputs:
-        t = types.get(vi.name)
-        if t is None:
+        found = types.get(vi.name)
+        if found is None:
             raise InvalidModelError(f"graph output {vi.name!r} is not produced by any node")
-        outputs.append(ValueInfo(vi.name, _merge(vi.type, t)))
+        outputs.append(ValueInfo(vi.name, _merge(vi.type, found)))
     return dataclasses.replace(g, value_types=types, outputs=tuple(outputs))
 
 
@@ -55,7 +55,7 @@ def _merge(declared: TensorType, inferred: TensorType) -> TensorType:
         return TensorType(inferred.dtype, declared.shape)
     if declared.shape is None or len(declared.shape) != len(inferred.shape):
         return inferred
-    dims = tuple(i if isinstance(i, int) or d is None else d for d, i in zip(declared.shape, inferred.shape))
+    dims = tuple(i if isinstance(i, int) or d is None else d for d, i in zip(declared.shape, inferred.shape, strict=True))
     return TensorType(inferred.dtype, dims)
 
 

@@ -76,7 +76,7 @@ class Executor:
             shape = vi.type.shape
             if shape is not None:
                 ok = arr.ndim == len(shape) and all(
-                    not isinstance(d, int) or d == a for d, a in zip(shape, arr.shape)
+                    not isinstance(d, int) or d == a for d, a in zip(shape, arr.shape, strict=True)
                 )
                 if not ok:
                     raise InvalidModelError(
@@ -90,7 +90,7 @@ class Executor:
             outs = list(res) if isinstance(res, (tuple, list)) else [res]
             if hook:
                 hook(s.node, outs, time.perf_counter() - t0)
-            for name, val in zip(s.node.outputs, outs):
+            for name, val in zip(s.node.outputs, outs, strict=False):
                 if name:
                     env[name] = val
             for v in s.free_after:

@@ -56,7 +56,7 @@ def load_backend(backend: str) -> None:
         return
     _loaded.add(backend)
     if backend == "ref":
-        import convertmodel.runtime.kernels.ref  # noqa: F401
+        import convertmodel.runtime.kernels.ref
     elif backend == "native":
         import convertmodel.runtime.native  # noqa: F401
 
