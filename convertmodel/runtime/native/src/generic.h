@@ -206,6 +206,22 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     Isa::quantize_panel([F](int kk) { return F + static_cast<size_t>(kk) * P; }, jb.K, Kq, jb.levels, Ap, MN + pi * P,
                         RX + pi * P);
   }
+  if (Isa::HAS_GEMV && jb.src == cm::RowSource::kRows && nrows <= 2) {
+    // One or two rows (a batch-1/2 fully connected layer): channel-vectorized GEMV, memory-bound on the weights.
+    alignas(64) int32_t acc4[4 * NRC * P];
+    const size_t bstride = static_cast<size_t>(Kq) * NRC;
+    const int mb_lo = m0 / NRC, mb_hi = cm::ceil_div(m1, NRC);
+    for (int mb = mb_lo; mb < mb_hi; mb += 4) {
+      const int nb = mb_hi - mb < 4 ? mb_hi - mb : 4;
+      Isa::gemv(A, Kq, w.data + (static_cast<size_t>(g) * w.mblocks + mb) * bstride, bstride, nb, nrows, acc4);
+      for (int b = 0; b < nb; ++b) {
+        const int mbase = (mb + b) * NRC;
+        const int nch = mbase + NRC < m1 ? NRC : m1 - mbase;
+        epilogue(jb, acc4 + b * NRC * P, n, g, r0, nrows, mbase, nch, MN, RX);
+      }
+    }
+    return;
+  }
   // GEMM blocked along k (KC lanes at a time) so one A chunk (KC x P lanes) and one weight chunk
   // (KC x NRC lanes) stay in L1 while the panels of the tile are swept; int32 partial sums of
   // every (channel block, panel) live in ACC between chunks, and the epilogue runs after the last.

@@ -20,6 +20,44 @@ struct Isa {
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
   }
+  // Few rows (QGemm at batch 1-2): vectors run over channels instead of rows, so no lane is idle.
+  // Reads the 6 lanes of a channel block at one k group plus 2 lanes past them (ignored; the packed
+  // weights carry padding so the read stays inside the buffer). acc layout as kernel(): [j][PANEL].
+  static constexpr bool HAS_GEMV = true;
+  template <int NB, int NR>
+  static void gemv_t(const uint32_t* A, int Kq, const uint32_t* W, size_t bstride, int32_t* acc) {
+    __m256i c[NB][NR];
+    for (int b = 0; b < NB; ++b)
+      for (int r = 0; r < NR; ++r) c[b][r] = _mm256_setzero_si256();
+    for (int kq = 0; kq < Kq; ++kq) {
+      __m256i a[NR];
+      for (int r = 0; r < NR; ++r) a[r] = _mm256_set1_epi32(static_cast<int>(A[static_cast<size_t>(kq) * PANEL + r]));
+      for (int b = 0; b < NB; ++b) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(W + b * bstride + kq * NRC));
+        for (int r = 0; r < NR; ++r) c[b][r] = _mm256_add_epi32(c[b][r], _mm256_madd_epi16(w, a[r]));
+      }
+    }
+    alignas(32) int32_t t[8];
+    for (int b = 0; b < NB; ++b)
+      for (int r = 0; r < NR; ++r) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(t), c[b][r]);
+        for (int j = 0; j < NRC; ++j) acc[(b * NRC + j) * PANEL + r] = t[j];
+      }
+  }
+  // nb channel blocks (<= 4) of the first nr rows (<= 2) of a quantized panel.
+  static void gemv(const uint32_t* A, int Kq, const uint32_t* W, size_t bstride, int nb, int nr, int32_t* acc) {
+    for (int b = 0; b < nb;) {
+      const uint32_t* Wb = W + b * bstride;
+      int32_t* ab = acc + b * NRC * PANEL;
+      if (nb - b >= 4) {
+        nr == 1 ? gemv_t<4, 1>(A, Kq, Wb, bstride, ab) : gemv_t<4, 2>(A, Kq, Wb, bstride, ab);
+        b += 4;
+      } else {
+        nr == 1 ? gemv_t<1, 1>(A, Kq, Wb, bstride, ab) : gemv_t<1, 2>(A, Kq, Wb, bstride, ab);
+        b += 1;
+      }
+    }
+  }
   // Hand-allocated registers: 12 accumulators (ymm0-11), two A vectors, the broadcast and the product.
   // GCC spills up to seven accumulators of the intrinsics version of this loop (measured 1.4x slower).
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,

@@ -13,6 +13,8 @@ namespace cm_avx512vnni {
 
 struct Isa {
   static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 128;
+  static constexpr bool HAS_GEMV = false;
+  static void gemv(const uint32_t*, int, const uint32_t*, size_t, int, int, int32_t*) {}
   template <class Src>
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);

@@ -8,6 +8,8 @@ namespace cm_portable {
 
 struct Isa {
   static constexpr int PANEL = 8, KG = 2, NRC = 4, KQ_ALIGN = 1, KC = 256;
+  static constexpr bool HAS_GEMV = false;
+  static void gemv(const uint32_t*, int, const uint32_t*, size_t, int, int, int32_t*) {}
   template <class Src>
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx);
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,

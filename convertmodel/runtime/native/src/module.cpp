@@ -188,7 +188,8 @@ PackedWeights* pack(py::array_t<int8_t, py::array::c_style | py::array::forcecas
   p->M = M;
   const int Mg = M / group;
   const int Kq = cm::k_lanes(*p->ops, K);
-  p->lanes.assign(cm::packed_lanes(*p->ops, group, Mg, K), 0u);
+  // +16 lanes of padding: the GEMV path reads 8 lanes where the last channel block has 6.
+  p->lanes.assign(cm::packed_lanes(*p->ops, group, Mg, K) + 16, 0u);
   p->ops->pack_weights(wq.data(), group, Mg, K, Kq, p->lanes.data());
   p->w = {p->lanes.data(), group, Mg, K, Kq, cm::ceil_div(Mg, p->ops->nrc)};
   return p;
