@@ -51,8 +51,9 @@ class Model:
             ex = self._executors[key] = Executor(self._graph, key[0], threads)
         return ex
 
-    def predict(self, x: np.ndarray | Mapping[str, np.ndarray], *, backends: tuple[str, ...] | None = None,
-                threads: int = 0) -> Any:
+    def predict(
+        self, x: np.ndarray | Mapping[str, np.ndarray], *, backends: tuple[str, ...] | None = None, threads: int = 0
+    ) -> Any:
         """Run the model. One input array -> the first output array; a dict -> a dict of all outputs."""
         if isinstance(x, Mapping):
             return self.executor(backends, threads).run(x)

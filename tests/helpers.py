@@ -31,8 +31,9 @@ def real_model(package: str, filename: str) -> str:
     return path
 
 
-def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5,
-                 what: str = "output") -> None:
+def assert_close(
+    actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5, what: str = "output"
+) -> None:
     """np.testing-like check that reports the mismatch count and the worst index."""
     actual = np.asarray(actual)
     expected = np.asarray(expected)
@@ -50,9 +51,15 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-4, a
         )
 
 
-def run_ir_node(op_type: str, inputs: Mapping[str, np.ndarray], const_inputs: Sequence[str] = (),
-                n_outputs: int = 1, domain: str = "", backends: tuple[str, ...] = ("ref",),
-                **attrs: Any) -> list[np.ndarray]:
+def run_ir_node(
+    op_type: str,
+    inputs: Mapping[str, np.ndarray],
+    const_inputs: Sequence[str] = (),
+    n_outputs: int = 1,
+    domain: str = "",
+    backends: tuple[str, ...] = ("ref",),
+    **attrs: Any,
+) -> list[np.ndarray]:
     """Build a one-node IR graph (named inputs in order; ``const_inputs`` become constants) and run it.
 
     A value of ``None`` in ``inputs`` is an omitted optional input.
@@ -77,8 +84,14 @@ def run_ir_node(op_type: str, inputs: Mapping[str, np.ndarray], const_inputs: Se
     return [res[o] for o in outs]
 
 
-def run_onnx_node(op_type: str, inputs: Mapping[str, np.ndarray], const_inputs: Sequence[str] = (),
-                  n_outputs: int = 1, opset: int = 17, **attrs: Any) -> list[np.ndarray]:
+def run_onnx_node(
+    op_type: str,
+    inputs: Mapping[str, np.ndarray],
+    const_inputs: Sequence[str] = (),
+    n_outputs: int = 1,
+    opset: int = 17,
+    **attrs: Any,
+) -> list[np.ndarray]:
     """Run the same single node through onnxruntime (the independent reference)."""
     import onnx
     import onnxruntime as ort

@@ -40,7 +40,9 @@ def _onnx_model(path: str, op: str = "Relu", domain: str = "") -> np.ndarray:
         helper.make_node("Softmax", ["g"], ["y"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 16, 16])],
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 16, 16])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 5])],
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(fc, "fc")],
     )

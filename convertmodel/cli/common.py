@@ -49,8 +49,13 @@ def progress(enabled: bool) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(stderr=True), disable=not enabled, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        disable=not enabled,
+        transient=True,
     )
 
 
@@ -71,9 +76,7 @@ def ops_rows(graph: Any) -> list[tuple[str, int, int]]:
     for n in graph.nodes:
         key = f"{n.domain}.{n.op_type}" if n.domain else n.op_type
         counts[key] = counts.get(key, 0) + 1
-        params[key] = params.get(key, 0) + sum(
-            int(graph.constants[i].size) for i in n.inputs if i in graph.constants
-        )
+        params[key] = params.get(key, 0) + sum(int(graph.constants[i].size) for i in n.inputs if i in graph.constants)
     return sorted(((k, counts[k], params[k]) for k in counts), key=lambda r: (-r[2], -r[1], r[0]))
 
 

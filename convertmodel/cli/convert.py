@@ -13,10 +13,16 @@ from convertmodel.cli.common import console, emit_json, human_bytes, io_rows, lo
 @click.command("convert")
 @click.option("--in", "src", required=True, type=click.Path(dir_okay=False), help="Source model file.")
 @click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output: .q8 or .caffemodel.")
-@click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe: the deploy .prototxt (found beside the "
-              ".caffemodel when omitted).")
-@click.option("--prototxt-out", type=click.Path(dir_okay=False), help="Caffe output: where to write the .prototxt "
-              "(default: OUT with .prototxt).")
+@click.option(
+    "--prototxt",
+    type=click.Path(dir_okay=False),
+    help="Caffe: the deploy .prototxt (found beside the .caffemodel when omitted).",
+)
+@click.option(
+    "--prototxt-out",
+    type=click.Path(dir_okay=False),
+    help="Caffe output: where to write the .prototxt (default: OUT with .prototxt).",
+)
 def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) -> None:
     """Convert a model to convertmodel's .q8 file (fp32 weights) or to Caffe.
 

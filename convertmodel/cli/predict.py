@@ -56,16 +56,31 @@ def _default_preprocess(shape: Any) -> Any:
 
 @click.command("predict")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
-              help="An .npy array shaped like the model input, or an image file.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="An .npy array shaped like the model input, or an image file.",
+)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the first output to this .npy.")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
-@click.option("--preset", help="Image preprocessing preset (see `convertmodel verify --help`); default: the preprocessing stored "
-              "in a .q8, else the image resized to the input size with raw 0..255 pixel values.")
+@click.option(
+    "--preset",
+    help="Image preprocessing preset (see `convertmodel verify --help`); default: the preprocessing stored "
+    "in a .q8, else the image resized to the input size with raw 0..255 pixel values.",
+)
 @click.option("--top", default=5, show_default=True, help="Classes to show for a classifier output.")
 @click.option("--threads", default=0, help="Threads for the native kernels (0 = all cores).")
-def command(model_path: str, input_path: str, out_path: str | None, prototxt: str | None, preset: str | None,
-            top: int, threads: int) -> None:
+def command(
+    model_path: str,
+    input_path: str,
+    out_path: str | None,
+    prototxt: str | None,
+    preset: str | None,
+    top: int,
+    threads: int,
+) -> None:
     """Run MODEL (.q8 or any source format) on one input and print or save the output."""
     st = state()
     model = load_model(model_path, prototxt)

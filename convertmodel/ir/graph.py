@@ -198,8 +198,7 @@ def toposort(g: Graph) -> Graph:
             missing = sorted({i for n in rest for i in n.inputs if i not in available})
             names = ", ".join(repr(n.name) for n in rest[:3])
             raise InvalidModelError(
-                f"graph {g.name!r}: nodes {names} use values nobody defines or form a cycle: "
-                f"{', '.join(missing[:5])}"
+                f"graph {g.name!r}: nodes {names} use values nobody defines or form a cycle: {', '.join(missing[:5])}"
             )
         pending = rest
     return dataclasses.replace(g, nodes=tuple(ordered))
@@ -280,8 +279,14 @@ class GraphBuilder:
         self.outputs.append(ValueInfo(name, TensorType(dtype, None if shape is None else tuple(shape))))
 
     def build(self, infer: bool = True) -> Graph:
-        g = Graph(self.name, tuple(self.inputs), tuple(self.outputs), tuple(self.nodes), self.constants,
-                  metadata=self.metadata)
+        g = Graph(
+            self.name,
+            tuple(self.inputs),
+            tuple(self.outputs),
+            tuple(self.nodes),
+            self.constants,
+            metadata=self.metadata,
+        )
         g = toposort(prune(g))
         if infer:
             from convertmodel.ir.infer import infer_types

@@ -55,7 +55,9 @@ def _merge(declared: TensorType, inferred: TensorType) -> TensorType:
         return TensorType(inferred.dtype, declared.shape)
     if declared.shape is None or len(declared.shape) != len(inferred.shape):
         return inferred
-    dims = tuple(i if isinstance(i, int) or d is None else d for d, i in zip(declared.shape, inferred.shape, strict=True))
+    dims = tuple(
+        i if isinstance(i, int) or d is None else d for d, i in zip(declared.shape, inferred.shape, strict=True)
+    )
     return TensorType(inferred.dtype, dims)
 
 

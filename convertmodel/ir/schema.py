@@ -150,8 +150,15 @@ def op_schema(
 
     def deco(fn: InferFn) -> InferFn:
         schema = OpSchema(
-            op_type, domain, version, _ports(inputs), _ports(outputs), tuple(attrs), fn,
-            doc or (fn.__doc__ or "").strip(), {a.name: a for a in attrs},
+            op_type,
+            domain,
+            version,
+            _ports(inputs),
+            _ports(outputs),
+            tuple(attrs),
+            fn,
+            doc or (fn.__doc__ or "").strip(),
+            {a.name: a for a in attrs},
         )
         SCHEMAS.add(OpKey(domain, op_type, version), schema)
         return fn

@@ -49,12 +49,24 @@ def _sniff_caffe(path: str, head: bytes) -> bool:
 
 
 def _register_builtin() -> None:
-    READERS.add(ReaderKey("q8"), ReaderInfo("q8", (".q8",), "convertmodel.serialize", _sniff_q8,
-                                            "convertmodel's own model file (fp32 or int8)"))
-    READERS.add(ReaderKey("onnx"), ReaderInfo("onnx", (".onnx",), "convertmodel.readers.onnx", _sniff_onnx,
-                                              "ONNX ModelProto, opsets 7 and newer"))
-    READERS.add(ReaderKey("caffe"), ReaderInfo("caffe", (".caffemodel", ".prototxt"), "convertmodel.readers.caffe",
-                                               _sniff_caffe, "Caffe (BVLC and SSD fork) .caffemodel + .prototxt"))
+    READERS.add(
+        ReaderKey("q8"),
+        ReaderInfo("q8", (".q8",), "convertmodel.serialize", _sniff_q8, "convertmodel's own model file (fp32 or int8)"),
+    )
+    READERS.add(
+        ReaderKey("onnx"),
+        ReaderInfo("onnx", (".onnx",), "convertmodel.readers.onnx", _sniff_onnx, "ONNX ModelProto, opsets 7 and newer"),
+    )
+    READERS.add(
+        ReaderKey("caffe"),
+        ReaderInfo(
+            "caffe",
+            (".caffemodel", ".prototxt"),
+            "convertmodel.readers.caffe",
+            _sniff_caffe,
+            "Caffe (BVLC and SSD fork) .caffemodel + .prototxt",
+        ),
+    )
 
 
 _register_builtin()

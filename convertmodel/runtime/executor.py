@@ -64,8 +64,9 @@ class Executor:
             out[s.backend] = out.get(s.backend, 0) + 1
         return out
 
-    def run(self, feeds: Mapping[str, np.ndarray], hook: NodeHook | None = None,
-            outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self, feeds: Mapping[str, np.ndarray], hook: NodeHook | None = None, outputs: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         env: dict[str, np.ndarray] = dict(self.graph.constants)
         for vi in self.graph.inputs:
             if vi.name not in feeds:
@@ -99,6 +100,8 @@ class Executor:
         return {k: env[k] for k in wanted}
 
 
-def run_graph(graph: Graph, feeds: Mapping[str, np.ndarray], backends: tuple[str, ...] = BACKENDS) -> dict[str, np.ndarray]:
+def run_graph(
+    graph: Graph, feeds: Mapping[str, np.ndarray], backends: tuple[str, ...] = BACKENDS
+) -> dict[str, np.ndarray]:
     """One-shot convenience wrapper around :class:`Executor`."""
     return Executor(graph, backends).run(feeds)
