@@ -68,6 +68,10 @@ def bench(name: str, data: str, batch: int, limit: int | None, threads: int, rep
         "verify_wall_s": round(wall, 3),
         "verify_data_s": round(res.timing["data_seconds"], 3),
         "repeat": repeat,
+        # Inside verify: model time vs everything else (reading, preprocessing, metrics, bookkeeping).
+        "verify_fp32_s": round(res.timing["fp32_seconds"], 3),
+        "verify_int8_s": round(res.timing["int8_seconds"], 3),
+        "verify_overhead_s": round(wall - res.timing["fp32_seconds"] - res.timing["int8_seconds"], 3),
         "ratio": round(wall / (t_fp32 + t_int8), 3),
         "quantize_s": round(t_quant, 3),
         "int8_backends": ex8.backend_counts(),

@@ -19,7 +19,7 @@ The ONNX file is checked against Keras with onnxruntime on the whole test set. A
 epochs go to fixtures/fmnist/models.json and README.md. Also writes the first 1,000 test images and
 labels as IDX files to fixtures/fmnist/data/ for the README's quick demo.
 
-    python scripts/train_fmnist.py                 # all three nets (about 30 minutes on 2 busy threads)
+    python scripts/train_fmnist.py                 # all three nets (about 45 minutes on 2 busy threads)
     python scripts/train_fmnist.py --models lenet5 --epochs 2
 
 Fixed seeds and ``enable_op_determinism`` make a rerun on the same TensorFlow build reproduce the weights.
@@ -44,7 +44,7 @@ sys.path.insert(0, REPO)
 from convertmodel.data.datasets import read_idx, write_idx  # noqa: E402
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
-EPOCHS = {"lenet5": 10, "vgg": 3, "mobilenet": 3}
+EPOCHS = {"lenet5": 10, "vgg": 6, "mobilenet": 6}
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
