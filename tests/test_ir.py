@@ -322,3 +322,27 @@ def test_dump_lists_inputs_nodes_constants_and_outputs() -> None:
     assert str(_net()) == text
     short = dump(_net(), max_nodes=2).splitlines()
     assert "  ... 3 more nodes" in short
+
+
+def test_executor_returns_requested_intermediates() -> None:
+    """An intermediate asked for by name is kept although the executor frees values after their last use."""
+    import numpy as np
+
+    from convertmodel.errors import InvalidModelError
+    from convertmodel.ir import GraphBuilder
+    from convertmodel.runtime import Executor
+
+    b = GraphBuilder("chain")
+    x = b.add_input("x", "float32", (2, 3))
+    (r,) = b.add_node("Relu", [x], name="r")
+    (n,) = b.add_node("Neg", [r], name="n")
+    b.mark_output(n)
+    ex = Executor(b.build(), ("ref",))
+    xv = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
+    out = ex.run({"x": xv}, outputs=["r", "n"])
+    np.testing.assert_array_equal(out["r"], np.maximum(xv, 0))
+    np.testing.assert_array_equal(out["n"], -np.maximum(xv, 0))
+    import pytest
+
+    with pytest.raises(InvalidModelError, match="no values named 'nope'"):
+        ex.run({"x": xv}, outputs=["nope"])

@@ -39,8 +39,28 @@ def _fp32_bytes(graph: Any) -> int:
     default=None,
     help="Levels of the per-patch input windows (default 255; 127 with --compat bigdl).",
 )
+@click.option(
+    "--calib",
+    type=click.Path(exists=True),
+    help="Accuracy-aware quantization: data (any `verify --data` form) on which layers that cost accuracy fall "
+    "back to fp32, one at a time, until --max-drop holds.",
+)
+@click.option("--calib-labels", type=click.Path(dir_okay=False), help="Labels for --calib (as `verify --labels`).")
+@click.option("--max-drop", type=float, help="With --calib: the accuracy budget in percentage points.")
+@click.option("--preset", "preset_name", help="With --calib: preprocessing preset (see `verify --help`).")
+@click.pass_context
 def command(
-    src: str, dst: str, prototxt: str | None, exclude: tuple[str, ...], compat: str | None, input_levels: int | None
+    ctx: click.Context,
+    src: str,
+    dst: str,
+    prototxt: str | None,
+    exclude: tuple[str, ...],
+    compat: str | None,
+    input_levels: int | None,
+    calib: str | None,
+    calib_labels: str | None,
+    max_drop: float | None,
+    preset_name: str | None,
 ) -> None:
     """Quantize a model to int8 and write it as .q8.
 
@@ -51,11 +71,39 @@ def command(
     \b
     convertmodel quantize --in vgg16.onnx --out vgg16.q8
     convertmodel quantize --in net.caffemodel --out net.q8 --exclude fc8 --compat bigdl
+    convertmodel quantize --in lenet5.onnx --out lenet5.q8 --calib t10k-images-idx3-ubyte.gz --max-drop 0.1
+
+    With --calib the best model found is always written, and the exit code is 6 when even that
+    misses the budget (the report says which layers fell back and what it cost).
     """
     if not dst.lower().endswith(".q8"):
         raise click.BadParameter(
             f"{dst}: the quantized model is written as .q8; use an OUT ending in .q8", param_hint="--out"
         )
+    if (calib is None) != (max_drop is None):
+        raise click.BadParameter("--calib and --max-drop go together", param_hint="--calib/--max-drop")
+    if calib is not None:
+        if compat or input_levels:
+            raise click.BadParameter(
+                "accuracy-aware quantization uses the default scheme; --compat/--input-levels are not supported "
+                "with --calib",
+                param_hint="--calib",
+            )
+        # The fallback search is verify's (it measures the drop layer by layer); reuse that command whole.
+        from convertmodel.cli.verify import command as verify_command
+
+        ctx.invoke(
+            verify_command,
+            model=src,
+            data=calib,
+            labels=calib_labels,
+            prototxt=prototxt,
+            max_drop=max_drop,
+            preset_name=preset_name,
+            fallback_out=dst,
+            exclude=exclude,
+        )
+        return
     st = state()
     t0 = time.perf_counter()
     model = load_model(src, prototxt)

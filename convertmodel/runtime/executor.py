@@ -57,6 +57,8 @@ class Executor:
         for k, s in enumerate(steps):
             s.free_after = tuple(frees.get(k, ()))
         self.steps = steps
+        self._defined = {i.name for i in graph.inputs} | set(graph.constants)
+        self._defined.update(o for s in steps for o in s.node.outputs if o)
 
     def backend_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -67,6 +69,12 @@ class Executor:
     def run(
         self, feeds: Mapping[str, np.ndarray], hook: NodeHook | None = None, outputs: list[str] | None = None
     ) -> dict[str, np.ndarray]:
+        """Run the graph; ``outputs`` may name any values, intermediates included (kept, not freed)."""
+        wanted = outputs or [o.name for o in self.graph.outputs]
+        unknown = [w for w in wanted if w not in self._defined]
+        if unknown:
+            raise InvalidModelError(f"graph {self.graph.name!r} has no values named {', '.join(map(repr, unknown))}")
+        keep = set(wanted)
         env: dict[str, np.ndarray] = dict(self.graph.constants)
         for vi in self.graph.inputs:
             if vi.name not in feeds:
@@ -95,8 +103,8 @@ class Executor:
                 if name:
                     env[name] = val
             for v in s.free_after:
-                env.pop(v, None)
-        wanted = outputs or [o.name for o in self.graph.outputs]
+                if v not in keep:
+                    env.pop(v, None)
         return {k: env[k] for k in wanted}
 
 
