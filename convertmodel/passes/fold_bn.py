@@ -90,8 +90,29 @@ def _gemm_layout(consts: dict[str, np.ndarray], n: Node) -> tuple[int, int] | No
     return axis, m
 
 
+def _matmul_to_gemm(g: Graph) -> Graph:
+    """MatMul of a rank-2 activation by a constant 2-D weight is a Gemm (transB=0), which can take a bias.
+
+    tf2onnx writes Dense layers as MatMul + Add; as Gemm the Add folds into the bias below, so the
+    quantized layer carries its bias in the fused epilogue instead of a separate fp32 Add.
+    """
+    changed = False
+    nodes = []
+    for n in g.nodes:
+        t = g.value_types.get(n.inputs[0]) if n.inputs else None
+        w = g.constants.get(n.inputs[1]) if len(n.inputs) > 1 else None
+        if n.op_type == "MatMul" and n.domain == "" and w is not None and w.ndim == 2 and t is not None and t.rank == 2:
+            nodes.append(Node("Gemm", n.name, n.inputs, n.outputs))
+            changed = True
+        else:
+            nodes.append(n)
+    return g.replace(nodes=tuple(nodes)) if changed else g
+
+
 def fold_bn(g: Graph) -> Graph:
-    """Fold BatchNormalization / ChannelAffine into a preceding Conv or Gemm with constant weights."""
+    """Fold BatchNormalization / ChannelAffine (and Mul/Add by per-channel constants) into a preceding
+    Conv or Gemm with constant weights; a MatMul by a constant 2-D weight becomes a Gemm first."""
+    g = _matmul_to_gemm(g)
     consumers = g.consumers()
     producers = g.producers()
     outputs = {o.name for o in g.outputs}

@@ -308,3 +308,29 @@ def test_error_helpers_and_layer_errors(rng: np.random.Generator) -> None:
     assert {"relu0", "relu1", "relu3", "relu_fc", "fc1", "prob"} <= set(by_node)
     assert all(r["cosine"] > 0.99 for r in rows)
     assert by_node["relu0"]["sqnr_db"] > 30
+
+
+def test_matmul_plus_bias_add_folds_into_one_gemm() -> None:
+    """tf2onnx's Dense (MatMul + Add) becomes one Gemm carrying the bias, with the same numbers."""
+    import numpy as np
+
+    from convertmodel.ir import GraphBuilder, check_graph
+    from convertmodel.passes.fold_bn import fold_bn
+    from convertmodel.runtime import run_graph
+
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("dense")
+    x = b.add_input("x", "float32", ("N", 6))
+    w = b.add_const("w", rng.standard_normal((6, 4)).astype(np.float32))
+    bias = b.add_const("bias", rng.standard_normal(4).astype(np.float32))
+    (m,) = b.add_node("MatMul", [x, w], name="fc/MatMul")
+    (y,) = b.add_node("Add", [m, bias], name="fc/BiasAdd")
+    b.mark_output(y)
+    g = b.build()
+    folded = fold_bn(g)
+    check_graph(folded)
+    assert folded.op_counts() == {"Gemm": 1}
+    xv = rng.standard_normal((5, 6)).astype(np.float32)
+    ref = run_graph(g, {"x": xv}, ("ref",))[y]
+    got = run_graph(folded, {"x": xv}, ("ref",))[y]
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
