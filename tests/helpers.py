@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convertmodel.ir import GraphBuilder, check_graph
+from convertmodel.ir import Graph, GraphBuilder, check_graph
 from convertmodel.runtime import run_graph
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,19 +51,16 @@ def assert_close(
         )
 
 
-def run_ir_node(
+def single_node_graph(
     op_type: str,
-    inputs: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray | None],
     const_inputs: Sequence[str] = (),
     n_outputs: int = 1,
     domain: str = "",
-    backends: tuple[str, ...] = ("ref",),
     **attrs: Any,
-) -> list[np.ndarray]:
-    """Build a one-node IR graph (named inputs in order; ``const_inputs`` become constants) and run it.
-
-    A value of ``None`` in ``inputs`` is an omitted optional input.
-    """
+) -> tuple[Graph, dict[str, np.ndarray], list[str]]:
+    """A checked one-node IR graph (named inputs in order; ``const_inputs`` become constants; ``None`` is an
+    omitted optional input), its feeds and its output names."""
     b = GraphBuilder("single")
     names = []
     feeds = {}
@@ -80,6 +77,20 @@ def run_ir_node(
         b.mark_output(o)
     g = b.build()
     check_graph(g)
+    return g, feeds, outs
+
+
+def run_ir_node(
+    op_type: str,
+    inputs: Mapping[str, np.ndarray | None],
+    const_inputs: Sequence[str] = (),
+    n_outputs: int = 1,
+    domain: str = "",
+    backends: tuple[str, ...] = ("ref",),
+    **attrs: Any,
+) -> list[np.ndarray]:
+    """Run one op through our runtime (see :func:`single_node_graph`)."""
+    g, feeds, outs = single_node_graph(op_type, inputs, const_inputs, n_outputs, domain, **attrs)
     res = run_graph(g, feeds, backends)
     return [res[o] for o in outs]
 

@@ -14,6 +14,7 @@ import numpy as np
 from convertmodel.ir import CM_DOMAIN, GraphBuilder, TensorType
 from convertmodel.ir.graph import Dim
 from convertmodel.runtime import run_graph
+from tests.helpers import single_node_graph
 
 __all__ = ["CM_DOMAIN", "infer_node", "run_and_infer", "run_onnx_reference"]
 
@@ -53,20 +54,7 @@ def run_and_infer(
     **attrs: Any,
 ) -> tuple[list[np.ndarray], list[TensorType]]:
     """Run one node with the reference kernels; return outputs and the inferred output types."""
-    b = GraphBuilder("single")
-    names, feeds = [], {}
-    for name, val in inputs.items():
-        if val is None:
-            names.append("")
-        elif name in const_inputs:
-            names.append(b.add_const(name, val))
-        else:
-            names.append(b.add_input(name, str(val.dtype), val.shape))
-            feeds[name] = val
-    outs = b.add_node(op_type, names, n_outputs, name="node", domain=domain, **attrs)
-    for o in outs:
-        b.mark_output(o)
-    g = b.build()
+    g, feeds, outs = single_node_graph(op_type, inputs, const_inputs, n_outputs, domain, **attrs)
     res = run_graph(g, feeds, ("ref",))
     return [res[o] for o in outs], [g.value_types[o] for o in outs]
 
