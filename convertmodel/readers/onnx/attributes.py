@@ -8,21 +8,10 @@ import numpy as np
 
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import DTYPES
+from convertmodel.ir.ops.activation import ONNX_DTYPE_CODES
 
-# TensorProto.DataType enum values (onnx/onnx.proto): FLOAT=1, UINT8=2, INT8=3, UINT16=4, INT16=5, INT32=6,
-# INT64=7, STRING=8, BOOL=9, FLOAT16=10, DOUBLE=11.
-_ONNX_TO_NP = {
-    1: "float32",
-    2: "uint8",
-    3: "int8",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    9: "bool",
-    10: "float16",
-    11: "float64",
-}
-NP_TO_ONNX = {v: k for k, v in _ONNX_TO_NP.items()}
+# The IR's Cast op owns the ONNX TensorProto.DataType code table; the reader uses the same one.
+_ONNX_TO_NP = ONNX_DTYPE_CODES
 
 
 def onnx_dtype(elem_type: int, where: str) -> str:
