@@ -143,3 +143,24 @@ def test_output_in_missing_directory_is_io_error(capsys: pytest.CaptureFixture[s
     code, _, err = run_cli(["convert", "--in", src, "--out", os.path.join(str(tmp_path), "no", "dir", "m.q8")], capsys)
     assert code == errors.EXIT_IO, err
     assert not os.path.exists(os.path.join(str(tmp_path), "no"))
+
+
+def test_predict_on_an_image_with_a_preset(capsys: pytest.CaptureFixture[str], tmp_path: str) -> None:
+    """A real Fashion-MNIST test image saved as PNG goes through `predict --preset fmnist` like the raw pixels / 255."""
+    import onnxruntime as ort
+    from PIL import Image
+
+    from convertmodel.data.datasets import read_idx
+    from tests.helpers import FIXTURES
+
+    img = read_idx(os.path.join(FIXTURES, "fmnist", "data", "t10k-1000-images-idx3-ubyte.gz"), limit=1)[0]
+    png = os.path.join(str(tmp_path), "item.png")
+    Image.fromarray(img).save(png)
+    model = os.path.join(FIXTURES, "fmnist", "lenet5.onnx")
+    yout = os.path.join(str(tmp_path), "y.npy")
+    code, _, err = run_cli(["--quiet", "predict", model, "--input", png, "--preset", "fmnist", "--out", yout], capsys)
+    assert code == 0, err
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    x = (img.astype(np.float32) / np.float32(255.0))[None, None]
+    expected = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert_close(np.load(yout), expected, rtol=1e-4, atol=1e-6)
