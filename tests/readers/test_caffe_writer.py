@@ -179,3 +179,25 @@ def test_constant_operands_become_power_scale_bias(tmp_path: object) -> None:
     np.testing.assert_array_equal(got, run_ours(g, {"data": x_val})[y])
     c, t = g.constants["c"], g.constants["t"]
     assert_close(got, ((np.float32(1.5) * x_val + c) * t) ** 2, rtol=1e-6, atol=1e-7)
+
+
+def test_gemm_without_transb_runs_right_in_opencv(tmp_path: object) -> None:
+    """A Gemm with a (K, M) weight (as MatMul-style exporters write it) is stored as Caffe's usual (M, K) blob:
+    OpenCV's dnn ignores InnerProduct's `transpose` flag, so writing the flag would compute the wrong thing there."""
+    b = GraphBuilder("fc")
+    x = b.add_input("x", "float32", (2, 6))
+    w = b.add_const("w", R.standard_normal((6, 4)).astype(np.float32))
+    bias = b.add_const("b", R.standard_normal(4).astype(np.float32))
+    (y,) = b.add_node("Gemm", [x, w, bias], name="fc", transB=0)
+    b.mark_output(y)
+    g = b.build()
+    dst = os.path.join(str(tmp_path), "fc.caffemodel")
+    proto = write_caffe(g, dst)
+    assert "transpose" not in open(proto, encoding="utf-8").read()
+    feeds = {"x": R.standard_normal((2, 6)).astype(np.float32)}
+    expected = feeds["x"] @ np.asarray(g.constants[w]) + np.asarray(g.constants[bias])
+    g2 = read_checked(dst)
+    assert g2.op_counts() == {"Gemm": 1}
+    assert_close(run_ours(g2, feeds)[g2.outputs[0].name], expected, rtol=1e-5, atol=1e-6)
+    (ref,) = run_opencv(proto, dst, feeds, [g2.outputs[0].name])
+    assert_close(ref.reshape(expected.shape), expected, rtol=1e-5, atol=1e-6)

@@ -187,7 +187,9 @@ def gemm(ctx: EmitContext) -> list[Emitted]:
     p.num_output = int(w.shape[0] if a["transB"] else w.shape[1])
     p.bias_term = b is not None
     if not a["transB"]:
-        p.transpose = True
+        # Store the weight as (num_output, K) rather than setting `transpose`: BVLC Caffe honours the flag,
+        # but OpenCV's dnn (4.x) ignores it and would silently compute with the wrong matrix.
+        w = np.ascontiguousarray(w.T)
     return [Emitted(lp, [w] + ([b] if b is not None else []))]
 
 
