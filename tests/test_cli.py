@@ -164,3 +164,18 @@ def test_predict_on_an_image_with_a_preset(capsys: pytest.CaptureFixture[str], t
     x = (img.astype(np.float32) / np.float32(255.0))[None, None]
     expected = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     assert_close(np.load(yout), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_truncated_q8_exit_5_names_file_and_offset(capsys: pytest.CaptureFixture[str], tmp_path: str) -> None:
+    src = os.path.join(str(tmp_path), "m.onnx")
+    _onnx_model(src)
+    q8 = os.path.join(str(tmp_path), "m.q8")
+    assert run_cli(["--quiet", "convert", "--in", src, "--out", q8], capsys)[0] == 0
+    data = open(q8, "rb").read()
+    for cut in (10, len(data) // 2, len(data) - 1):
+        bad = os.path.join(str(tmp_path), f"cut{cut}.q8")
+        with open(bad, "wb") as f:
+            f.write(data[:cut])
+        code, _, err = run_cli(["predict", bad, "--input", "unused.npy"], capsys)
+        assert code == errors.EXIT_CORRUPT_FILE, err
+        assert f"cut{cut}.q8" in err and "byte" in err and "Traceback" not in err
