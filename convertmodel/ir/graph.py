@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Union
@@ -337,10 +337,3 @@ def rename_values(g: Graph, mapping: Mapping[str, str]) -> Graph:
         else:
             final_outputs.append(new)
     return dataclasses.replace(g, nodes=nodes + tuple(extra), outputs=tuple(final_outputs))
-
-
-def values_defined(g: Graph) -> Iterable[str]:
-    yield from (vi.name for vi in g.inputs)
-    yield from g.constants
-    for n in g.nodes:
-        yield from (o for o in n.outputs if o)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from convertmodel.errors import ConvertModelError, InvalidModelError
 from convertmodel.ir.graph import Graph, TensorType, ValueInfo
 from convertmodel.ir.schema import InferContext, get_schema, resolve_attrs
@@ -59,7 +57,3 @@ def _merge(declared: TensorType, inferred: TensorType) -> TensorType:
         i if isinstance(i, int) or d is None else d for d, i in zip(declared.shape, inferred.shape, strict=True)
     )
     return TensorType(inferred.dtype, dims)
-
-
-def const_value(g: Graph, name: str) -> np.ndarray | None:
-    return g.constants.get(name)

@@ -40,8 +40,8 @@ def _sniff_q8(path: str, head: bytes) -> bool:
 
 
 def _sniff_onnx(path: str, head: bytes) -> bool:
-    # ModelProto starts with field 1 (ir_version, varint): tag byte 0x08.
-    return head[:1] == b"\x08" and path.lower().endswith((".onnx", ".pb")) is not False and len(head) > 2
+    # A ModelProto starts with field 1 (ir_version, varint): tag byte 0x08.
+    return len(head) > 2 and head[:1] == b"\x08"
 
 
 def _sniff_caffe(path: str, head: bytes) -> bool:
