@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.errors import FormatError, InvalidModelError
+from convertmodel.fsutil import atomic_open
 from convertmodel.ir.graph import AttrValue, Graph, ValueInfo
 from convertmodel.serialize.format import (
     CHUNK_BYTES,
@@ -225,44 +224,19 @@ def write_q8(graph: Graph, path: str) -> None:
             f"above the format's cap of {MAX_HEADER_LEN}"
         )
     data_start = align(PREAMBLE_SIZE + len(encoded))
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot create a file in {directory}: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(pack_preamble(encoded))
-            f.write(encoded)
-            f.write(b"\0" * (data_start - PREAMBLE_SIZE - len(encoded)))
-            _write_tensors(f, header, arrays, data_start)
-            final = encode_header(header)  # now with the real CRCs; same length by construction
-            if len(final) != len(encoded):
-                raise InvalidModelError(
-                    f"{path}: internal error: header length changed from {len(encoded)} "
-                    f"to {len(final)} after the CRCs were filled in"
-                )
-            f.seek(0)
-            f.write(pack_preamble(final))
-            f.write(final)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ModelIOError(f"{path}: cannot write: {e.strerror or e}") from e
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make the rename durable; not every platform/filesystem supports fsync on a directory."""
-    with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    # Temp file .NAME.cm-tmp-PID beside path, fsync, rename; removed on any error or SIGTERM, and a
+    # stale one left by a killed run is removed by the next write (convertmodel.fsutil).
+    with atomic_open(path, "wb", what=".q8 model") as f:
+        f.write(pack_preamble(encoded))
+        f.write(encoded)
+        f.write(b"\0" * (data_start - PREAMBLE_SIZE - len(encoded)))
+        _write_tensors(f, header, arrays, data_start)
+        final = encode_header(header)  # now with the real CRCs; same length by construction
+        if len(final) != len(encoded):
+            raise InvalidModelError(
+                f"{path}: internal error: header length changed from {len(encoded)} "
+                f"to {len(final)} after the CRCs were filled in"
+            )
+        f.seek(0)
+        f.write(pack_preamble(final))
+        f.write(final)

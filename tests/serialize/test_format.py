@@ -169,7 +169,7 @@ def test_zero_copy_memmap(tmp_path):
 
 # -- atomic writes --------------------------------------------------------------------------------------------------
 def _leftovers(d) -> list[str]:
-    return sorted(n for n in os.listdir(d) if n.endswith(".tmp"))
+    return sorted(n for n in os.listdir(d) if n.endswith(".tmp") or ".cm-tmp-" in n)
 
 
 @pytest.mark.parametrize("existing", [False, True])
