@@ -51,7 +51,7 @@ def run(model, x):
     return np.asarray(y, dtype=np.float32)
 
 
-def save_variants(name, model, x, root, qualifier, entries, meta):
+def save_variants(name, model, x, root, qualifier, entries, skipped, meta):
     """Save `model` in every protobuf form (+ t7 for fp32); reload each with BigDL; record its output."""
     kind = "quantized" if qualifier == "_q" else "fp32"
     out = root
@@ -81,7 +81,7 @@ def save_variants(name, model, x, root, qualifier, entries, meta):
             why = next((m for m in msg if "Exception" in m or "Error" in m), msg[0] if msg else repr(e))
             print(f"  {name}{qualifier} {fmt}: not written: {why[:200]}", flush=True)
             entry["unsupported"] = why[:300]
-            meta.setdefault("unsupported_forms", []).append(entry)
+            skipped.append(entry)
             continue
         for p in (path, wpath):  # Hadoop's checksum side files
             crc = p and os.path.join(os.path.dirname(p), "." + os.path.basename(p) + ".crc")
@@ -135,13 +135,13 @@ def main():
                 "input_shape": list(x.shape),
                 "input_source": spec["input"],
             }
-            save_variants(name, model, x, root, "", entries, meta)
+            skipped = []
+            save_variants(name, model, x, root, "", entries, skipped, meta)
             if spec.get("quantize", True):
                 q = model.quantize()
                 q.evaluate()
-                save_variants(name, q, x, root, "_q", entries, meta)
-            for u in meta.pop("unsupported_forms", []):
-                entries.append(u)
+                save_variants(name, q, x, root, "_q", entries, skipped, meta)
+            entries += skipped
         except Exception:
             traceback.print_exc()
             failed.append(name)

@@ -87,7 +87,7 @@ def inception():
     branches = Concat(2)
     branches.add(seq(conv(8, 4, 1), ReLU()))
     branches.add(seq(conv(8, 4, 1), ReLU(), conv(4, 6, 3, p=1), ReLU()))
-    branches.add(seq(conv(8, 2, 1), ReLU(), conv(2, 4, 5, p=2), ReLU()))
+    branches.add(seq(conv(8, 2, 1), Threshold(0.05, 0.0), conv(2, 4, 5, p=2), ReLU()))
     branches.add(seq(SpatialMaxPooling(3, 3, 1, 1, 1, 1), conv(8, 4, 1), ReLU()))
     return seq(
         conv(1, 8, 3, s=2, p=1), ReLU(), SpatialCrossMapLRN(5, 1e-4, 0.75, 1.0),
@@ -116,7 +116,7 @@ def grouped_dilated():
         SpatialDilatedConvolution(16, 16, 3, 3, 1, 1, 2, 2, 2, 2), Tanh(),
         SpatialShareConvolution(16, 8, 3, 3, 2, 2, 1, 1, n_group=2), Sigmoid(),
         SpatialAveragePooling(3, 3, 2, 2, 1, 1, ceil_mode=True, count_include_pad=False),
-        View([8 * 7 * 7], num_input_dims=3), Linear(8 * 7 * 7, 10), LogSoftMax(),
+        View([8 * 8 * 8], num_input_dims=3), Linear(8 * 8 * 8, 10), LogSoftMax(),
     )  # fmt: skip
 
 
@@ -134,7 +134,7 @@ def upsample():
         SpatialMaxPooling(3, 3, 2, 2, to_ceil=True), SpatialCrossMapLRN(3, 1e-3, 0.75, 2.0),
         SpatialFullConvolution(8, 6, 4, 4, 2, 2, 1, 1), PReLU(6),
         UpSampling2D([2, 2]), conv(6, 4, 3, s=2, p=1), ResizeBilinear(9, 11),
-        ConcatTable().add(conv(4, 4, 1)).add(seq(conv(4, 2, 3, p=1), Sigmoid())), JoinTable(2, 3),
+        ConcatTable().add(conv(4, 4, 1)).add(seq(conv(4, 2, 3, p=1), Sigmoid())), JoinTable(1, 3),
         Transpose([(2, 3)]), Reshape([11, 54], batch_mode=True), Unsqueeze(2), Squeeze(2),
     )  # fmt: skip
 
@@ -148,7 +148,7 @@ def graph():
     b = SpatialConvolution(8, 8, 1, 1)(r1)
     s = CAddTable()([a, b])
     m = CMulTable()([s, Sigmoid()(b)])
-    j = JoinTable(2, 3)([m, r1])
+    j = JoinTable(2, 0)([m, r1])
     p = SpatialMaxPooling(2, 2, 2, 2)(ReLU()(j))
     v = View([16 * 14 * 14], num_input_dims=3)(p)
     out = SoftMax()(Linear(16 * 14 * 14, 10)(v))
@@ -176,7 +176,7 @@ NETS = {
     },
     "inception": {
         "build": inception,
-        "doc": "stride-2 conv, LRN, Inception block (Concat of 1x1/3x3/5x5/pool branches)",
+        "doc": "stride-2 conv, LRN, Inception block (Concat of 1x1/3x3/5x5/pool branches), Threshold, Dropout",
         "input": "fmnist",
     },
     "resnet": {
