@@ -83,3 +83,9 @@ class ModelIOError(ConvertModelError, OSError):
     """A file could not be read or written (missing, permissions, disk full)."""
 
     exit_code = EXIT_IO
+
+
+class UsageError(ConvertModelError, ValueError):
+    """The caller asked for something that does not exist: an unknown option, format or mode."""
+
+    exit_code = EXIT_USAGE

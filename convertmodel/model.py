@@ -63,11 +63,11 @@ class Model:
         out = self.executor(backends, threads).run({self._graph.inputs[0].name: np.asarray(x)})
         return out[self._graph.outputs[0].name] if len(out) == 1 else out
 
-    def save(self, path: str) -> None:
-        """Write the model; the format follows the extension (.q8 by default)."""
+    def save(self, path: str | os.PathLike[str], format: str | None = None, **options: Any) -> None:
+        """Write the model; the format follows the extension unless given (see convertmodel.writers)."""
         from convertmodel.writers import write_model
 
-        write_model(self._graph, os.fspath(path))
+        write_model(self._graph, os.fspath(path), format, **options)
 
     def quantize(self, **options: Any) -> Model:
         """An int8 copy of this model (see :func:`convertmodel.passes.quantize.quantize_graph`)."""
@@ -80,9 +80,26 @@ class Model:
         return f"<Model {self._graph.name!r} {kind} {len(self._graph.nodes)} nodes from {self.source!r}>"
 
 
-def load(path: str | os.PathLike[str], **options: Any) -> Model:
-    """Read a model file of any supported format (detected by magic bytes and extension)."""
-    from convertmodel.readers import read_model
+def load(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    fold_constants: bool = True,
+    simplify: bool = True,
+    **options: Any,
+) -> Model:
+    """Read a model of any supported format (detected by content, then extension, unless given).
+
+    The reader translates the file; then the import pipeline folds constants and simplifies
+    (:mod:`convertmodel.passes.pipeline`; either can be switched off for the literal translation).
+    ``options`` go to the format's reader (e.g. ``prototxt=`` for Caffe); unknown ones raise UsageError.
+    """
+    from convertmodel.passes.pipeline import import_pipeline
+    from convertmodel.readers import detect_format, read_model, reader_info
 
     p = os.fspath(path)
-    return Model(read_model(p, **options), p)
+    fmt = format or detect_format(p)
+    graph = read_model(p, fmt, **options)
+    if reader_info(fmt).pipeline:
+        graph = import_pipeline(graph, fold_constants=fold_constants, simplify=simplify)
+    return Model(graph, p)

@@ -8,8 +8,10 @@ asked for (the ONNX ``since_version`` rule), so an op schema or reader handler r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
+
+from convertmodel.errors import UsageError
 
 K = TypeVar("K", bound=tuple[Any, ...])
 V = TypeVar("V")
@@ -86,3 +88,13 @@ class OpKey(NamedTuple):
     domain: str
     op_type: str
     version: int = 1
+
+
+def check_options(what: str, path: str, options: Mapping[str, object], known: Iterable[str]) -> None:
+    """Reject options a reader or writer does not declare: one UsageError naming them and the accepted ones."""
+    accepted = tuple(known)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise UsageError(
+            f"{path}: unknown {what} option(s) {', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}"
+        )

@@ -91,7 +91,7 @@ def main() -> None:
     import cv2
     import onnxruntime as ort
 
-    from convertmodel.readers.caffe.writer import write_caffe
+    from convertmodel.writers.caffe import write_caffe
 
     meta_path = os.path.join(FIX, "models.json")
     with open(meta_path) as f:

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-classes", type=int, default=1000)
     args = ap.parse_args(argv)
 
-    from convertmodel.readers.caffe.writer import write_caffe
+    from convertmodel.writers.caffe import write_caffe
     from convertmodel.zoo import vgg
 
     os.makedirs(args.out_dir, exist_ok=True)

@@ -1,7 +1,14 @@
 """Source-format readers. Each format is a subpackage exposing ``read(path, **options) -> Graph``.
 
-Formats are registered here as light descriptors so that detecting a file's format never
-imports a heavy library (TensorFlow, onnx) until that format is actually read.
+A reader only translates: source file -> IR ops (ONNX semantics, NCHW), with
+``graph.metadata["source_format"]`` set. Constant folding and simplification run afterwards, once,
+for every format (:mod:`convertmodel.passes.pipeline`, called by :func:`convertmodel.load`).
+
+Formats are registered in :data:`BUILTIN` below as light descriptors (the reader's module is
+imported only when that format is read), so detecting a file's format never imports a heavy
+library. A new format is a subpackage plus one ``ReaderInfo`` entry here (and its sniffer in
+:mod:`convertmodel.readers.sniff`); :func:`read_model` checks the options against the entry, so
+readers never see an option they did not declare.
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from convertmodel.errors import ConvertModelError, FormatError, ModelIOError
+from convertmodel.errors import FormatError, ModelIOError, UsageError
+from convertmodel.fsutil import read_head
 from convertmodel.ir.graph import Graph
-from convertmodel.registry import Registry
+from convertmodel.readers import sniff
+from convertmodel.registry import Registry, check_options
 
 
 class ReaderKey(NamedTuple):
@@ -23,88 +32,93 @@ class ReaderKey(NamedTuple):
 
 @dataclass(frozen=True)
 class ReaderInfo:
+    """One source format: how to recognise it and where its ``read`` lives."""
+
     format: str
     extensions: tuple[str, ...]
+    #: Module exposing ``read(path, **options) -> Graph``; imported on first use.
     module: str
+    #: ``sniff(path, head) -> bool``: ``head`` is the file's first bytes (empty for a directory).
     sniff: Callable[[str, bytes], bool]
     description: str
+    #: Keyword options ``read`` accepts; anything else is rejected by :func:`read_model`.
+    options: tuple[str, ...] = ()
+    #: The format is a directory (a TensorFlow SavedModel), not a file.
+    directory: bool = False
+    #: Run the import pipeline (fold constants, simplify) after reading. False for convertmodel's
+    #: own .q8, which stores a graph exactly as it was saved.
+    pipeline: bool = True
 
+
+#: The formats convertmodel reads, in detection order. New readers add one entry each.
+BUILTIN: tuple[ReaderInfo, ...] = (
+    ReaderInfo(
+        "q8",
+        (".q8",),
+        "convertmodel.serialize",
+        sniff.q8,
+        "convertmodel's own model file (fp32 or int8)",
+        options=("verify_crc",),
+        pipeline=False,
+    ),
+    ReaderInfo("onnx", (".onnx",), "convertmodel.readers.onnx", sniff.onnx, "ONNX ModelProto, opsets 7 and newer"),
+    ReaderInfo(
+        "caffe",
+        (".caffemodel", ".prototxt"),
+        "convertmodel.readers.caffe",
+        sniff.caffe,
+        "Caffe (BVLC and SSD fork) .caffemodel + .prototxt",
+        options=("prototxt", "caffemodel"),
+    ),
+)
 
 READERS: Registry[ReaderKey, ReaderInfo] = Registry("reader")
-
-Q8_MAGIC = b"CMQ8"
-
-
-def _sniff_q8(path: str, head: bytes) -> bool:
-    return head.startswith(Q8_MAGIC)
+for _info in BUILTIN:
+    READERS.add(ReaderKey(_info.format), _info)
 
 
-def _sniff_onnx(path: str, head: bytes) -> bool:
-    # A ModelProto starts with field 1 (ir_version, varint): tag byte 0x08.
-    return len(head) > 2 and head[:1] == b"\x08"
+def reader_info(format: str, path: str = "") -> ReaderInfo:
+    """The registered reader of ``format``; UsageError naming the known ones otherwise."""
+    info = READERS.get(ReaderKey(format))
+    if info is None:
+        where = f"{path}: " if path else ""
+        raise UsageError(f"{where}unknown format {format!r}; known: {', '.join(k.format for k in READERS)}")
+    return info
 
 
-def _sniff_caffe(path: str, head: bytes) -> bool:
-    return path.lower().endswith((".caffemodel", ".prototxt", ".prototxt.txt"))
-
-
-def _register_builtin() -> None:
-    READERS.add(
-        ReaderKey("q8"),
-        ReaderInfo("q8", (".q8",), "convertmodel.serialize", _sniff_q8, "convertmodel's own model file (fp32 or int8)"),
-    )
-    READERS.add(
-        ReaderKey("onnx"),
-        ReaderInfo("onnx", (".onnx",), "convertmodel.readers.onnx", _sniff_onnx, "ONNX ModelProto, opsets 7 and newer"),
-    )
-    READERS.add(
-        ReaderKey("caffe"),
-        ReaderInfo(
-            "caffe",
-            (".caffemodel", ".prototxt"),
-            "convertmodel.readers.caffe",
-            _sniff_caffe,
-            "Caffe (BVLC and SSD fork) .caffemodel + .prototxt",
-        ),
-    )
-
-
-_register_builtin()
+def _known() -> str:
+    return ", ".join(f"{i.format} ({' '.join(i.extensions) or 'directory'})" for _, i in READERS.items())
 
 
 def detect_format(path: str) -> str:
-    """The format of ``path``: by magic bytes first, then by extension."""
+    """The format of ``path``: by content first (magic bytes, directory layout), then by extension."""
     if not os.path.exists(path):
         raise ModelIOError(f"{path}: no such file or directory")
     if os.path.isdir(path):
-        raise FormatError(path, "is a directory; expected a model file")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
-    if head.startswith(Q8_MAGIC):
-        return "q8"
-    low = path.lower()
-    for key, info in READERS.items():
-        if low.endswith(info.extensions):
-            return key.format
-    for key, info in READERS.items():
+        for key, info in READERS.items():
+            if info.directory and info.sniff(path, b""):
+                return key.format
+        dirs = [i.format for _, i in READERS.items() if i.directory]
+        expected = f"a model file or a {' / '.join(dirs)} directory" if dirs else "a model file"
+        raise FormatError(path, f"is a directory; expected {expected}")
+    head = read_head(path, sniff.HEAD_BYTES)
+    files = [(key, info) for key, info in READERS.items() if not info.directory]
+    for key, info in files:
         if info.sniff(path, head):
             return key.format
-    known = ", ".join(f"{i.format} ({' '.join(i.extensions)})" for _, i in READERS.items())
-    raise FormatError(path, f"unrecognised model format; known formats: {known}")
+    low = path.lower()
+    for key, info in files:
+        if low.endswith(info.extensions):
+            return key.format
+    raise FormatError(path, f"unrecognised model format; known formats: {_known()}")
 
 
 def read_model(path: str, format: str | None = None, **options: object) -> Graph:
-    """Read any supported model file into the IR."""
+    """Read a model of any registered format into the IR, exactly as the reader translates it."""
     fmt = format or detect_format(path)
-    info = READERS.get(ReaderKey(fmt))
-    if info is None:
-        raise ConvertModelError(f"{path}: unknown format {fmt!r}; known: {', '.join(k.format for k in READERS)}")
+    info = reader_info(fmt, path)
+    check_options(f"{fmt} reader", path, options, info.options)
     mod = importlib.import_module(info.module)
-    if fmt == "q8":
-        return mod.read_q8(path, **options)  # type: ignore[no-any-return]
     try:
         return mod.read(path, **options)  # type: ignore[no-any-return]
     except FileNotFoundError as e:

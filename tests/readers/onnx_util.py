@@ -53,3 +53,10 @@ def run_ort(model_or_path: Any, feeds: Mapping[str, np.ndarray], outputs: Sequen
     so.log_severity_level = 3
     sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
     return list(sess.run(list(outputs) if outputs else None, dict(feeds)))
+
+
+def read(path: str, **options: Any) -> Any:
+    """An ONNX file as convertmodel.load gives it: the reader, then the import pipeline (fold, simplify)."""
+    from convertmodel import load
+
+    return load(path, "onnx", **options).graph

@@ -172,7 +172,7 @@ def run_graph_any(g: Graph, blob: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("spec", [SSD, NSFW], ids=["ssd", "nsfw"])
 def test_real_model_round_trips_through_writer(tmp_path: object, spec: tuple) -> None:
-    from convertmodel.readers.caffe.writer import write_caffe
+    from convertmodel.writers.caffe import write_caffe
 
     model, _ = _paths(spec)
     g = read_checked(model)

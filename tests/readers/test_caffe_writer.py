@@ -13,7 +13,7 @@ import pytest
 from convertmodel.errors import UnsupportedOpError
 from convertmodel.ir import GraphBuilder, check_graph
 from convertmodel.ir.graph import Graph
-from convertmodel.readers.caffe.writer import write_caffe
+from convertmodel.writers.caffe import write_caffe
 from convertmodel.zoo import vgg
 from tests.helpers import REPO, assert_close
 from tests.readers.caffe_util import input_block, read_checked, run_opencv, run_ours, write_net

@@ -10,10 +10,9 @@ pytest.importorskip("onnxruntime")
 from onnx import helper
 
 from convertmodel.ir import check_graph
-from convertmodel.readers.onnx import read
 from convertmodel.runtime import run_graph
 from tests.helpers import assert_close
-from tests.readers.onnx_util import make_model, run_ort, save
+from tests.readers.onnx_util import make_model, read, run_ort, save
 
 
 def _check(tmp_path, nodes, inputs, outputs, opset, rng, inits=None, **options):

@@ -13,10 +13,10 @@ from onnx import helper, numpy_helper  # noqa: E402
 
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError, UnsupportedOpError  # noqa: E402
 from convertmodel.ir import check_graph  # noqa: E402
-from convertmodel.readers.onnx import HANDLERS, HandlerKey, newest_opset, onnx_op, read  # noqa: E402
+from convertmodel.readers.onnx import HANDLERS, HandlerKey, newest_opset, onnx_op  # noqa: E402
 from convertmodel.runtime import run_graph  # noqa: E402
 from tests.helpers import assert_close  # noqa: E402
-from tests.readers.onnx_util import make_model, run_ort, save  # noqa: E402
+from tests.readers.onnx_util import make_model, read, run_ort, save  # noqa: E402
 
 
 def _conv_model(rng: np.random.Generator, batch: object = "N", **kw: object) -> object:
@@ -208,5 +208,7 @@ def test_bad_attribute_names_the_node(tmp_path, rng):
 
 
 def test_unknown_option(tmp_path, rng):
-    with pytest.raises(Exception, match="unknown ONNX reader options"):
+    from convertmodel.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown onnx reader option"):
         read(save(_conv_model(rng), str(tmp_path)), fold=True)

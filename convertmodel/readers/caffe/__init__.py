@@ -101,7 +101,7 @@ def _unsupported(layers_: list[Any]) -> dict[str, list[str]]:
     return bad
 
 
-def read(path: str, prototxt: str | None = None, caffemodel: str | None = None, **options: object) -> Graph:
+def read(path: str, prototxt: str | None = None, caffemodel: str | None = None) -> Graph:
     """Read a Caffe model (``path`` is the .caffemodel, or the .prototxt with the weights beside it)."""
     path = os.fspath(path)
     proto_path, weights_path = _resolve_paths(

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from convertmodel.ir.graph import Graph, Node
-from convertmodel.ir.schema import resolve_attrs
+from convertmodel.ir.schema import CM_DOMAIN, resolve_attrs
 from convertmodel.readers.caffe.layers import caffe_pool_out
 from convertmodel.readers.caffe.proto import pb
 from convertmodel.registry import Registry
@@ -303,7 +303,7 @@ def batch_norm(ctx: EmitContext) -> list[Emitted]:
     return out
 
 
-@emits("ChannelAffine", domain="convertmodel")
+@emits("ChannelAffine", domain=CM_DOMAIN)
 def channel_affine(ctx: EmitContext) -> list[Emitted]:
     if int(ctx.attrs["axis"]) != 1:
         raise NotExpressible("only axis 1 is written")

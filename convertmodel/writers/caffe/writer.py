@@ -22,9 +22,8 @@ from google.protobuf import text_format
 
 from convertmodel.errors import ModelIOError, UnsupportedOpError
 from convertmodel.ir.graph import Graph
-from convertmodel.readers.caffe import writer_layers_shape  # noqa: F401  (registers emitters)
 from convertmodel.readers.caffe.proto import pb
-from convertmodel.readers.caffe.writer_layers import EMITTERS, EmitContext, EmitKey, Emitted, NotExpressible
+from convertmodel.writers.caffe.layers import EMITTERS, EmitContext, EmitKey, Emitted, NotExpressible
 
 __all__ = ["default_prototxt_path", "write_caffe"]
 
@@ -156,11 +155,10 @@ def _atomic_write(path: str, data: bytes) -> None:
         raise ModelIOError(f"{path}: cannot write: {e.strerror or e}") from e
 
 
-def write_caffe(graph: Graph, path: str, prototxt_out: Any = None, **options: Any) -> str:
+def write_caffe(graph: Graph, path: str, prototxt_out: Any = None) -> str:
     """Write ``graph`` as ``path`` (.caffemodel) plus a deploy prototxt; returns the prototxt's path.
 
     ``prototxt_out`` (a path, or None) defaults to ``path`` with ``.prototxt`` instead of ``.caffemodel``.
-    Other options are accepted for the common writer signature and ignored.
     """
     path = os.fspath(path)
     proto_path = os.fspath(prototxt_out) if prototxt_out else default_prototxt_path(path)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.readers.caffe.proto import pb
-from convertmodel.readers.caffe.writer_layers import EmitContext, Emitted, NotExpressible, emits
-
-CM = "convertmodel"
+from convertmodel.writers.caffe.layers import EmitContext, Emitted, NotExpressible, emits
 
 
 @emits("Concat")
@@ -83,7 +82,7 @@ def lrn(ctx: EmitContext) -> list[Emitted]:
     return [Emitted(lp, [])]
 
 
-@emits("LRNWithinChannel", domain=CM)
+@emits("LRNWithinChannel", domain=CM_DOMAIN)
 def lrn_within(ctx: EmitContext) -> list[Emitted]:
     lp = ctx.layer("LRN")
     p = lp.lrn_param
@@ -92,7 +91,7 @@ def lrn_within(ctx: EmitContext) -> list[Emitted]:
     return [Emitted(lp, [])]
 
 
-@emits("Normalize", domain=CM)
+@emits("Normalize", domain=CM_DOMAIN)
 def normalize(ctx: EmitContext) -> list[Emitted]:
     scale = ctx.need_const(1, "scale").reshape(-1)
     lp = ctx.layer("Normalize")
@@ -103,7 +102,7 @@ def normalize(ctx: EmitContext) -> list[Emitted]:
     return [Emitted(lp, [scale])]
 
 
-@emits("PriorBox", domain=CM)
+@emits("PriorBox", domain=CM_DOMAIN)
 def prior_box(ctx: EmitContext) -> list[Emitted]:
     a = ctx.attrs
     lp = ctx.layer("PriorBox", bottoms=list(ctx.node.inputs))
@@ -125,7 +124,7 @@ def prior_box(ctx: EmitContext) -> list[Emitted]:
     return [Emitted(lp, [])]
 
 
-@emits("DetectionOutput", domain=CM)
+@emits("DetectionOutput", domain=CM_DOMAIN)
 def detection_output(ctx: EmitContext) -> list[Emitted]:
     a = ctx.attrs
     lp = ctx.layer("DetectionOutput", bottoms=list(ctx.node.inputs))
@@ -145,7 +144,7 @@ def detection_output(ctx: EmitContext) -> list[Emitted]:
     return [Emitted(lp, [])]
 
 
-@emits("CaffeArgMax", domain=CM)
+@emits("CaffeArgMax", domain=CM_DOMAIN)
 def argmax(ctx: EmitContext) -> list[Emitted]:
     a = ctx.attrs
     lp = ctx.layer("ArgMax")
