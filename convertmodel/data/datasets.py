@@ -2,9 +2,11 @@
 
 Every dataset yields :class:`Batch` objects of at most ``batch_size`` samples. Images are
 decoded per batch (Pillow); IDX files are read sample-range by sample-range (``np.memmap`` on
-raw files, a sequential gzip stream on ``.gz``); ``.npy`` files are memory-mapped. A running
-SHA-256 over the raw bytes of exactly the samples used (and their labels) is the report's
-data hash, so two reports agree on their data hash only when they saw the same samples.
+raw files, a sequential gzip stream on ``.gz``); ``.npy`` files are memory-mapped. Any index range
+``[start, limit)`` can be read on its own (``batches(..., start=)``), so engines split a data set by
+sample index. Each sample carries the SHA-256 of its raw bytes (``Batch.digests``); the report's data
+hash (:func:`data_hash`) combines them in sample order with the labels, so two reports agree on their
+data hash only when they saw the same samples, however the data was batched or partitioned.
 
 Formats (see :func:`open_dataset`):
 
@@ -18,11 +20,12 @@ Formats (see :func:`open_dataset`):
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +58,32 @@ class Batch:
     labels: np.ndarray | None = None
     boxes: list[list[Box]] | None = None
     ids: list[str] = field(default_factory=list)
+    #: SHA-256 of each sample's raw bytes (file bytes, or the array row; detection: plus its boxes).
+    digests: list[bytes] = field(default_factory=list)
+
+
+def sample_digest(*chunks: bytes | np.ndarray) -> bytes:
+    """The digest of one sample: SHA-256 over its raw chunks (arrays as their C-order bytes)."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(np.ascontiguousarray(c).tobytes() if isinstance(c, np.ndarray) else c)
+    return h.digest()
+
+
+def row_digests(arr: np.ndarray) -> list[bytes]:
+    """One digest per sample (row along axis 0) of an array."""
+    return [sample_digest(a) for a in arr]
+
+
+def data_hash(digests: Iterable[bytes], labels: Iterable[np.ndarray | None] = ()) -> str:
+    """The report's data hash: sha256(sha256(sample digests, in order) + sha256(labels as int64 LE))."""
+    h, lh = hashlib.sha256(), hashlib.sha256()
+    for d in digests:
+        h.update(d)
+    for lab in labels:
+        if lab is not None:
+            lh.update(np.ascontiguousarray(lab, dtype="<i8").tobytes())
+    return hashlib.sha256(h.digest() + lh.digest()).hexdigest()
 
 
 class Dataset:
@@ -80,24 +109,21 @@ class Dataset:
 
     @property
     def data_hash(self) -> str:
-        """SHA-256 over the raw bytes of the samples yielded so far, then their labels (batching-independent)."""
+        """:func:`data_hash` of the samples yielded by the last ``batches`` call (batching-independent)."""
         return hashlib.sha256(self._hash.digest() + self._label_hash.digest()).hexdigest()
 
-    def _update_hash(self, *chunks: bytes | np.ndarray) -> None:
-        for c in chunks:
-            self._hash.update(c.tobytes() if isinstance(c, np.ndarray) else c)
+    def sample_id(self, index: int) -> str:
+        """How reports name sample ``index``: its file path, or the index for array data."""
+        return str(index)
 
-    def _update_label_hash(self, labels: np.ndarray | None) -> None:
-        if labels is not None:
-            self._label_hash.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
-
-    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess, start: int = 0) -> Iterator[Batch]:
         raise NotImplementedError
 
     def batches(
-        self, batch_size: int = 32, preprocess: Preprocess | None = None, limit: int | None = None
+        self, batch_size: int = 32, preprocess: Preprocess | None = None, limit: int | None = None, start: int = 0
     ) -> Iterator[Batch]:
-        """Yield preprocessed batches of at most ``batch_size`` samples (the first ``limit`` only)."""
+        """Yield preprocessed batches of at most ``batch_size`` samples of the index range ``[start, limit)``
+        (``limit`` None: to the end), batch k covering ``start + k * batch_size`` onwards."""
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         n = len(self) if limit is None else min(limit, len(self))
@@ -105,8 +131,12 @@ class Dataset:
         self._hash = hashlib.sha256()
         self._label_hash = hashlib.sha256()
         self.samples_seen = 0
-        for b in self._raw_batches(batch_size, n, pre):
+        for b in self._raw_batches(batch_size, n, pre, max(start, 0)):
             self.samples_seen += len(b.x)
+            for d in b.digests:
+                self._hash.update(d)
+            if b.labels is not None:
+                self._label_hash.update(np.ascontiguousarray(b.labels, dtype="<i8").tobytes())
             yield b
 
 
@@ -169,18 +199,23 @@ class IdxReader:
     def __len__(self) -> int:
         return self.header.shape[0]
 
-    def chunks(self, chunk: int, limit: int) -> Iterator[np.ndarray]:
-        """Yield arrays of ``chunk`` consecutive samples (native byte order), the first ``limit`` samples."""
+    def chunks(self, chunk: int, limit: int, start: int = 0) -> Iterator[np.ndarray]:
+        """Yield arrays of ``chunk`` consecutive samples (native byte order) of the range ``[start, limit)``."""
         if not self.gz:
             mm = np.memmap(
                 self.path, dtype=self.header.dtype, mode="r", offset=self.header.offset, shape=self.header.shape
             )
-            for s in range(0, limit, chunk):
+            for s in range(start, limit, chunk):
                 yield np.asarray(mm[s : min(s + chunk, limit)]).astype(self.header.dtype.newbyteorder("="))
             return
         with _open_maybe_gzip(self.path) as f:
-            f.read(self.header.offset)
-            for s in range(0, limit, chunk):
+            skip = self.header.offset + min(start, limit) * self.sample_bytes
+            while skip > 0:  # a gzip stream is sequential: decompress up to the range's first sample
+                got = len(f.read(min(skip, 1 << 22)))
+                if got == 0:
+                    raise FormatError(self.path, f"IDX data truncated before sample {start}")
+                skip -= got
+            for s in range(start, limit, chunk):
                 k = min(chunk, limit - s)
                 raw = f.read(k * self.sample_bytes)
                 if len(raw) < k * self.sample_bytes:
@@ -257,15 +292,12 @@ class IdxDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
-        start = 0
-        for arr in self.images.chunks(batch_size, limit):
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess, start: int = 0) -> Iterator[Batch]:
+        for arr in self.images.chunks(batch_size, limit, start):
             lab = None if self.labels is None else self.labels[start : start + len(arr)]
-            self._update_hash(arr)
-            self._update_label_hash(lab)
             ids = [str(i) for i in range(start, start + len(arr))]
             start += len(arr)
-            yield Batch(pre.apply_array(arr), lab, None, ids)
+            yield Batch(pre.apply_array(arr), lab, None, ids, row_digests(arr))
 
 
 # -- numpy ------------------------------------------------------------------------------------
@@ -325,21 +357,27 @@ class ArrayDataset(Dataset):
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
-        for s in range(0, limit, batch_size):
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess, start: int = 0) -> Iterator[Batch]:
+        for s in range(start, limit, batch_size):
             arr = np.asarray(self.x[s : min(s + batch_size, limit)])
             lab = None if self.y is None else self.y[s : s + len(arr)]
-            self._update_hash(np.ascontiguousarray(arr))
-            self._update_label_hash(lab)
             x = pre.apply_array(arr) if arr.dtype == np.uint8 else np.ascontiguousarray(arr, dtype=np.float32)
-            yield Batch(x, lab, None, [str(i) for i in range(s, s + len(arr))])
+            yield Batch(x, lab, None, [str(i) for i in range(s, s + len(arr))], row_digests(arr))
 
 
 # -- dispatch ---------------------------------------------------------------------------------
 
 
 def open_dataset(path: str, labels: str | None = None, images: str | None = None) -> Dataset:
-    """Open ``path`` as the right dataset type (by extension, content and directory layout)."""
+    """Open ``path`` as the right dataset type (by extension, content and directory layout).
+
+    The result's ``reopen`` opens the same data again (a picklable partial: engines' tasks call it)."""
+    ds = _open_dataset(path, labels, images)
+    ds.reopen = functools.partial(open_dataset, path, labels, images)  # type: ignore[attr-defined]
+    return ds
+
+
+def _open_dataset(path: str, labels: str | None, images: str | None) -> Dataset:
     from convertmodel.data import detection
     from convertmodel.data import images as imgs
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from convertmodel.data.datasets import Batch, Box, Dataset
+from convertmodel.data.datasets import Batch, Box, Dataset, sample_digest
 from convertmodel.data.images import IMAGE_EXTENSIONS, load_image, read_class_names
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
@@ -94,17 +94,22 @@ class _DetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
+    def sample_id(self, index: int) -> str:
+        return self.items[index][0]
+
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess, start: int = 0) -> Iterator[Batch]:
         if pre.crop is not None:
             raise InvalidModelError(
                 f"{self.path}: a centre crop would cut ground-truth boxes; detection data takes --resize HxW only"
             )
-        for s in range(0, limit, batch_size):
+        for s in range(start, limit, batch_size):
             chunk = self.items[s : min(s + batch_size, limit)]
-            arrays = []
+            arrays, digests = [], []
             for p, boxes in chunk:
                 arr, raw = load_image(p, pre)
-                self._update_hash(raw, repr([(b.label, b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes]).encode())
+                digests.append(
+                    sample_digest(raw, repr([(b.label, b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes]).encode())
+                )
                 arrays.append(arr)
             if len({a.shape for a in arrays}) > 1:
                 raise InvalidModelError(
@@ -112,7 +117,11 @@ class _DetectionDataset(Dataset):
                 )
             x = np.stack(arrays)
             yield Batch(
-                pre.normalize(x[..., None] if x.ndim == 3 else x), None, [b for _, b in chunk], [p for p, _ in chunk]
+                pre.normalize(x[..., None] if x.ndim == 3 else x),
+                None,
+                [b for _, b in chunk],
+                [p for p, _ in chunk],
+                digests,
             )
 
 

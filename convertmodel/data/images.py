@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from convertmodel.data.datasets import Batch, Dataset
+from convertmodel.data.datasets import Batch, Dataset, sample_digest
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
 
@@ -54,13 +54,16 @@ class _FileListDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess) -> Iterator[Batch]:
-        for s in range(0, limit, batch_size):
+    def sample_id(self, index: int) -> str:
+        return self.items[index][0]
+
+    def _raw_batches(self, batch_size: int, limit: int, pre: Preprocess, start: int = 0) -> Iterator[Batch]:
+        for s in range(start, limit, batch_size):
             chunk = self.items[s : min(s + batch_size, limit)]
-            arrays = []
+            arrays, digests = [], []
             for p, _ in chunk:
                 arr, raw = load_image(p, pre)
-                self._update_hash(raw)
+                digests.append(sample_digest(raw))
                 arrays.append(arr)
             shapes = {a.shape for a in arrays}
             if len(shapes) > 1:
@@ -69,13 +72,13 @@ class _FileListDataset(Dataset):
                     "pass --resize/--crop or a --preset so every image has the model's input size"
                 )
             labels = np.array([lab for _, lab in chunk], dtype=np.int64)
-            self._update_label_hash(labels)
             x = np.stack(arrays)
             yield Batch(
                 pre.normalize(x[..., None] if x.ndim == 3 else x),
                 labels if self.kind == "classification" else None,
                 None,
                 [p for p, _ in chunk],
+                digests,
             )
 
 

@@ -1,8 +1,10 @@
-"""Run the fp32 and the int8 model on the same batches and accumulate the metrics of both.
+"""Run the fp32 and the int8 model on the same batches, through an engine, and reduce to the metrics.
 
-One pass over the data: each batch is decoded and preprocessed once, then fed to both models.
-Time is split into fp32, int8, data (read + decode + preprocess) and metrics, so the report shows
-whether the data pipeline dominates. ``--per-layer`` adds node hooks (per_layer.py) to the same pass.
+One pass over the data: each batch is decoded and preprocessed once, then fed to both models
+(verify/batch.py, run by the engine: this process, or Spark tasks). The engine returns per-sample
+results for every batch; :func:`reduce_results` turns them into the metrics, in sample order with
+exactly rounded sums, so every engine gives the same numbers bit for bit. Time is split into fp32,
+int8, data (read + decode + preprocess) and metrics. ``--per-layer`` adds node hooks (per_layer.py).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.data.datasets import Batch, Dataset
+from convertmodel.data.datasets import Dataset, data_hash
 from convertmodel.data.preprocess import Preprocess
-from convertmodel.errors import InvalidModelError
-from convertmodel.metrics.agreement import Agreement
-from convertmodel.metrics.classification import TopK
-from convertmodel.metrics.detection import DetectionMAP, detections_as_truth, parse_ssd_output
+from convertmodel.engines.base import BatchResult, Job, ModelRef
+from convertmodel.errors import InvalidModelError, UsageError
+from convertmodel.metrics.detection import DetectionMAP, detections_as_truth
+from convertmodel.verify.batch import VerifyBatch
 
 #: Metric names accepted by ``--metric``; "auto" picks from the data (labels, boxes or neither).
 METRICS = ("auto", "top1", "top5", "agreement", "map-voc", "map-coco")
@@ -51,6 +53,9 @@ class VerifyResult:
     data_hash: str
     timing: dict[str, float]
     per_layer: list[dict[str, Any]] = field(default_factory=list)
+    #: Samples that could not be read: {"index", "id", "error"}, in index order.
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = "local"
 
     @property
     def fp32_value(self) -> float:
@@ -115,35 +120,6 @@ def fit_preprocess(pre: Preprocess, input_shape: tuple[Any, ...] | None, dataset
     return pre.with_(layout=layout, color=color, resize=resize, mean=fits(pre.mean), std=fits(pre.std))
 
 
-class _Forward:
-    """Runs one model on a batch, in pieces when the model's batch dimension is fixed (e.g. Caffe's 1)."""
-
-    def __init__(self, model: Any, opts: VerifyOptions) -> None:
-        g = model.graph
-        if len(g.inputs) != 1:
-            raise InvalidModelError(
-                f"{model.source}: verify needs a model with one input, this one has {[i.name for i in g.inputs]}"
-            )
-        self.input = g.inputs[0].name
-        self.output = g.outputs[0].name
-        shape = g.inputs[0].type.shape
-        self.fixed = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
-        self.executor = model.executor(opts.backends, opts.threads)
-        self.seconds = 0.0
-
-    def __call__(self, x: np.ndarray, hook: Any = None) -> list[np.ndarray]:
-        step = self.fixed or len(x)
-        outs = []
-        t0 = time.perf_counter()
-        for s in range(0, len(x), step):
-            part = x[s : s + step]
-            if len(part) < step:  # pad a short last piece to the fixed batch, drop the padding's output later
-                part = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
-            outs.append(self.executor.run({self.input: part}, hook=hook, outputs=[self.output])[self.output])
-        self.seconds += time.perf_counter() - t0
-        return outs
-
-
 def run_verify(
     fp32: Any,
     int8: Any,
@@ -152,86 +128,147 @@ def run_verify(
     opts: VerifyOptions,
     progress: ProgressFn | None = None,
     fp32_cache: list[list[np.ndarray]] | None = None,
+    engine: Any = None,
 ) -> VerifyResult:
     """One pass over ``dataset``: fp32 and int8 on every batch; metrics, agreement, timing (and per-layer).
 
-    ``fp32_cache``: an empty list is filled with the fp32 outputs per batch; a filled one is used
-    instead of running the fp32 model again (the fallback search re-runs only the int8 side).
+    ``fp32``/``int8``: models, or :class:`~convertmodel.engines.ModelRef` (a model plus the .q8 file
+    holding it). ``engine``: None or "local" (this process), or an engine object such as
+    ``convertmodel.engines.SparkEngine(master="local[2]")``. ``fp32_cache`` (local engine only): an
+    empty list is filled with the fp32 outputs per batch; a filled one is used instead of running the
+    fp32 model again (the fallback search re-runs only the int8 side).
     """
-    metric = choose_metric(opts.metric, dataset)
-    detection = metric.startswith("map")
-    f32, i8 = _Forward(fp32, opts), _Forward(int8, opts)
-    total = len(dataset) if opts.limit is None else min(opts.limit, len(dataset))
-    acc32, acc8 = (TopK(), TopK()) if metric in ("top1", "top5") else (None, None)
-    agree = Agreement(classify=not detection)
-    det32, det8 = (DetectionMAP(), DetectionMAP()) if detection else (None, None)
-    layers = None
-    if opts.per_layer:
-        from convertmodel.verify.per_layer import PerLayer
+    from convertmodel.engines import get_engine
 
-        layers = PerLayer(fp32.graph, int8.graph)
-    t_start = time.perf_counter()
-    t_metrics = 0.0
-    done = batch_no = 0
-    it = dataset.batches(opts.batch_size, pre, opts.limit)
-    while True:
-        b: Batch | None = next(it, None)
-        if b is None:
-            break
-        n = len(b.x)
-        reuse = fp32_cache is not None and len(fp32_cache) > batch_no and not layers
-        y32 = fp32_cache[batch_no] if reuse else f32(b.x, layers.fp32_hook if layers else None)  # type: ignore[index]
-        if fp32_cache is not None and not reuse:
-            fp32_cache.append(y32)
-        batch_no += 1
-        y8 = i8(b.x, layers.int8_hook if layers else None)
-        t0 = time.perf_counter()
-        if layers:
-            layers.end_batch()
-        if detection:
-            assert det32 is not None and det8 is not None
-            d32 = _parse_chunks(y32, n, f32.fixed)
-            d8 = _parse_chunks(y8, n, i8.fixed)
-            truth = b.boxes if b.boxes is not None else detections_as_truth(d32, opts.det_min_score)
-            det32.update(d32, truth)
-            det8.update(d8, truth)
-        else:
-            o32 = np.concatenate(y32)[:n]
-            o8 = np.concatenate(y8)[:n]
-            agree.update(o32, o8)
-            if acc32 is not None and acc8 is not None and b.labels is not None:
-                acc32.update(o32, b.labels)
-                acc8.update(o8, b.labels)
-        t_metrics += time.perf_counter() - t0
-        done += n
-        if progress:
-            progress(done, total)
-    wall = time.perf_counter() - t_start
-    if detection:
-        assert det32 is not None and det8 is not None
-        r32, r8 = det32.result(), det8.result()
-        if dataset.kind != "detection":  # scored against fp32's own detections: fp32 is the reference
+    eng = get_engine(engine)
+    metric = choose_metric(opts.metric, dataset)
+    refs = {k: m if isinstance(m, ModelRef) else ModelRef(m) for k, m in (("fp32", fp32), ("int8", int8))}
+    if fp32_cache is not None and eng.name != "local":
+        raise UsageError(f"the fp32 output cache needs the local engine, not {eng.name}")
+    total = len(dataset) if opts.limit is None else min(opts.limit, len(dataset))
+    fn = VerifyBatch(metric, opts.backends, opts.threads, opts.per_layer, fp32_cache=fp32_cache)
+    open_data = getattr(dataset, "reopen", None)
+    job = Job(refs, open_data or (lambda: dataset), pre, opts.batch_size, total, fn, dataset=dataset)
+    t0 = time.perf_counter()
+    results = eng.run(job, progress)
+    wall = time.perf_counter() - t0
+    res = reduce_results(metric, results, dataset.kind, opts.det_min_score)
+    t1 = time.perf_counter()
+    if opts.per_layer:
+        res.per_layer = _per_layer(refs["fp32"].model, refs["int8"].model, results)
+    timing = {
+        "wall_seconds": wall,
+        "fp32_seconds": sum(r.stats.get("fp32_seconds", 0.0) for r in results),
+        "int8_seconds": sum(r.stats.get("int8_seconds", 0.0) for r in results),
+        "metrics_seconds": sum(r.stats.get("metrics_seconds", 0.0) for r in results) + time.perf_counter() - t1,
+        "data_seconds": sum(r.read_seconds for r in results),
+    }
+    timing.update(getattr(eng, "last_timing", None) or {})
+    res.timing = timing
+    res.engine = eng.name
+    return res
+
+
+def _column(results: list[BatchResult], key: str) -> np.ndarray:
+    parts = [np.asarray(r.columns[key]) for r in results if r.indices]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _listed(results: list[BatchResult], key: str) -> list[Any]:
+    return [v for r in results if r.indices for v in r.columns[key]]
+
+
+def reduce_results(metric: str, results: list[BatchResult], kind: str, det_min_score: float = 0.5) -> VerifyResult:
+    """Per-sample results (sorted by batch start) -> metrics. Sums are exactly rounded (math.fsum), so the
+    numbers depend only on the per-sample values, not on how the samples were batched or partitioned."""
+    starts = [r.start for r in results]
+    if len(set(starts)) != len(starts) or starts != sorted(starts):
+        raise InvalidModelError(f"engine returned batches out of order or twice: {starts[:8]}")
+    done = sum(len(r.indices) for r in results)
+    labels = [r.labels for r in results if r.indices]
+    unreadable = [{"index": i, "id": sid, "error": msg} for r in results for i, sid, msg in r.errors]
+    dhash = data_hash((d for r in results for d in r.digests), labels)
+    if metric.startswith("map"):
+        d32, d8 = _listed(results, "det_fp32"), _listed(results, "det_int8")
+        truth = _listed(results, "truth") if kind == "detection" else detections_as_truth(d32, det_min_score)
+        m32, m8 = DetectionMAP(), DetectionMAP()
+        m32.update(d32, truth)
+        m8.update(d8, truth)
+        r32, r8 = m32.result(), m8.result()
+        if kind != "detection":  # scored against fp32's own detections: fp32 is the reference
             r32 = dict(r32, map_voc=100.0, map_coco=100.0, ap50_coco=100.0)
         agr: dict[str, Any] = {"samples": done}
     else:
-        agr = agree.result()
-        if acc32 is not None and acc8 is not None:
-            r32, r8 = acc32.result(), acc8.result()
+        agr = _agreement(results, done)
+        if metric in ("top1", "top5") and done and "top_fp32" in results[_first(results)].columns:
+            y = np.concatenate([np.asarray(v) for v in labels]).astype(np.int64)
+            r32, r8 = _topk(_column(results, "top_fp32"), y), _topk(_column(results, "top_int8"), y)
+        elif metric in ("top1", "top5"):
+            r32, r8 = {"samples": 0, "per_class": {}}, {"samples": 0, "per_class": {}}
         else:
             r32, r8 = {"top1_agreement": 100.0}, {"top1_agreement": agr.get("top1_agreement", float("nan"))}
-    timing = {
-        "wall_seconds": wall,
-        "fp32_seconds": f32.seconds,
-        "int8_seconds": i8.seconds,
-        "metrics_seconds": t_metrics,
-        "data_seconds": max(wall - f32.seconds - i8.seconds - t_metrics, 0.0),
+    return VerifyResult(metric, r32, r8, agr, done, dhash, {}, [], unreadable)
+
+
+def _first(results: list[BatchResult]) -> int:
+    return next(k for k, r in enumerate(results) if r.indices)
+
+
+def _agreement(results: list[BatchResult], n: int) -> dict[str, Any]:
+    if not n:
+        nan = float("nan")
+        return {"samples": 0, "cosine_mean": nan, "cosine_min": nan, "sqnr_db": math.inf, "max_abs_diff": 0.0,
+                "top1_agreement": nan}  # fmt: skip
+    cos = _column(results, "cosine")
+    signal, noise = math.fsum(_column(results, "signal")), math.fsum(_column(results, "noise"))
+    if noise == 0.0:
+        sq = math.inf
+    elif signal == 0.0:
+        sq = -math.inf
+    else:
+        sq = 10.0 * math.log10(signal / noise)
+    agree = 0
+    if "argmax_fp32" in results[_first(results)].columns:
+        agree = int((_column(results, "argmax_fp32") == _column(results, "argmax_int8")).sum())
+    return {
+        "samples": n,
+        "cosine_mean": math.fsum(cos) / n,
+        "cosine_min": float(cos.min()),
+        "sqnr_db": sq,
+        "max_abs_diff": float(_column(results, "max_abs").max()),
+        "top1_agreement": 100.0 * agree / n,
     }
-    return VerifyResult(metric, r32, r8, agr, done, dataset.data_hash, timing, layers.result() if layers else [])
 
 
-def _parse_chunks(outs: list[np.ndarray], n: int, fixed: int | None) -> list[Any]:
-    dets: list[Any] = []
-    for y in outs:
-        k = fixed or n
-        dets.extend(parse_ssd_output(y, k))
-    return dets[:n]
+def _topk(top: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1/top-5 accuracy and per-class (correct, total) from the top-5 class indices per sample."""
+    n = len(labels)
+    out: dict[str, Any] = {"samples": n}
+    hit = top == labels[:, None]
+    for k in (1, 5):
+        if k <= max(top.shape[1], 1):
+            out[f"top{k}"] = 100.0 * int(hit[:, :k].any(axis=1).sum()) / n
+    ok = hit[:, 0]
+    classes = np.unique(labels)
+    out["per_class"] = {
+        str(int(c)): {"correct": int(ok[labels == c].sum()), "total": int((labels == c).sum())} for c in classes
+    }
+    return out
+
+
+def _per_layer(fp32: Any, int8: Any, results: list[BatchResult]) -> list[dict[str, Any]]:
+    """Sum each batch's per-layer statistics in batch order (the same order whatever engine ran)."""
+    from convertmodel.verify.per_layer import PerLayer
+
+    layers = PerLayer(fp32.graph, int8.graph)
+    for r in results:
+        for name, (sig, noise, dot, nref, ntest, mx, sec) in r.stats.get("per_layer", {}).items():
+            st = layers.stats[name]
+            st.signal += sig
+            st.noise += noise
+            st.dot += dot
+            st.norm_ref += nref
+            st.norm_test += ntest
+            st.max_abs = max(st.max_abs, mx)
+            st.seconds += sec
+    return layers.result()

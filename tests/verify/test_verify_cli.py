@@ -67,10 +67,10 @@ def test_verify_passes_and_reports(lenet, tmp_path, capsys):
     assert rep["tool"]["version"] == convertmodel.__version__
     assert rep["drop"]["value"] == pytest.approx(rep["fp32"]["top1"] - rep["int8"]["top1"])
     assert rep["drop"]["passed"] is True
-    # The data hash: sha256 over (sha256 of the raw image bytes, sha256 of the labels as int64 LE).
-    raw = read_idx(SUBSET_IMAGES, N).tobytes()
+    # The data hash: sha256 over (sha256 of the per-image sha256 digests, sha256 of the labels as int64 LE).
+    digests = b"".join(hashlib.sha256(im.tobytes()).digest() for im in read_idx(SUBSET_IMAGES, N))
     lab = read_idx(SUBSET_LABELS, N).astype("<i8").tobytes()
-    expect = hashlib.sha256(hashlib.sha256(raw).digest() + hashlib.sha256(lab).digest()).hexdigest()
+    expect = hashlib.sha256(hashlib.sha256(digests).digest() + hashlib.sha256(lab).digest()).hexdigest()
     assert rep["data"]["sha256"] == expect
     # Per-class counts add up; per-layer rows sorted worst SQNR first, one per quantized layer.
     assert sum(v["total"] for v in rep["fp32"]["per_class"].values()) == N
