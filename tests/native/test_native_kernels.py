@@ -57,6 +57,50 @@ def test_accumulate_extremes_do_not_saturate(isa: str) -> None:
     np.testing.assert_array_equal(got.astype(np.int64), q.astype(np.int64) @ wq.astype(np.int64).T)
 
 
+#: (input levels, max |Wq|) -> the AVX2 kernel exact for them (4*L*w <= 32767: pair sum; 2*L*w: u8s8).
+AVX2_KERNELS = {
+    (255, 127): "avx2-int16",
+    (130, 127): "avx2-int16",
+    (129, 127): "avx2-u8s8",
+    (127, 127): "avx2-u8s8",
+    (255, 64): "avx2-u8s8",
+    (128, 64): "avx2-u8s8",
+    (127, 64): "avx2-pair",
+    (128, 63): "avx2-pair",
+    (255, 32): "avx2-pair",
+    (255, 128): "avx2-int16",  # a hostile -128 weight: still exact
+}
+
+
+@pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize(("levels", "wmax"), list(AVX2_KERNELS))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_accumulate_every_kernel_bit_exact(
+    isa: str, levels: int, wmax: int, threads: int, rng: np.random.Generator
+) -> None:
+    # Each (levels, max|Wq|) pair selects a kernel (on AVX2 by the saturation bound of its int16 sums); its
+    # worst cases sit at the bound: rows of q = levels against rows of w = +-wmax, and random values.
+    kernel = native.kernel_name(np.array([[wmax if wmax < 128 else -128]]), levels, isa)
+    if isa == "avx2":
+        assert kernel == AVX2_KERNELS[(levels, wmax)]
+    else:
+        assert kernel.startswith(isa)
+    k = 1031  # not a multiple of any k-group width
+    q = rng.integers(0, levels + 1, (37, k), dtype=np.uint8)
+    q[:3] = levels
+    q[3, ::2] = 0
+    lo = -128 if wmax == 128 else -wmax
+    wq = rng.integers(lo, min(wmax, 127) + 1, (23, k), dtype=np.int8)
+    wq[0], wq[1] = min(wmax, 127), lo
+    wq[2] = np.where(np.arange(k) % 2, min(wmax, 127), lo)
+    wq[3, :4] = lo  # so max |w| is wmax whichever rows the random draw gives
+    got = native.accumulate(q, wq, isa, threads, levels=levels)
+    np.testing.assert_array_equal(got.astype(np.int64), q.astype(np.int64) @ wq.astype(np.int64).T)
+    for rows in (1, 2):  # the GEMV paths of one and two rows
+        got = native.accumulate(q[:rows], wq, isa, threads, levels=levels)
+        np.testing.assert_array_equal(got.astype(np.int64), q[:rows].astype(np.int64) @ wq.astype(np.int64).T)
+
+
 @pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("levels", [255, 127])
 def test_quantize_rows_bit_exact(isa: str, levels: int, rng: np.random.Generator) -> None:
@@ -94,13 +138,18 @@ CONV_CASES: dict[str, tuple[tuple[int, ...], int, tuple[int, int], dict[str, Any
 
 @pytest.mark.parametrize("isa", isa_params())
 @pytest.mark.parametrize("case", list(CONV_CASES))
-@pytest.mark.parametrize(("threads", "relu", "levels"), [(1, False, 255), (2, True, 255), (2, False, 127)])
+@pytest.mark.parametrize(
+    ("threads", "relu", "levels", "wmax"),
+    # 255x127 int16 on AVX2; 127x127 and 255x64 u8s8; 127x64 (BigDL) the pair-sum kernel
+    [(1, False, 255, 127), (2, True, 255, 127), (2, False, 127, 127), (1, True, 127, 64), (2, False, 255, 64)],
+)
 def test_qconv_matches_reference(
     isa: str,
     case: str,
     threads: int,
     relu: bool,
     levels: int,
+    wmax: int,
     rng: np.random.Generator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -109,7 +158,8 @@ def test_qconv_matches_reference(
     g = attrs.get("group", 1)
     x = rng.standard_normal(shape).astype(np.float32)
     x[:, :, : shape[2] // 3, : shape[3] // 3] = 0.25  # constant patches in a corner
-    wq = rng.integers(-127, 128, (m, shape[1] // g, *kernel), dtype=np.int8)
+    wq = rng.integers(-wmax, wmax + 1, (m, shape[1] // g, *kernel), dtype=np.int8)
+    wq.reshape(m, -1)[0, 0] = -wmax
     params = q_params(rng, m, wq[0].size, bias=case != "one_by_one")
     kw = {"kernel_shape": list(kernel), "input_levels": levels, "activation": "Relu" if relu else "", **attrs}
     got, counts = run_q_node("QConv", x, wq, params, ("native",), threads, **kw)
@@ -128,15 +178,23 @@ def test_qconv_matches_reference(
     [((1, 25), 3), ((1, 4097), 25), ((2, 1000), 37), ((8, 301), 37), ((2, 3, 64), 10), ((33, 4096), 19)],
 )
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("levels", "wmax"), [(255, 127), (127, 64), (255, 64)])
 def test_qgemm_matches_reference(
-    isa: str, shape: tuple[int, ...], m: int, threads: int, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+    isa: str,
+    shape: tuple[int, ...],
+    m: int,
+    threads: int,
+    levels: int,
+    wmax: int,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(native.ISA_ENV, isa)
     x = rng.standard_normal(shape).astype(np.float32)
     x.reshape(-1, shape[-1])[0] = -2.0  # a constant row: y = mn * w_sum + B exactly
-    wq = rng.integers(-127, 128, (m, shape[-1]), dtype=np.int8)
+    wq = rng.integers(-wmax, wmax + 1, (m, shape[-1]), dtype=np.int8)
     params = q_params(rng, m, shape[-1], bias=True)
-    kw = {"input_levels": 255, "activation": "Relu" if threads == 2 else ""}
+    kw = {"input_levels": levels, "activation": "Relu" if threads == 2 else ""}
     got, counts = run_q_node("QGemm", x, wq, params, ("native",), threads, **kw)
     assert counts == {"native": 1}
     want, _ = run_q_node("QGemm", x, wq, params, ("ref",), 1, **kw)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import EXIT_USAGE, ConvertModelError
+from convertmodel.errors import EXIT_USAGE, ConvertModelError, InvalidModelError
 from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.runtime.registry import KernelContext, kernel
 
@@ -70,11 +70,34 @@ def available_isas() -> list[str]:
     return list(_ext.available_isas()) if _ext is not None else []
 
 
-def accumulate(q: np.ndarray, wq: np.ndarray, isa_name: str | None = None, threads: int = 1) -> np.ndarray:
-    """Integer accumulators ``q (R, K) uint8 @ wq (M, K).T int8`` as int32 (R, M) through an ISA's GEMM."""
+def accumulate(
+    q: np.ndarray, wq: np.ndarray, isa_name: str | None = None, threads: int = 1, levels: int = 255
+) -> np.ndarray:
+    """Integer accumulators ``q (R, K) uint8 @ wq (M, K).T int8`` as int32 (R, M) through an ISA's GEMM.
+
+    ``levels`` (q <= levels) picks the kernel as for a QConv/QGemm node: on AVX2 the u8 x s8 kernels
+    where ``levels`` and max |wq| make them exact (see :func:`kernel_name`).
+    """
     ext = _need()
     try:
-        return np.asarray(ext.accumulate(np.asarray(q, np.uint8), np.asarray(wq, np.int8), isa_name or "", threads))
+        return np.asarray(
+            ext.accumulate(np.asarray(q, np.uint8), np.asarray(wq, np.int8), isa_name or "", threads, float(levels))
+        )
+    except ValueError as e:
+        raise IsaError(str(e)) from None
+
+
+def kernel_name(wq: np.ndarray, levels: int = 255, isa_name: str | None = None) -> str:
+    """The GEMM kernel the native path uses for weights ``wq`` (M, K) and inputs of ``levels`` levels.
+
+    ``avx512vnni-vpdpbusd``, ``avxvnni-vpdpbusd``, ``portable-int16``; on AVX2 ``avx2-pair`` (two
+    ``vpmaddubsw`` summed: 4 * levels * max|wq| <= 32767, e.g. 127 x 64), ``avx2-u8s8`` (2 * levels *
+    max|wq| <= 32767: 127 x 127, 255 x 64) or ``avx2-int16`` (any levels).
+    """
+    ext = _need()
+    w2 = np.ascontiguousarray(wq, dtype=np.int8).reshape(wq.shape[0], -1)
+    try:
+        return str(ext.pack_weights(w2, 1, isa_name or "", float(levels)).kernel)
     except ValueError as e:
         raise IsaError(str(e)) from None
 
@@ -89,14 +112,16 @@ def quantize_rows(x: np.ndarray, levels: int, isa_name: str | None = None) -> tu
     return np.asarray(q), np.asarray(mn), np.asarray(rx)
 
 
-def _packed(ctx: KernelContext, wq: np.ndarray, group: int, params: tuple[np.ndarray | None, ...]) -> tuple[Any, ...]:
-    """Weights packed for the current ISA, cached per node (re-packed if the ISA or the weight changes)."""
+def _packed(
+    ctx: KernelContext, wq: np.ndarray, group: int, levels: int, params: tuple[np.ndarray | None, ...]
+) -> tuple[Any, ...]:
+    """Weights packed for the current ISA and the node's levels, cached per node (re-packed if either changes)."""
     name = isa()
-    key = (name, id(wq), wq.shape, group)
+    key = (name, id(wq), wq.shape, group, levels)
     hit = ctx.cache.get("native")
     if hit is None or hit[0] != key:
         w2 = np.ascontiguousarray(wq, dtype=np.int8).reshape(wq.shape[0], -1)
-        packed = _ext.pack_weights(w2, group, name)
+        packed = _ext.pack_weights(w2, group, name, float(levels))
         f32 = tuple(None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1) for p in params)
         hit = ctx.cache["native"] = (key, packed, *f32)
     return hit[1:]
@@ -115,6 +140,26 @@ def _output(ctx: KernelContext, shape: tuple[int, ...]) -> np.ndarray:
         return np.asarray(cache["native_out"])
     buf = cache["native_out"] = np.empty(shape, dtype=np.float32)
     return buf
+
+
+def _invalid(ctx: KernelContext, e: Exception) -> InvalidModelError:
+    """A native argument error as the one-line typed error of the node."""
+    return InvalidModelError(f"{ctx.node.name} ({ctx.node.op_type}): {str(e).splitlines()[0]}")
+
+
+def _levels(ctx: KernelContext) -> int:
+    levels = ctx.attrs["input_levels"]
+    if not isinstance(levels, (int, np.integer)) or not 1 <= int(levels) <= 255:
+        raise InvalidModelError(f"{ctx.node.name} ({ctx.node.op_type}): input_levels must be 1..255, got {levels!r}")
+    return int(levels)
+
+
+def _ints(ctx: KernelContext, what: str, values: Any, n: int) -> list[int]:
+    """Geometry values as Python ints within int64 (the extension range-checks them further)."""
+    out = [int(v) for v in values]
+    if len(out) != n or any(not -(2**62) < v < 2**62 for v in out):
+        raise InvalidModelError(f"{ctx.node.name} ({ctx.node.op_type}): {what} {values!r} out of range")
+    return out
 
 
 def _ref(op_type: str) -> Any:
@@ -139,27 +184,43 @@ if _ext is not None:
             return _ref("QConv")(ctx, x, wq, w_scale, w_sum, b)
         from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
 
-        geo = ctx.cache.get("native_geo")
-        if geo is None or ctx.cache.get("native_xshape") != x.shape[1:]:
-            geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, wq.shape)
-            ctx.cache["native_geo"], ctx.cache["native_xshape"] = geo, x.shape[1:]
-        packed, ws, wsum, bias = _packed(ctx, wq, geo.group, (w_scale, w_sum, b))
-        pads = geo.pads
-        return _ext.qconv(
-            np.ascontiguousarray(x, dtype=np.float32),
-            packed,
-            ws,
-            wsum,
-            bias,
-            list(geo.kernel),
-            list(geo.strides),
-            [pads[0], pads[1], pads[2], pads[3]],
-            list(geo.dilations),
-            float(ctx.attrs["input_levels"]),
-            ctx.attrs["activation"] == "Relu",
-            ctx.threads,
-            _output(ctx, (x.shape[0], wq.shape[0], *geo.out_spatial(x.shape[2:]))),
-        )
+        levels = _levels(ctx)
+        try:
+            geo = ctx.cache.get("native_geo")
+            if geo is None or ctx.cache.get("native_xshape") != x.shape[1:]:
+                geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, wq.shape)
+                ctx.cache["native_geo"], ctx.cache["native_xshape"] = geo, x.shape[1:]
+            packed, ws, wsum, bias = _packed(ctx, wq, geo.group, levels, (w_scale, w_sum, b))
+            kernel_shape = _ints(ctx, "kernel_shape", geo.kernel, 2)
+            strides = _ints(ctx, "strides", geo.strides, 2)
+            pads = _ints(ctx, "pads", geo.pads, 4)
+            dilations = _ints(ctx, "dilations", geo.dilations, 2)
+            out_sp = [
+                (x.shape[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (kernel_shape[i] - 1) - 1)
+                // max(strides[i], 1)
+                + 1
+                for i in range(2)
+            ]
+            out = _output(ctx, (x.shape[0], wq.shape[0], *out_sp)) if min(out_sp) > 0 else None
+            return _ext.qconv(
+                np.ascontiguousarray(x, dtype=np.float32),
+                packed,
+                ws,
+                wsum,
+                bias,
+                kernel_shape,
+                strides,
+                pads,
+                dilations,
+                float(levels),
+                ctx.attrs["activation"] == "Relu",
+                ctx.threads,
+                out,
+            )
+        except (ValueError, TypeError, ZeroDivisionError) as e:
+            if isinstance(e, InvalidModelError):
+                raise
+            raise _invalid(ctx, e) from None
 
     @kernel("QGemm", domain=CM_DOMAIN, backend="native")
     def qgemm(
@@ -171,19 +232,30 @@ if _ext is not None:
         b: np.ndarray | None = None,
     ) -> np.ndarray:
         """QGemm on the native path: one window per row of X (..., K)."""
-        packed, ws, wsum, bias = _packed(ctx, wq, 1, (w_scale, w_sum, b))
+        levels = _levels(ctx)
+        if x.ndim < 2 or wq.ndim != 2:
+            raise InvalidModelError(
+                f"{ctx.node.name} (QGemm): X must have rank >= 2 and Wq rank 2, got {list(x.shape)} and {list(wq.shape)}"
+            )
         lead, k = x.shape[:-1], x.shape[-1]
-        y = _ext.qgemm(
-            np.ascontiguousarray(x, dtype=np.float32).reshape(-1, k),
-            packed,
-            ws,
-            wsum,
-            bias,
-            float(ctx.attrs["input_levels"]),
-            ctx.attrs["activation"] == "Relu",
-            ctx.threads,
-            _output(ctx, (int(np.prod(lead)), wq.shape[0])),
-        )
+        rows = int(np.prod(lead, dtype=np.int64))
+        try:
+            packed, ws, wsum, bias = _packed(ctx, wq, 1, levels, (w_scale, w_sum, b))
+            y = _ext.qgemm(
+                np.ascontiguousarray(x, dtype=np.float32).reshape(rows, k),
+                packed,
+                ws,
+                wsum,
+                bias,
+                float(levels),
+                ctx.attrs["activation"] == "Relu",
+                ctx.threads,
+                _output(ctx, (rows, wq.shape[0])),
+            )
+        except (ValueError, TypeError) as e:
+            if isinstance(e, InvalidModelError):
+                raise
+            raise _invalid(ctx, e) from None
         return np.asarray(y).reshape(*lead, wq.shape[0])
 
 
@@ -193,3 +265,7 @@ def cpu_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# The fp32 kernels register themselves on import (same extension, same thread pool).
+from convertmodel.runtime.native import fp32 as fp32  # noqa: E402

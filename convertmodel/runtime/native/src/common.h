@@ -51,7 +51,8 @@ struct PackedW {
 };
 
 struct IsaOps {
-  const char* name;
+  const char* name;    // the ISA path (what CONVERTMODEL_ISA selects)
+  const char* kernel;  // the GEMM kernel of this table (an ISA may have several, chosen by the levels)
   int panel;  // rows per panel (vector lanes x vectors of the micro-kernel)
   int kg;     // k values per 32-bit lane
   int nrc;    // channels per micro-kernel block
@@ -94,6 +95,8 @@ inline size_t scratch_bytes(const IsaOps& ops, int K, int nrows, int mg) {
 extern "C" {
 const cm::IsaOps* cm_ops_portable();
 const cm::IsaOps* cm_ops_avx2();
+const cm::IsaOps* cm_ops_avx2_u8s8();  // vpmaddubsw pairs: exact when 2 * levels * max|Wq| <= 32767
+const cm::IsaOps* cm_ops_avx2_pair();  // two vpmaddubsw summed: exact when 4 * levels * max|Wq| <= 32767
 const cm::IsaOps* cm_ops_avxvnni();
 const cm::IsaOps* cm_ops_avx512vnni();
 }

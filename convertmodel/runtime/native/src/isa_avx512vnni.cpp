@@ -23,33 +23,141 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
+  // Hand-allocated registers (GCC 12 copies every vpdpbusd accumulator through the stack when this loop is
+  // written with intrinsics: measured 1.6x slower): accumulators zmm0-23 (channel j: zmm 2j, 2j+1 = rows
+  // 0-15, 16-31), the two A vectors zmm24-25, weight broadcasts zmm26-27.
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
-    __m512i c[NRC][2];
-    for (int j = 0; j < NRC; ++j) {
-      c[j][0] = add ? _mm512_loadu_si512(acc + j * PANEL) : _mm512_setzero_si512();
-      c[j][1] = add ? _mm512_loadu_si512(acc + j * PANEL + 16) : _mm512_setzero_si512();
-    }
-    for (int kq = 0; kq < Kq; ++kq) {
-      const __m512i a0 = _mm512_loadu_si512(A);
-      const __m512i a1 = _mm512_loadu_si512(A + 16);
-      for (int j = 0; j < NRC; ++j) {
-        const __m512i b = _mm512_set1_epi32(static_cast<int>(W[j]));
-        c[j][0] = _mm512_dpbusd_epi32(c[j][0], a0, b);
-        c[j][1] = _mm512_dpbusd_epi32(c[j][1], a1, b);
-      }
-      A += PANEL;
-      W += NRC;
-    }
-    for (int j = 0; j < NRC; ++j) {
-      _mm512_storeu_si512(acc + j * PANEL, c[j][0]);
-      _mm512_storeu_si512(acc + j * PANEL + 16, c[j][1]);
-    }
+    long n = Kq;
+    long addl = add;
+    __asm__ volatile(
+        "test %[add], %[add]\n\t"
+        "jz 2f\n\t"
+        "vmovdqu32 0(%[c]), %%zmm0\n\t"
+        "vmovdqu32 64(%[c]), %%zmm1\n\t"
+        "vmovdqu32 128(%[c]), %%zmm2\n\t"
+        "vmovdqu32 192(%[c]), %%zmm3\n\t"
+        "vmovdqu32 256(%[c]), %%zmm4\n\t"
+        "vmovdqu32 320(%[c]), %%zmm5\n\t"
+        "vmovdqu32 384(%[c]), %%zmm6\n\t"
+        "vmovdqu32 448(%[c]), %%zmm7\n\t"
+        "vmovdqu32 512(%[c]), %%zmm8\n\t"
+        "vmovdqu32 576(%[c]), %%zmm9\n\t"
+        "vmovdqu32 640(%[c]), %%zmm10\n\t"
+        "vmovdqu32 704(%[c]), %%zmm11\n\t"
+        "vmovdqu32 768(%[c]), %%zmm12\n\t"
+        "vmovdqu32 832(%[c]), %%zmm13\n\t"
+        "vmovdqu32 896(%[c]), %%zmm14\n\t"
+        "vmovdqu32 960(%[c]), %%zmm15\n\t"
+        "vmovdqu32 1024(%[c]), %%zmm16\n\t"
+        "vmovdqu32 1088(%[c]), %%zmm17\n\t"
+        "vmovdqu32 1152(%[c]), %%zmm18\n\t"
+        "vmovdqu32 1216(%[c]), %%zmm19\n\t"
+        "vmovdqu32 1280(%[c]), %%zmm20\n\t"
+        "vmovdqu32 1344(%[c]), %%zmm21\n\t"
+        "vmovdqu32 1408(%[c]), %%zmm22\n\t"
+        "vmovdqu32 1472(%[c]), %%zmm23\n\t"
+        "jmp 1f\n\t"
+        "2:\n\t"
+        "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+        "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+        "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+        "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+        "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+        "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+        "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+        "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+        "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+        "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+        "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+        "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+        "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+        "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+        "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+        "vpxord %%zmm16, %%zmm16, %%zmm16\n\t"
+        "vpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+        "vpxord %%zmm18, %%zmm18, %%zmm18\n\t"
+        "vpxord %%zmm19, %%zmm19, %%zmm19\n\t"
+        "vpxord %%zmm20, %%zmm20, %%zmm20\n\t"
+        "vpxord %%zmm21, %%zmm21, %%zmm21\n\t"
+        "vpxord %%zmm22, %%zmm22, %%zmm22\n\t"
+        "vpxord %%zmm23, %%zmm23, %%zmm23\n\t"
+        "1:\n\t"
+        "vmovdqu32 (%[a]), %%zmm24\n\t"
+        "vmovdqu32 64(%[a]), %%zmm25\n\t"
+        "vpbroadcastd 0(%[w]), %%zmm26\n\t"
+        "vpdpbusd %%zmm26, %%zmm24, %%zmm0\n\t"
+        "vpdpbusd %%zmm26, %%zmm25, %%zmm1\n\t"
+        "vpbroadcastd 4(%[w]), %%zmm27\n\t"
+        "vpdpbusd %%zmm27, %%zmm24, %%zmm2\n\t"
+        "vpdpbusd %%zmm27, %%zmm25, %%zmm3\n\t"
+        "vpbroadcastd 8(%[w]), %%zmm26\n\t"
+        "vpdpbusd %%zmm26, %%zmm24, %%zmm4\n\t"
+        "vpdpbusd %%zmm26, %%zmm25, %%zmm5\n\t"
+        "vpbroadcastd 12(%[w]), %%zmm27\n\t"
+        "vpdpbusd %%zmm27, %%zmm24, %%zmm6\n\t"
+        "vpdpbusd %%zmm27, %%zmm25, %%zmm7\n\t"
+        "vpbroadcastd 16(%[w]), %%zmm26\n\t"
+        "vpdpbusd %%zmm26, %%zmm24, %%zmm8\n\t"
+        "vpdpbusd %%zmm26, %%zmm25, %%zmm9\n\t"
+        "vpbroadcastd 20(%[w]), %%zmm27\n\t"
+        "vpdpbusd %%zmm27, %%zmm24, %%zmm10\n\t"
+        "vpdpbusd %%zmm27, %%zmm25, %%zmm11\n\t"
+        "vpbroadcastd 24(%[w]), %%zmm26\n\t"
+        "vpdpbusd %%zmm26, %%zmm24, %%zmm12\n\t"
+        "vpdpbusd %%zmm26, %%zmm25, %%zmm13\n\t"
+        "vpbroadcastd 28(%[w]), %%zmm27\n\t"
+        "vpdpbusd %%zmm27, %%zmm24, %%zmm14\n\t"
+        "vpdpbusd %%zmm27, %%zmm25, %%zmm15\n\t"
+        "vpbroadcastd 32(%[w]), %%zmm26\n\t"
+        "vpdpbusd %%zmm26, %%zmm24, %%zmm16\n\t"
+        "vpdpbusd %%zmm26, %%zmm25, %%zmm17\n\t"
+        "vpbroadcastd 36(%[w]), %%zmm27\n\t"
+        "vpdpbusd %%zmm27, %%zmm24, %%zmm18\n\t"
+        "vpdpbusd %%zmm27, %%zmm25, %%zmm19\n\t"
+        "vpbroadcastd 40(%[w]), %%zmm26\n\t"
+        "vpdpbusd %%zmm26, %%zmm24, %%zmm20\n\t"
+        "vpdpbusd %%zmm26, %%zmm25, %%zmm21\n\t"
+        "vpbroadcastd 44(%[w]), %%zmm27\n\t"
+        "vpdpbusd %%zmm27, %%zmm24, %%zmm22\n\t"
+        "vpdpbusd %%zmm27, %%zmm25, %%zmm23\n\t"
+        "add $128, %[a]\n\t"
+        "add $48, %[w]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n\t"
+        "vmovdqu32 %%zmm0, 0(%[c])\n\t"
+        "vmovdqu32 %%zmm1, 64(%[c])\n\t"
+        "vmovdqu32 %%zmm2, 128(%[c])\n\t"
+        "vmovdqu32 %%zmm3, 192(%[c])\n\t"
+        "vmovdqu32 %%zmm4, 256(%[c])\n\t"
+        "vmovdqu32 %%zmm5, 320(%[c])\n\t"
+        "vmovdqu32 %%zmm6, 384(%[c])\n\t"
+        "vmovdqu32 %%zmm7, 448(%[c])\n\t"
+        "vmovdqu32 %%zmm8, 512(%[c])\n\t"
+        "vmovdqu32 %%zmm9, 576(%[c])\n\t"
+        "vmovdqu32 %%zmm10, 640(%[c])\n\t"
+        "vmovdqu32 %%zmm11, 704(%[c])\n\t"
+        "vmovdqu32 %%zmm12, 768(%[c])\n\t"
+        "vmovdqu32 %%zmm13, 832(%[c])\n\t"
+        "vmovdqu32 %%zmm14, 896(%[c])\n\t"
+        "vmovdqu32 %%zmm15, 960(%[c])\n\t"
+        "vmovdqu32 %%zmm16, 1024(%[c])\n\t"
+        "vmovdqu32 %%zmm17, 1088(%[c])\n\t"
+        "vmovdqu32 %%zmm18, 1152(%[c])\n\t"
+        "vmovdqu32 %%zmm19, 1216(%[c])\n\t"
+        "vmovdqu32 %%zmm20, 1280(%[c])\n\t"
+        "vmovdqu32 %%zmm21, 1344(%[c])\n\t"
+        "vmovdqu32 %%zmm22, 1408(%[c])\n\t"
+        "vmovdqu32 %%zmm23, 1472(%[c])\n\t"
+        : [a] "+r"(A), [w] "+r"(W), [n] "+r"(n)
+        : [c] "r"(acc), [add] "r"(addl)
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "memory", "cc");
   }
 };
 
 #include "generic.h"
 
-const cm::IsaOps kOps = {"avx512vnni", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
+const cm::IsaOps kOps = {"avx512vnni", "avx512vnni-vpdpbusd", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
                          quantize_rows_impl};
 
 }  // namespace cm_avx512vnni

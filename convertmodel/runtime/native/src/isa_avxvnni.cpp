@@ -12,7 +12,7 @@ namespace cm_avxvnni {
 #include "avx_quant.h"
 
 struct Isa {
-  static constexpr int PANEL = 16, KG = 4, NRC = 6, KQ_ALIGN = 1, KC = 256;
+  static constexpr int PANEL = 16, KG = 4, NRC = 6, KQ_ALIGN = 2, KC = 256;
   static constexpr bool HAS_GEMV = false;
   static void gemv(const uint32_t*, int, const uint32_t*, size_t, int, int, int32_t*) {}
   template <class Src>
@@ -23,35 +23,107 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
+  // Hand-allocated registers as the AVX2 kernel (GCC 12 spills the intrinsics version's accumulators):
+  // 12 accumulators ymm0-11 (channel j: ymm 2j, 2j+1), A ymm12-13, the weight broadcast ymm14; two k groups
+  // per loop trip (Kq is even: KQ_ALIGN = 2).
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
-    __m256i c[NRC][2];
-    const __m256i* in = reinterpret_cast<const __m256i*>(acc);
-    for (int j = 0; j < NRC; ++j) {
-      c[j][0] = add ? _mm256_load_si256(in + 2 * j) : _mm256_setzero_si256();
-      c[j][1] = add ? _mm256_load_si256(in + 2 * j + 1) : _mm256_setzero_si256();
-    }
-    for (int kq = 0; kq < Kq; ++kq) {
-      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A));
-      const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A + 8));
-      for (int j = 0; j < NRC; ++j) {
-        const __m256i b = _mm256_set1_epi32(static_cast<int>(W[j]));
-        c[j][0] = _mm256_dpbusd_avx_epi32(c[j][0], a0, b);
-        c[j][1] = _mm256_dpbusd_avx_epi32(c[j][1], a1, b);
-      }
-      A += PANEL;
-      W += NRC;
-    }
-    __m256i* o = reinterpret_cast<__m256i*>(acc);
-    for (int j = 0; j < NRC; ++j) {
-      _mm256_store_si256(o + 2 * j, c[j][0]);
-      _mm256_store_si256(o + 2 * j + 1, c[j][1]);
-    }
+    long n = Kq / 2;
+    long addl = add;
+    __asm__ volatile(
+        "test %[add], %[add]\n\t"
+        "jz 2f\n\t"
+        "vmovdqu 0(%[c]), %%ymm0\n\t"
+        "vmovdqu 32(%[c]), %%ymm1\n\t"
+        "vmovdqu 64(%[c]), %%ymm2\n\t"
+        "vmovdqu 96(%[c]), %%ymm3\n\t"
+        "vmovdqu 128(%[c]), %%ymm4\n\t"
+        "vmovdqu 160(%[c]), %%ymm5\n\t"
+        "vmovdqu 192(%[c]), %%ymm6\n\t"
+        "vmovdqu 224(%[c]), %%ymm7\n\t"
+        "vmovdqu 256(%[c]), %%ymm8\n\t"
+        "vmovdqu 288(%[c]), %%ymm9\n\t"
+        "vmovdqu 320(%[c]), %%ymm10\n\t"
+        "vmovdqu 352(%[c]), %%ymm11\n\t"
+        "jmp 1f\n\t"
+        "2:\n\t"
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
+        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
+        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
+        "vpxor %%xmm8, %%xmm8, %%xmm8\n\t"
+        "vpxor %%xmm9, %%xmm9, %%xmm9\n\t"
+        "vpxor %%xmm10, %%xmm10, %%xmm10\n\t"
+        "vpxor %%xmm11, %%xmm11, %%xmm11\n\t"
+        "1:\n\t"
+        "vmovdqu 0(%[a]), %%ymm12\n\t"
+        "vmovdqu 32(%[a]), %%ymm13\n\t"
+        "vpbroadcastd 0(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm0\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm1\n\t"
+        "vpbroadcastd 4(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm2\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm3\n\t"
+        "vpbroadcastd 8(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm4\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm5\n\t"
+        "vpbroadcastd 12(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm6\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm7\n\t"
+        "vpbroadcastd 16(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm8\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm9\n\t"
+        "vpbroadcastd 20(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm10\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm11\n\t"
+        "vmovdqu 64(%[a]), %%ymm12\n\t"
+        "vmovdqu 96(%[a]), %%ymm13\n\t"
+        "vpbroadcastd 24(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm0\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm1\n\t"
+        "vpbroadcastd 28(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm2\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm3\n\t"
+        "vpbroadcastd 32(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm4\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm5\n\t"
+        "vpbroadcastd 36(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm6\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm7\n\t"
+        "vpbroadcastd 40(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm8\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm9\n\t"
+        "vpbroadcastd 44(%[w]), %%ymm14\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm12, %%ymm10\n\t"
+        "%{vex%} vpdpbusd %%ymm14, %%ymm13, %%ymm11\n\t"
+        "add $128, %[a]\n\t"
+        "add $48, %[w]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n\t"
+        "vmovdqu %%ymm0, 0(%[c])\n\t"
+        "vmovdqu %%ymm1, 32(%[c])\n\t"
+        "vmovdqu %%ymm2, 64(%[c])\n\t"
+        "vmovdqu %%ymm3, 96(%[c])\n\t"
+        "vmovdqu %%ymm4, 128(%[c])\n\t"
+        "vmovdqu %%ymm5, 160(%[c])\n\t"
+        "vmovdqu %%ymm6, 192(%[c])\n\t"
+        "vmovdqu %%ymm7, 224(%[c])\n\t"
+        "vmovdqu %%ymm8, 256(%[c])\n\t"
+        "vmovdqu %%ymm9, 288(%[c])\n\t"
+        "vmovdqu %%ymm10, 320(%[c])\n\t"
+        "vmovdqu %%ymm11, 352(%[c])\n\t"
+        : [a] "+r"(A), [w] "+r"(W), [n] "+r"(n)
+        : [c] "r"(acc), [add] "r"(addl)
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "memory", "cc");
   }
 };
 
 #include "generic.h"
 
-const cm::IsaOps kOps = {"avxvnni", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
+const cm::IsaOps kOps = {"avxvnni", "avxvnni-vpdpbusd", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
                          quantize_rows_impl};
 
 }  // namespace cm_avxvnni

@@ -42,7 +42,7 @@ void Isa::dequantize(const int32_t* a, const float* rx, const float* mn, float w
   dequantize_scalar(a, rx, mn, ws, wsum, b, relu, y);
 }
 
-const cm::IsaOps kOps = {"portable", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
+const cm::IsaOps kOps = {"portable", "portable-int16", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
                          quantize_rows_impl};
 
 }  // namespace cm_portable

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -17,6 +19,9 @@
 #include <vector>
 
 #include "common.h"
+
+// fp32 kernels (fp32_module.cpp) register into this module and share its thread pool.
+void cm_fp32_register(pybind11::module_& m, void (*run)(int, const std::function<void(int)>&));
 
 namespace py = pybind11;
 
@@ -170,78 +175,154 @@ int resolve_threads(int threads) {
   return hc ? static_cast<int>(hc) : 1;
 }
 
+// ---------------------------------------------------------------- argument checks
+// Every size and geometry value the kernels index with is an int; they are taken from Python as
+// 64-bit integers, checked here, and every product is formed in 64 bits and checked before use, so
+// hostile geometry gives a ValueError (std::invalid_argument), never an overflow, SIGFPE or SIGSEGV.
+constexpr int64_t kMaxDim = int64_t(1) << 30;
+
+int64_t check_range(int64_t v, int64_t lo, const std::string& what) {
+  if (v < lo || v > kMaxDim)
+    throw std::invalid_argument(what + " = " + std::to_string(v) + ": expected " + std::to_string(lo) + ".." +
+                                std::to_string(kMaxDim));
+  return v;
+}
+
+// a * b in 64 bits, refusing results above kMaxDim (the kernels' int indices) unless `limit` says otherwise.
+int64_t mul_checked(int64_t a, int64_t b, const std::string& what, int64_t limit = kMaxDim) {
+  if (a < 0 || b < 0 || (a > 0 && b > limit / a))
+    throw std::invalid_argument(what + " = " + std::to_string(a) + " x " + std::to_string(b) + " is too large");
+  return a * b;
+}
+
+int check_levels(double levels) {
+  if (!(levels >= 1.0 && levels <= 255.0) || levels != static_cast<double>(static_cast<int>(levels)))
+    throw std::invalid_argument("input_levels must be an integer in [1, 255], got " + std::to_string(levels));
+  return static_cast<int>(levels);
+}
+
 // ---------------------------------------------------------------- packed weights
 struct PackedWeights {
   const cm::IsaOps* ops;
   std::vector<uint32_t> lanes;
   cm::PackedW w;
   int M;
+  int wmax;        // max |Wq| over the weights
+  int max_levels;  // the largest input_levels the chosen kernel is exact for
 };
 
-PackedWeights* pack(py::array_t<int8_t, py::array::c_style | py::array::forcecast> wq, int group,
-                    const std::string& isa) {
+// The GEMM kernel of an ISA for weights whose largest |value| is wmax, used with up to `levels` input levels.
+// On AVX2 the u8 x s8 vpmaddubsw kernels are exact only while their int16 pair sums cannot saturate
+// (docs/performance.md): a pair 2 * L * wmax <= 32767, the two-pair sum 4 * L * wmax <= 32767.
+const cm::IsaOps* kernel_for(const cm::IsaOps* isa, int levels, int wmax, int* max_levels) {
+  *max_levels = 255;
+#ifdef CM_HAVE_AVX2
+  if (isa == cm_ops_avx2()) {
+    const int w = std::max(wmax, 1);
+    if (4 * levels * w <= 32767) {
+      *max_levels = 32767 / (4 * w);
+      return cm_ops_avx2_pair();
+    }
+    if (2 * levels * w <= 32767) {
+      *max_levels = 32767 / (2 * w);
+      return cm_ops_avx2_u8s8();
+    }
+  }
+#endif
+  (void)levels;
+  (void)wmax;
+  return isa;
+}
+
+PackedWeights* pack(py::array_t<int8_t, py::array::c_style | py::array::forcecast> wq, int64_t group,
+                    const std::string& isa, double levels) {
   if (wq.ndim() != 2) throw std::invalid_argument("pack_weights: Wq must be 2-D (M, K)");
-  const int M = static_cast<int>(wq.shape(0)), K = static_cast<int>(wq.shape(1));
-  if (group < 1 || M % group) throw std::invalid_argument("pack_weights: M must be a multiple of group");
-  auto* p = new PackedWeights();
-  p->ops = resolve(isa);
-  p->M = M;
-  const int Mg = M / group;
-  const int Kq = cm::k_lanes(*p->ops, K);
-  // +16 lanes of padding: the GEMV path reads 8 lanes where the last channel block has 6.
-  p->lanes.assign(cm::packed_lanes(*p->ops, group, Mg, K) + 16, 0u);
-  p->ops->pack_weights(wq.data(), group, Mg, K, Kq, p->lanes.data());
-  p->w = {p->lanes.data(), group, Mg, K, Kq, cm::ceil_div(Mg, p->ops->nrc)};
-  return p;
+  const int L = check_levels(levels);
+  const int64_t M = check_range(wq.shape(0), 0, "pack_weights: M"), K = check_range(wq.shape(1), 1, "pack_weights: K");
+  check_range(group, 1, "pack_weights: group");
+  if (M % group) throw std::invalid_argument("pack_weights: M = " + std::to_string(M) + " is not a multiple of group = " +
+                                             std::to_string(group));
+  auto p = std::make_unique<PackedWeights>();
+  const int8_t* d = wq.data();
+  int wmax = 0;
+  for (int64_t i = 0, n = M * K; i < n; ++i) wmax = std::max(wmax, d[i] < 0 ? -static_cast<int>(d[i]) : static_cast<int>(d[i]));
+  p->wmax = wmax;
+  p->ops = kernel_for(resolve(isa), L, wmax, &p->max_levels);
+  p->M = static_cast<int>(M);
+  const int G = static_cast<int>(group), Mg = static_cast<int>(M / group);
+  const int Kq = cm::k_lanes(*p->ops, static_cast<int>(K));
+  // +16 lanes of padding: the GEMV paths read a full vector where the last channel block is shorter.
+  p->lanes.assign(cm::packed_lanes(*p->ops, G, Mg, static_cast<int>(K)) + 16, 0u);
+  if (M > 0) p->ops->pack_weights(d, G, Mg, static_cast<int>(K), Kq, p->lanes.data());
+  p->w = {p->lanes.data(), G, Mg, static_cast<int>(K), Kq, cm::ceil_div(Mg, p->ops->nrc)};
+  return p.release();
 }
 
 void run_job(const PackedWeights& pw, const cm::Job& job, int threads) {
   const cm::IsaOps& ops = *pw.ops;
+  if (job.N <= 0 || job.rows <= 0 || job.Mg <= 0) return;  // empty output: nothing to compute
   const int T = resolve_threads(threads);
   const int P = ops.panel;
   const int rp = cm::ceil_div(job.rows, P);  // panels per (n, g)
   // Panels per tile: the GEMM sweeps all panels of a tile per k chunk (KC lanes), so the weights are
   // read once per tile; up to 8 panels, the whole packed tile within ~1 MiB (it is touched in chunks).
   const size_t budget = 1024 * 1024;
-  int tp = static_cast<int>(std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P)));
-  tp = std::min({tp, 8, rp});
+  int tp = static_cast<int>(std::min<size_t>(8, std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P))));
+  tp = std::min(tp, rp);
   // Enough work items for every thread: split rows first (no duplicated gather), then channels.
-  const int ng = job.N * job.G;
-  const int want = 2 * T;
-  if (ng * cm::ceil_div(rp, tp) < want) tp = std::max(1, cm::ceil_div(rp, cm::ceil_div(want, ng)));
+  const int64_t ng = static_cast<int64_t>(job.N) * job.G;
+  const int64_t want = 2 * static_cast<int64_t>(T);
+  if (ng * cm::ceil_div(rp, tp) < want)
+    tp = std::max(1, cm::ceil_div(rp, static_cast<int>(std::min<int64_t>(rp, (want + ng - 1) / ng))));
   const int tiles = cm::ceil_div(rp, tp);
-  const int base = ng * tiles;
+  const int64_t base = ng * tiles;
   int chunks = 1;
-  if (base < want) chunks = std::min(pw.w.mblocks, cm::ceil_div(want, base));
+  if (base < want) chunks = static_cast<int>(std::min<int64_t>(pw.w.mblocks, (want + base - 1) / base));
   const int bpc = cm::ceil_div(pw.w.mblocks, chunks);
   chunks = cm::ceil_div(pw.w.mblocks, bpc);
-  const int total = base * chunks;
+  const int64_t total = base * chunks;
   const int rows_per_tile = tp * P;
   const size_t sbytes = cm::scratch_bytes(ops, job.K, rows_per_tile, bpc * ops.nrc);
-  std::atomic<int> next{0};
+  std::atomic<int64_t> next{0};
   auto work = [&](int) {
     thread_local std::vector<unsigned char> buf;
     if (buf.size() < sbytes + 64) buf.resize(sbytes + 64);
     unsigned char* s = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
-    for (int i = next.fetch_add(1); i < total; i = next.fetch_add(1)) {
-      const int chunk = i % chunks, rest = i / chunks;
-      const int tile = rest % tiles, ngi = rest / tiles;
-      const int n = ngi / job.G, g = ngi % job.G;
+    for (int64_t i = next.fetch_add(1); i < total; i = next.fetch_add(1)) {
+      const int chunk = static_cast<int>(i % chunks);
+      const int64_t rest = i / chunks;
+      const int tile = static_cast<int>(rest % tiles);
+      const int64_t ngi = rest / tiles;
+      const int n = static_cast<int>(ngi / job.G), g = static_cast<int>(ngi % job.G);
       const int r0 = tile * rows_per_tile;
       const int nrows = std::min(rows_per_tile, job.rows - r0);
       const int m0 = chunk * bpc * ops.nrc, m1 = std::min(job.Mg, (chunk + 1) * bpc * ops.nrc);
       if (nrows > 0 && m0 < m1) ops.run_tile(job, pw.w, n, g, r0, nrows, m0, m1, s);
     }
   };
-  const int nthreads = std::min(T, total);
-  py::gil_scoped_release release;
-  pool().run(nthreads, work);
+  const int nthreads = static_cast<int>(std::min<int64_t>(T, total));
+  std::exception_ptr err;
+  std::mutex err_mu;
+  auto guarded = [&](int t) {  // an exception must not escape a pool thread (std::terminate)
+    try {
+      work(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(err_mu);
+      if (!err) err = std::current_exception();
+      next.store(total);
+    }
+  };
+  {
+    py::gil_scoped_release release;
+    pool().run(nthreads, guarded);
+  }
+  if (err) std::rethrow_exception(err);
 }
 
 using FArr = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 void epilogue_args(cm::Job& job, const PackedWeights& pw, const FArr& w_scale, const FArr& w_sum,
-                   const py::object& bias, FArr& bias_arr, float levels, bool relu) {
+                   const py::object& bias, FArr& bias_arr, double levels, bool relu) {
   if (w_scale.size() != pw.M || w_sum.size() != pw.M)
     throw std::invalid_argument("w_scale and w_sum must have M = " + std::to_string(pw.M) + " elements");
   job.w_scale = w_scale.data();
@@ -251,8 +332,16 @@ void epilogue_args(cm::Job& job, const PackedWeights& pw, const FArr& w_scale, c
     if (bias_arr.size() != pw.M) throw std::invalid_argument("B must have M = " + std::to_string(pw.M) + " elements");
     job.bias = bias_arr.data();
   }
-  if (!(levels >= 1.0f && levels <= 255.0f)) throw std::invalid_argument("input_levels must be in [1, 255]");
-  job.levels = levels;
+  const int L = check_levels(levels);
+  if (L > pw.max_levels)
+    throw std::invalid_argument("input_levels = " + std::to_string(L) + ": these weights were packed for at most " +
+                                std::to_string(pw.max_levels) + " levels (pack them again with levels=" +
+                                std::to_string(L) + ")");
+  // |acc| <= L * max|Wq| * K must fit the int32 accumulators.
+  if (static_cast<int64_t>(L) * std::max(pw.wmax, 1) * pw.w.K > INT32_MAX)
+    throw std::invalid_argument("K = " + std::to_string(pw.w.K) + " with input_levels = " + std::to_string(L) +
+                                " and max |Wq| = " + std::to_string(pw.wmax) + " could overflow the int32 accumulators");
+  job.levels = static_cast<float>(L);
   job.relu = relu;
 }
 
@@ -268,89 +357,122 @@ py::array_t<float> output_array(const py::object& out, const std::vector<py::ssi
   return arr;
 }
 
+int as_int(int64_t v) { return static_cast<int>(v); }
+
 py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias,
-                         std::vector<int> kernel, std::vector<int> strides, std::vector<int> pads,
-                         std::vector<int> dilations, float levels, bool relu, int threads, py::object out) {
+                         std::vector<int64_t> kernel, std::vector<int64_t> strides, std::vector<int64_t> pads,
+                         std::vector<int64_t> dilations, double levels, bool relu, int64_t threads, py::object out) {
   if (x.ndim() != 4) throw std::invalid_argument("qconv: X must be 4-D (N, C, H, W)");
   if (kernel.size() != 2 || strides.size() != 2 || pads.size() != 4 || dilations.size() != 2)
     throw std::invalid_argument("qconv: kernel/strides/dilations need 2 values and pads 4");
+  const int64_t N = check_range(x.shape(0), 0, "qconv: N"), C = check_range(x.shape(1), 1, "qconv: C");
+  const int64_t H = check_range(x.shape(2), 1, "qconv: H"), W = check_range(x.shape(3), 1, "qconv: W");
+  int64_t k[2], s[2], d[2], p[4];
+  for (int i = 0; i < 2; ++i) {
+    k[i] = check_range(kernel[i], 1, "qconv: kernel_shape");
+    s[i] = check_range(strides[i], 1, "qconv: strides");
+    d[i] = check_range(dilations[i], 1, "qconv: dilations");
+  }
+  for (int i = 0; i < 4; ++i) p[i] = check_range(pads[i], 0, "qconv: pads");
   cm::Job job{};
   job.src = cm::RowSource::kConv;
   job.x = x.data();
-  job.N = static_cast<int>(x.shape(0));
-  job.C = static_cast<int>(x.shape(1));
-  job.H = static_cast<int>(x.shape(2));
-  job.W = static_cast<int>(x.shape(3));
-  job.kh = kernel[0], job.kw = kernel[1], job.sh = strides[0], job.sw = strides[1];
-  job.ph = pads[0], job.pw = pads[1], job.dh = dilations[0], job.dw = dilations[1];
   job.G = pw.w.G;
-  if (job.C % job.G || job.C / job.G * job.kh * job.kw != pw.w.K)
-    throw std::invalid_argument("qconv: X has " + std::to_string(job.C) + " channels; weights expect K = " +
+  if (C % job.G)
+    throw std::invalid_argument("qconv: X has " + std::to_string(C) + " channels, not a multiple of group " +
+                                std::to_string(job.G));
+  const int64_t K = mul_checked(mul_checked(C / job.G, k[0], "qconv: K"), k[1], "qconv: K");
+  if (K != pw.w.K)
+    throw std::invalid_argument("qconv: X has " + std::to_string(C) + " channels; weights expect K = " +
                                 std::to_string(pw.w.K) + " per group of " + std::to_string(job.G));
-  job.OH = (job.H + pads[0] + pads[2] - job.dh * (job.kh - 1) - 1) / job.sh + 1;
-  job.OW = (job.W + pads[1] + pads[3] - job.dw * (job.kw - 1) - 1) / job.sw + 1;
-  if (job.OH <= 0 || job.OW <= 0) throw std::invalid_argument("qconv: empty output");
+  int64_t o[2];
+  const int64_t extent[2] = {H, W};
+  for (int i = 0; i < 2; ++i) {
+    const int64_t span = mul_checked(d[i], k[i] - 1, "qconv: dilated kernel") + 1;
+    const int64_t padded = check_range(extent[i] + p[i] + p[i + 2], 1, "qconv: padded input size");
+    if (padded < span)
+      throw std::invalid_argument("qconv: the dilated kernel (" + std::to_string(span) +
+                                  ") is larger than the padded input (" + std::to_string(padded) + ")");
+    o[i] = (padded - span) / s[i] + 1;
+  }
+  job.N = as_int(N), job.C = as_int(C), job.H = as_int(H), job.W = as_int(W);
+  job.kh = as_int(k[0]), job.kw = as_int(k[1]), job.sh = as_int(s[0]), job.sw = as_int(s[1]);
+  job.ph = as_int(p[0]), job.pw = as_int(p[1]), job.dh = as_int(d[0]), job.dw = as_int(d[1]);
+  job.OH = as_int(o[0]), job.OW = as_int(o[1]);
+  job.rows = as_int(mul_checked(o[0], o[1], "qconv: output positions"));
+  mul_checked(mul_checked(N, pw.M, "qconv: output size", INT64_MAX / 4), job.rows, "qconv: output size", INT64_MAX / 4);
   job.K = pw.w.K;
   job.Mg = pw.w.Mg;
-  job.rows = job.OH * job.OW;
   FArr bias_arr;
   epilogue_args(job, pw, w_scale, w_sum, bias, bias_arr, levels, relu);
   py::array_t<float> y = output_array(out, {job.N, pw.M, job.OH, job.OW});
   job.out = y.mutable_data();
-  run_job(pw, job, threads);
+  run_job(pw, job, as_int(check_range(threads, 0, "threads")));
   return y;
 }
 
-py::array_t<float> qgemm(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias, float levels,
-                         bool relu, int threads, py::object out) {
+py::array_t<float> qgemm(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias, double levels,
+                         bool relu, int64_t threads, py::object out) {
   if (x.ndim() != 2 || x.shape(1) != pw.w.K || pw.w.G != 1)
     throw std::invalid_argument("qgemm: X must be (R, K) with K = " + std::to_string(pw.w.K));
   cm::Job job{};
   job.src = cm::RowSource::kRows;
   job.x = x.data();
   job.N = 1, job.G = 1, job.K = pw.w.K, job.Mg = pw.M;
-  job.rows = static_cast<int>(x.shape(0));
+  job.rows = as_int(check_range(x.shape(0), 0, "qgemm: rows"));
   FArr bias_arr;
   epilogue_args(job, pw, w_scale, w_sum, bias, bias_arr, levels, relu);
   py::array_t<float> y = output_array(out, {job.rows, pw.M});
   job.out = y.mutable_data();
-  if (job.rows > 0) run_job(pw, job, threads);
+  run_job(pw, job, as_int(check_range(threads, 0, "threads")));
   return y;
 }
 
 py::array_t<int32_t> accumulate(py::array_t<uint8_t, py::array::c_style | py::array::forcecast> q,
                                 py::array_t<int8_t, py::array::c_style | py::array::forcecast> wq,
-                                const std::string& isa, int threads) {
+                                const std::string& isa, int64_t threads, double levels) {
   if (q.ndim() != 2 || wq.ndim() != 2 || q.shape(1) != wq.shape(1))
     throw std::invalid_argument("accumulate: need q (R, K) uint8 and Wq (M, K) int8");
-  std::unique_ptr<PackedWeights> pw(pack(wq, 1, isa));
+  const int L = check_levels(levels);
+  const uint8_t* qd = q.data();
+  for (py::ssize_t i = 0, n = q.size(); i < n; ++i)
+    if (qd[i] > L) throw std::invalid_argument("accumulate: q holds " + std::to_string(qd[i]) + " > levels = " + std::to_string(L));
+  std::unique_ptr<PackedWeights> pw(pack(wq, 1, isa, levels));
   cm::Job job{};
   job.src = cm::RowSource::kQ8;
   job.q8 = q.data();
   job.N = 1, job.G = 1, job.K = pw->w.K, job.Mg = pw->M;
-  job.rows = static_cast<int>(q.shape(0));
+  job.rows = as_int(check_range(q.shape(0), 0, "accumulate: rows"));
+  if (static_cast<int64_t>(L) * std::max(pw->wmax, 1) * pw->w.K > INT32_MAX)
+    throw std::invalid_argument("accumulate: K = " + std::to_string(pw->w.K) + " could overflow int32");
   py::array_t<int32_t> acc({job.rows, pw->M});
   job.acc = acc.mutable_data();
-  if (job.rows > 0) run_job(*pw, job, threads);
+  run_job(*pw, job, as_int(check_range(threads, 0, "threads")));
   return acc;
 }
 
-py::tuple quantize_rows(FArr x, float levels, const std::string& isa) {
+py::tuple quantize_rows(FArr x, double levels, const std::string& isa) {
   if (x.ndim() != 2) throw std::invalid_argument("quantize_rows: X must be (R, K)");
+  const int L = check_levels(levels);
   const cm::IsaOps* ops = resolve(isa);
-  const int R = static_cast<int>(x.shape(0)), K = static_cast<int>(x.shape(1));
+  const int R = as_int(check_range(x.shape(0), 0, "quantize_rows: R"));
+  const int K = as_int(check_range(x.shape(1), 1, "quantize_rows: K"));
   py::array_t<uint8_t> q({R, K});
   py::array_t<float> mn(R), rx(R);
-  ops->quantize_rows(x.data(), R, K, levels, q.mutable_data(), mn.mutable_data(), rx.mutable_data());
+  ops->quantize_rows(x.data(), R, K, static_cast<float>(L), q.mutable_data(), mn.mutable_data(), rx.mutable_data());
   return py::make_tuple(q, mn, rx);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
+  cm_fp32_register(m, [](int t, const std::function<void(int)>& fn) { pool().run(t, fn); });
   m.doc() = "convertmodel native int8 kernels (QConv / QGemm) with run-time ISA dispatch";
   py::class_<PackedWeights>(m, "PackedWeights")
       .def_property_readonly("isa", [](const PackedWeights& p) { return std::string(p.ops->name); })
+      .def_property_readonly("kernel", [](const PackedWeights& p) { return std::string(p.ops->kernel); })
+      .def_property_readonly("max_levels", [](const PackedWeights& p) { return p.max_levels; })
+      .def_property_readonly("wmax", [](const PackedWeights& p) { return p.wmax; })
       .def_property_readonly("nbytes", [](const PackedWeights& p) { return p.lanes.size() * 4; })
       .def_property_readonly("M", [](const PackedWeights& p) { return p.M; })
       .def_property_readonly("K", [](const PackedWeights& p) { return p.w.K; })
@@ -360,14 +482,16 @@ PYBIND11_MODULE(_native, m) {
   m.def("compiled_isas", &compiled_isas, "ISA paths compiled into this build, best first.");
   m.def("available_isas", &available_isas, "Compiled ISA paths this CPU can run, best first.");
   m.def("cpu_supports", &cpu_supports, py::arg("isa"));
-  m.def("pack_weights", &pack, py::arg("wq"), py::arg("group") = 1, py::arg("isa") = "",
-        "Pack Wq (M, K) int8 into the layout of an ISA's GEMM (done once per model load).");
+  m.def("pack_weights", &pack, py::arg("wq"), py::arg("group") = 1, py::arg("isa") = "", py::arg("levels") = 255.0,
+        "Pack Wq (M, K) int8 into the layout of an ISA's GEMM for inputs of up to `levels` levels (the kernel\n"
+        "follows the ISA, the levels and max |Wq|; done once per model load).");
   m.def("qconv", &qconv, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
         py::arg("kernel"), py::arg("strides"), py::arg("pads"), py::arg("dilations"), py::arg("levels"),
         py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
   m.def("qgemm", &qgemm, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
         py::arg("levels"), py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
   m.def("accumulate", &accumulate, py::arg("q"), py::arg("wq"), py::arg("isa") = "", py::arg("threads") = 1,
+        py::arg("levels") = 255.0,
         "Integer accumulators q (R, K) uint8 x Wq (M, K)^T int8 -> (R, M) int32 through an ISA's GEMM.");
   m.def("quantize_rows", &quantize_rows, py::arg("x"), py::arg("levels"), py::arg("isa") = "",
         "Window-quantize each row of X with an ISA's code: (q uint8, mn, r_x).");
