@@ -70,6 +70,23 @@ BUILTIN: tuple[ReaderInfo, ...] = (
         "Caffe (BVLC and SSD fork) .caffemodel + .prototxt",
         options=("prototxt", "caffemodel"),
     ),
+    ReaderInfo(
+        "tensorflow",
+        (".pb", ".pbtxt"),
+        "convertmodel.readers.tensorflow",
+        sniff.tensorflow,
+        "TensorFlow frozen GraphDef (.pb binary, .pbtxt text), TF1 and TF2",
+        options=("inputs", "outputs"),
+    ),
+    ReaderInfo(
+        "savedmodel",
+        (),
+        "convertmodel.readers.tensorflow.savedmodel",
+        sniff.savedmodel,
+        "TensorFlow SavedModel directory (needs the tensorflow extra)",
+        options=("signature", "inputs", "outputs"),
+        directory=True,
+    ),
 )
 
 READERS: Registry[ReaderKey, ReaderInfo] = Registry("reader")

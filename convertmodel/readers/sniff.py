@@ -22,10 +22,47 @@ def q8(path: str, head: bytes) -> bool:
 
 
 def onnx(path: str, head: bytes) -> bool:
-    """A ModelProto starts with field 1 (ir_version, a small varint: tag 0x08) then another known field."""
-    return len(head) > 2 and head[0] == 0x08 and 1 <= head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS
+    """A ModelProto starts with field 1 (ir_version, a small varint: tag 0x08) then another known field.
+
+    ir_version is 3 or more for every opset the reader takes (7+); a TensorFlow SavedModel proto
+    starts with the same tag and its schema version 1 (08 01 12 ...), so 1 and 2 are not ONNX.
+    """
+    return len(head) > 2 and head[0] == 0x08 and 3 <= head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS
 
 
 def caffe(path: str, head: bytes) -> bool:
     # A NetParameter has no magic and the deploy net is text: the extension decides.
     return path.lower().endswith((".caffemodel", ".prototxt", ".prototxt.txt"))
+
+
+def tensorflow(path: str, head: bytes) -> bool:
+    """A frozen GraphDef (binary: field 1 ``node`` whose NodeDef starts with its name; or text
+    format), or a SavedModel's saved_model.pb (schema version 1: 08 01 12)."""
+    if head[:3] == b"\x08\x01\x12":
+        return path.lower().endswith(".pb")
+    if len(head) > 3 and head[0] == 0x0A:
+        i = 1
+        while i < len(head) and head[i] & 0x80:  # skip the NodeDef's length varint
+            i += 1
+        return i + 1 < len(head) and head[i + 1] == 0x0A
+    text = head.lstrip()
+    while text.startswith(b"#"):  # comment lines of a text-format file
+        text = text.partition(b"\n")[2].lstrip()
+    return text.startswith((b"node {", b"node{")) or path.lower().endswith(".pbtxt")
+
+
+def savedmodel(path: str, head: bytes) -> bool:
+    """A SavedModel directory: saved_model.pb (or .pbtxt) inside."""
+    import os
+
+    return any(os.path.isfile(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt"))
+
+
+def keras(path: str, head: bytes) -> bool:
+    """Keras HDF5 (the HDF5 signature) or the Keras 3 ``.keras`` zip (metadata.json/config.json first)."""
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return True
+    if head.startswith(b"PK\x03\x04") and len(head) > 30:
+        name = head[30 : 30 + int.from_bytes(head[26:28], "little")]
+        return path.lower().endswith(".keras") or name in (b"metadata.json", b"config.json")
+    return False

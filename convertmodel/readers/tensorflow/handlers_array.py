@@ -1,0 +1,290 @@
+"""Handlers of TensorFlow's constants, pass-throughs, elementwise, reduction and shape ops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convertmodel.ir.ops.activation import ONNX_DTYPE_CODES
+from convertmodel.readers.tensorflow.context import TO_NCHW, TO_NHWC, Node, Val, tf_axis_to_ir, tf_op
+
+_ONNX_CODE = {v: k for k, v in ONNX_DTYPE_CODES.items()}
+_BIG = np.iinfo(np.int64).max
+
+
+@tf_op("Const")
+def const(node: Node) -> None:
+    node.set_out(node.tr.add_const(node.name, node.attr("value")))
+
+
+@tf_op(
+    "Identity", "StopGradient", "Snapshot", "PreventGradient", "CheckNumerics", "EnsureShape", "PlaceholderWithDefault"
+)
+def identity(node: Node) -> None:
+    node.alias(node.x(0))
+
+
+@tf_op("IdentityN")
+def identity_n(node: Node) -> None:
+    for k in range(len(node.inputs)):
+        node.alias(node.x(k), k)
+
+
+@tf_op("NoOp")
+def noop(node: Node) -> None:
+    pass  # only control dependencies; the converter drops those
+
+
+def _cast(node: Node, x: str, dtype: str, suffix: str = "") -> str:
+    t = node.tr.type_of(x)
+    if t is not None and t.dtype == dtype:
+        return x
+    c = node.tr.const_value(x)
+    if c is not None:
+        return node.tr.add_const(f"{node.name}{suffix}", c.astype(dtype))
+    return node.emit("Cast", [x], suffix, to=_ONNX_CODE[dtype])
+
+
+@tf_op("Cast")
+def cast(node: Node) -> None:
+    v = node.x(0)
+    node.set_out(_cast(node, v.ir, str(node.attr("DstT"))), nchw=v.nchw)
+
+
+# -- elementwise binary ops: an NCHW-held operand pulls the others into NCHW ----------------------
+_BINARY = {"Add": "Add", "AddV2": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div", "Div": "Div"}
+_BINARY |= {"Maximum": "Max", "Minimum": "Min", "Pow": "Pow"}
+
+
+def _to_nchw_operand(node: Node, v: Val) -> str | None:
+    """``v`` broadcast against a 4-D NCHW-held tensor, re-laid out as NCHW; None when not possible."""
+    if v.nchw:
+        return v.ir
+    c = node.tr.const_value(v.ir)
+    if c is not None:
+        if c.ndim > 4:
+            return None
+        if c.ndim == 0:
+            return v.ir
+        c4 = c.reshape((1,) * (4 - c.ndim) + c.shape)
+        return node.tr.add_const(f"{v.ir}/nchw", np.ascontiguousarray(np.transpose(c4, TO_NCHW)))
+    r = node.tr.ir_rank(v.ir)
+    if r == 4:
+        return node.tr.as_nchw(v, node.where)
+    if r is not None and r < 4:  # numpy broadcasting aligns the trailing axes: prepend ones
+        u = node.emit("Unsqueeze", [v.ir, node.ints("axes", list(range(4 - r)))], "/expand")
+        return node.tr.transpose(u, TO_NCHW, f"{node.name}/expand_nchw")
+    return None
+
+
+def binary_inputs(node: Node, vals: list[Val]) -> tuple[list[str], bool]:
+    if any(v.nchw for v in vals):
+        outs = [_to_nchw_operand(node, v) for v in vals]
+        if all(o is not None for o in outs):
+            return [o for o in outs if o is not None], True
+    return [node.tr.as_tf(v) for v in vals], False
+
+
+@tf_op(*_BINARY)
+def binary(node: Node) -> None:
+    ins, nchw = binary_inputs(node, [node.x(0), node.x(1)])
+    node.set_out(node.emit(_BINARY[node.op], ins), nchw=nchw)
+
+
+@tf_op("SquaredDifference")
+def squared_difference(node: Node) -> None:
+    ins, nchw = binary_inputs(node, [node.x(0), node.x(1)])
+    d = node.emit("Sub", ins, "/sub")
+    node.set_out(node.emit("Mul", [d, d]), nchw=nchw)
+
+
+@tf_op("AddN")
+def add_n(node: Node) -> None:
+    ins, nchw = binary_inputs(node, [node.x(i) for i in range(len(node.inputs))])
+    node.set_out(node.emit("Sum", ins), nchw=nchw)
+
+
+# -- axis ops: an NCHW-held 4-D input keeps its layout, the axes are remapped ---------------------
+def _keeps_order(remaining: list[int]) -> bool:
+    """After dropping axes of an NCHW-held tensor, do the remaining IR axes come in TF order?"""
+    ir = sorted(TO_NHWC[a] for a in remaining)
+    return [TO_NCHW[j] for j in ir] == remaining
+
+
+def _axes(node: Node, i: int, rank: int | None) -> list[int]:
+    a = np.atleast_1d(node.require_const(i, "axes")).astype(np.int64).tolist()
+    if rank is None:
+        if any(x < 0 for x in a):
+            raise node.fail("negative axes need a known input rank")
+        return sorted(a)
+    return sorted(x + rank if x < 0 else x for x in a)
+
+
+_REDUCE = {"Mean": "ReduceMean", "Max": "ReduceMax", "Min": "ReduceMin", "Sum": "ReduceSum", "Prod": "ReduceProd"}
+
+
+@tf_op(*_REDUCE)
+def reduce(node: Node) -> None:
+    v = node.x(0)
+    keep = bool(node.attr("keep_dims", False))
+    axes = _axes(node, 1, node.tr.tf_rank(v))
+    if v.nchw:
+        remaining = [a for a in range(4) if a not in axes]
+        if axes == [1, 2] and node.op in ("Mean", "Max"):  # global pooling over H, W
+            g = node.emit(
+                "GlobalAveragePool" if node.op == "Mean" else "GlobalMaxPool", [v.ir], "" if keep else "/pool"
+            )
+            node.set_out(g if keep else node.emit("Flatten", [g], axis=1), nchw=keep)
+            return
+        if keep or _keeps_order(remaining):
+            ir_axes = sorted(TO_NHWC[a] for a in axes)
+            out = node.emit(_REDUCE[node.op], [v.ir, node.ints("axes", ir_axes)], keepdims=int(keep))
+            node.set_out(out, nchw=keep)
+            return
+    out = node.emit(_REDUCE[node.op], [node.tf(0), node.ints("axes", axes)], keepdims=int(keep))
+    node.set_out(out)
+
+
+@tf_op("ConcatV2", "Concat")
+def concat(node: Node) -> None:
+    # ConcatV2: values..., axis; the old Concat: axis, values...
+    data = list(range(len(node.inputs) - 1)) if node.op == "ConcatV2" else list(range(1, len(node.inputs)))
+    axis_i = len(node.inputs) - 1 if node.op == "ConcatV2" else 0
+    axis = int(node.require_const(axis_i, "axis"))
+    vals = [node.x(i) for i in data]
+    ranks = [node.tr.tf_rank(v) for v in vals]
+    if any(v.nchw for v in vals) and all(r == 4 for r in ranks):
+        ins = [node.tr.as_nchw(v, node.where) for v in vals]
+        node.set_out(node.emit("Concat", ins, axis=tf_axis_to_ir(axis)), nchw=True)
+        return
+    node.set_out(node.emit("Concat", [node.tr.as_tf(v) for v in vals], axis=axis))
+
+
+def _check_mirror(node: Node) -> str | None:
+    mode = str(node.attr("mode", "REFLECT")).upper()
+    return None if mode == "REFLECT" else f"mode={mode}"
+
+
+@tf_op("Pad", "PadV2", "MirrorPad", check=lambda n: _check_mirror(n) if n.op == "MirrorPad" else None)
+def pad(node: Node) -> None:
+    v = node.x(0)
+    p = node.require_const(1, "paddings").astype(np.int64).reshape(-1, 2)
+    nchw = v.nchw and p.shape[0] == 4
+    if nchw:
+        p = p[list(TO_NCHW)]
+    x = v.ir if nchw else node.tf(0)
+    ins = [x, node.ints("pads", p[:, 0].tolist() + p[:, 1].tolist())]
+    if node.op == "PadV2":
+        ins.append(node.tf(2))
+    mode = "reflect" if node.op == "MirrorPad" else "constant"
+    node.set_out(node.emit("Pad", ins, mode=mode), nchw=nchw)
+
+
+@tf_op("Squeeze")
+def squeeze(node: Node) -> None:
+    v = node.x(0)
+    rank = node.tr.tf_rank(v)
+    dims = [int(d) for d in node.attr("squeeze_dims", [])]
+    if not dims:
+        shape = node.tr.tf_shape(v)
+        if shape is not None and all(isinstance(d, int) for d in shape):
+            dims = [i for i, d in enumerate(shape) if d == 1]
+    if not dims:
+        node.set_out(node.emit("Squeeze", [node.tf(0)]))
+        return
+    axes = sorted(d + rank if d < 0 and rank is not None else d for d in dims)
+    if v.nchw and _keeps_order([a for a in range(4) if a not in axes]):
+        node.set_out(node.emit("Squeeze", [v.ir, node.ints("axes", sorted(TO_NHWC[a] for a in axes))]))
+        return
+    node.set_out(node.emit("Squeeze", [node.tf(0), node.ints("axes", axes)]))
+
+
+@tf_op("ExpandDims")
+def expand_dims(node: Node) -> None:
+    axis = np.atleast_1d(node.require_const(1, "axis")).astype(np.int64).tolist()
+    node.set_out(node.emit("Unsqueeze", [node.tf(0), node.ints("axes", axis)]))
+
+
+@tf_op("Transpose")
+def transpose(node: Node) -> None:
+    v = node.x(0)
+    perm = [int(p) for p in node.require_const(1, "perm").reshape(-1)]
+    if v.nchw:
+        composed = [TO_NHWC[p] for p in perm]  # y axis i = IR axis TO_NHWC[perm[i]]
+        if composed == [0, 1, 2, 3]:  # NHWC -> NCHW of an NCHW-held tensor: already there
+            node.set_out(v.ir)
+            return
+        node.set_out(node.tr.transpose(v.ir, composed, node.name))
+        return
+    if perm == list(TO_NHWC) and node.tr.ir_rank(v.ir) == 4:
+        # NCHW -> NHWC (the transposes tf2onnx-like exporters and NCHW graphs insert): the
+        # result's NCHW form is the input itself.
+        node.set_out(v.ir, nchw=True)
+        return
+    node.set_out(node.tr.transpose(v.ir, perm, node.name))
+
+
+@tf_op("Shape")
+def shape(node: Node) -> None:
+    v = node.x(0)
+    s = node.emit("Shape", [v.ir], "/shape" if v.nchw else "")
+    if v.nchw:
+        s = node.emit("Gather", [s, node.ints("nhwc", list(TO_NHWC))], axis=0)
+    node.set_out(_cast(node, s, str(node.attr("out_type", "int32")), "/cast"))
+
+
+@tf_op("Reshape")
+def reshape(node: Node) -> None:
+    target = node.const(1)
+    if target is not None:
+        shape_ir = node.ints("shape", target.astype(np.int64).reshape(-1))
+    else:
+        shape_ir = _cast(node, node.tf(1), "int64", "/shape64")
+    node.set_out(node.emit("Reshape", [node.tf(0), shape_ir]))
+
+
+def _check_strided_slice(node: Node) -> str | None:
+    if int(node.attr("ellipsis_mask", 0)) or int(node.attr("new_axis_mask", 0)):
+        return "ellipsis_mask/new_axis_mask"
+    return None
+
+
+@tf_op("StridedSlice", check=_check_strided_slice)
+def strided_slice(node: Node) -> None:
+    begin = node.require_const(1, "begin").astype(np.int64).reshape(-1).tolist()
+    end = node.require_const(2, "end").astype(np.int64).reshape(-1).tolist()
+    steps = node.require_const(3, "strides").astype(np.int64).reshape(-1).tolist()
+    bm, em, sm = (int(node.attr(k, 0)) for k in ("begin_mask", "end_mask", "shrink_axis_mask"))
+    starts, ends, shrink = [], [], []
+    for i, (b, e, s) in enumerate(zip(begin, end, steps, strict=True)):
+        if sm >> i & 1:  # one element, axis dropped
+            starts.append(b)
+            ends.append(b + 1 if b != -1 else _BIG)
+            shrink.append(i)
+            continue
+        starts.append((0 if s > 0 else _BIG) if bm >> i & 1 else b)
+        ends.append((_BIG if s > 0 else -_BIG) if em >> i & 1 else e)
+    ins = [node.tf(0), node.ints("starts", starts), node.ints("ends", ends)]
+    ins += [node.ints("axes", list(range(len(begin)))), node.ints("steps", steps)]
+    out = node.emit("Slice", ins, "/slice" if shrink else "")
+    if shrink:
+        out = node.emit("Squeeze", [out, node.ints("shrink", shrink)])
+    node.set_out(out)
+
+
+@tf_op("Slice")
+def slice_(node: Node) -> None:
+    begin = node.require_const(1, "begin").astype(np.int64).reshape(-1).tolist()
+    size = node.require_const(2, "size").astype(np.int64).reshape(-1).tolist()
+    ends = [_BIG if s == -1 else b + s for b, s in zip(begin, size, strict=True)]
+    ins = [node.tf(0), node.ints("starts", begin), node.ints("ends", ends), node.ints("axes", list(range(len(begin))))]
+    node.set_out(node.emit("Slice", ins))
+
+
+@tf_op("Pack")
+def pack(node: Node) -> None:
+    axis = int(node.attr("axis", 0))
+    parts = [
+        node.emit("Unsqueeze", [node.tf(i), node.ints(f"axes{i}", [axis])], f"/unsqueeze{i}")
+        for i in range(len(node.inputs))
+    ]
+    node.set_out(node.emit("Concat", parts, axis=axis))
