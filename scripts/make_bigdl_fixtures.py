@@ -34,6 +34,8 @@ ROOT = os.path.join(REPO, "fixtures", "bigdl")
 WORK = os.path.join(bigdl_env.CACHE, "work")
 FMNIST = os.path.join(REPO, "fixtures", "fmnist", "data", "t10k-1000-images-idx3-ubyte.gz")
 ALL_NETS = ["lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "activations", "upsample", "graph", "nhwc"]
+SOURCE = {n: "seeded" if n in ("activations", "upsample", "nhwc") else "fmnist" for n in ALL_NETS}
+DOCS: dict[str, str] = {}  # filled from the 2.4 manifest (same nets)
 SEEDED = {"activations": [4, 32], "upsample": [2, 3, 11, 13], "nhwc": [2, 16, 16, 3]}
 
 
@@ -98,12 +100,44 @@ def run_03(nets: list[str]) -> list[dict]:
         scalac = shutil.which("scalac")
         if scalac is None:
             raise SystemExit("scalac not found: apt-get install -y --no-install-recommends scala")
-        subprocess.run([scalac, "-nowarn", "-cp", cp, "-d", classes, src], check=True, env=bigdl_env.java_env())
+        r = subprocess.run([scalac, "-nowarn", "-cp", cp, "-d", classes, src], env=bigdl_env.java_env())
+        if r.returncode:
+            raise SystemExit(f"scalac {src} failed (exit {r.returncode})")
         shutil.copy(src, stamp)
     cmd = ["java", "-Xmx2g", "-cp", f"{classes}:{cp}", "Make", ROOT, WORK, ",".join(nets)]
     subprocess.run(cmd, check=True, env=bigdl_env.java_env(), cwd=WORK)
-    with open(os.path.join(WORK, "manifest-0.3.json")) as f:
-        return json.load(f)
+    return read_tsv03()
+
+
+def read_tsv03() -> list[dict]:
+    """Manifest entries from the Scala program's TSV; its FILE.out.t tensors become FILE.out.npy."""
+    entries = []
+    with open(os.path.join(WORK, "manifest-0.3.tsv")) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    for row in rows:
+        rel, fmt, kind, mods, diff, weights = row[:6]
+        net = os.path.basename(rel).split(".")[0].removesuffix("_q")
+        x = np.load(os.path.join(ROOT, "inputs", net + ".npy"))
+        e = {"net": net, "description": DOCS.get(net, ""), "layout": "NHWC" if net == "nhwc" else "NCHW",
+             "input": f"inputs/{net}.npy", "input_shape": list(x.shape), "input_source": SOURCE[net],
+             "generation": "0.3.0", "kind": kind, "format": fmt, "file": rel, "weights_from": weights}  # fmt: skip
+        if len(row) > 6 and row[6]:
+            e["reference"] = row[6]
+        if len(row) > 7:
+            e["unsupported"] = row[7]
+            entries.append(e)
+            continue
+        tpath = os.path.join(ROOT, rel + ".out.t")
+        raw = open(tpath, "rb").read()
+        nd = int(np.frombuffer(raw, "<i4", 1)[0])
+        dims = np.frombuffer(raw, "<i4", nd, 4)
+        y = np.frombuffer(raw, "<f4", offset=4 + 4 * nd).reshape(dims).astype(np.float32)
+        os.remove(tpath)
+        np.save(os.path.join(ROOT, rel + ".out.npy"), y)
+        e.update(output=rel + ".out.npy", output_shape=list(y.shape), modules=mods.split(" "))
+        e["max_abs_diff_vs_unsaved_model"] = float(diff)
+        entries.append(e)
+    return entries
 
 
 def main() -> None:
@@ -123,6 +157,7 @@ def main() -> None:
     new: list[dict] = []
     if "2.4" in gens:
         new += run_24(nets)
+    DOCS.update({e["net"]: e["description"] for e in old + new if e.get("description")})
     if "0.3" in gens:
         new += run_03(nets)
     rebuilt = {(e["generation"][:3], e["net"]) for e in new}
