@@ -13,8 +13,42 @@ namespace cm_avx512vnni {
 
 struct Isa {
   static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 128;
-  static constexpr bool HAS_GEMV = false;
-  static void gemv(const uint32_t*, int, const uint32_t*, size_t, int, int, int32_t*) {}
+  // One or two rows (a batch-1/2 fully connected layer): vectors over the 12 channels of a block (16 lanes
+  // loaded, 4 ignored; the packed weights carry padding), memory-bound on the weights.
+  static constexpr bool HAS_GEMV = true;
+  template <int NB, int NR>
+  static void gemv_t(const uint32_t* A, int Kq, const uint32_t* W, size_t bstride, int32_t* acc) {
+    __m512i c[NB][NR];
+    for (int b = 0; b < NB; ++b)
+      for (int r = 0; r < NR; ++r) c[b][r] = _mm512_setzero_si512();
+    for (int kq = 0; kq < Kq; ++kq) {
+      __m512i a[NR];
+      for (int r = 0; r < NR; ++r) a[r] = _mm512_set1_epi32(static_cast<int>(A[static_cast<size_t>(kq) * PANEL + r]));
+      for (int b = 0; b < NB; ++b) {
+        const __m512i w = _mm512_loadu_si512(W + b * bstride + static_cast<size_t>(kq) * NRC);
+        for (int r = 0; r < NR; ++r) c[b][r] = _mm512_dpbusd_epi32(c[b][r], a[r], w);
+      }
+    }
+    alignas(64) int32_t t[16];
+    for (int b = 0; b < NB; ++b)
+      for (int r = 0; r < NR; ++r) {
+        _mm512_store_si512(t, c[b][r]);
+        for (int j = 0; j < NRC; ++j) acc[(b * NRC + j) * PANEL + r] = t[j];
+      }
+  }
+  static void gemv(const uint32_t* A, int Kq, const uint32_t* W, size_t bstride, int nb, int nr, int32_t* acc) {
+    for (int b = 0; b < nb;) {
+      const uint32_t* Wb = W + b * bstride;
+      int32_t* ab = acc + b * NRC * PANEL;
+      if (nb - b >= 4) {
+        nr == 1 ? gemv_t<4, 1>(A, Kq, Wb, bstride, ab) : gemv_t<4, 2>(A, Kq, Wb, bstride, ab);
+        b += 4;
+      } else {
+        nr == 1 ? gemv_t<1, 1>(A, Kq, Wb, bstride, ab) : gemv_t<1, 2>(A, Kq, Wb, bstride, ab);
+        b += 1;
+      }
+    }
+  }
   template <class Src>
   static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
     quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
