@@ -33,6 +33,8 @@ ISA_UNITS = {
     "isa_avx2": (["-mavx2", "-mfma"], "CM_HAVE_AVX2"),
     "isa_avxvnni": (["-mavx2", "-mfma", "-mavxvnni"], "CM_HAVE_AVXVNNI"),
     "isa_avx512vnni": (["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mfma"], "CM_HAVE_AVX512VNNI"),
+    "fp32_avx2": (["-mavx2", "-mfma"], "CM_HAVE_FP32_AVX2"),
+    "fp32_avx512": (["-mavx512f", "-mfma"], "CM_HAVE_FP32_AVX512"),
 }
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
@@ -82,8 +84,14 @@ if HAVE_PYBIND11:
     ext_modules.append(
         Pybind11Extension(
             "convertmodel.runtime.native._native",
-            sources=[f"{SRC}/module.cpp", f"{SRC}/isa_portable.cpp", *(f"{SRC}/{u}.cpp" for u in ISA_UNITS)],
-            depends=[f"{SRC}/common.h", f"{SRC}/generic.h", f"{SRC}/avx_quant.h"],
+            sources=[
+                f"{SRC}/module.cpp",
+                f"{SRC}/isa_portable.cpp",
+                f"{SRC}/fp32_module.cpp",
+                f"{SRC}/fp32_portable.cpp",
+                *(f"{SRC}/{u}.cpp" for u in ISA_UNITS),
+            ],
+            depends=[f"{SRC}/common.h", f"{SRC}/generic.h", f"{SRC}/avx_quant.h", f"{SRC}/fp32.h", f"{SRC}/fp32_impl.h"],
             cxx_std=17,
             optional=True,
         )

@@ -24,6 +24,61 @@ class _Step:
     backend: str
     ctx: KernelContext
     free_after: tuple[str, ...]
+    outputs: tuple[str, ...] = ()  # the node's outputs, or the last fused consumer's
+
+
+def _set_frees(steps: list[_Step], keep: set[str]) -> None:
+    """Free each intermediate right after its last use so peak memory stays near one layer."""
+    last_use: dict[str, int] = {}
+    for k, s in enumerate(steps):
+        for v in s.node.inputs:
+            if v:
+                last_use[v] = k
+    frees: dict[int, list[str]] = {}
+    for v, k in last_use.items():
+        if v not in keep:
+            frees.setdefault(k, []).append(v)
+    for k, s in enumerate(steps):
+        s.free_after = tuple(frees.get(k, ()))
+
+
+def _fuse(graph: Graph, steps: list[_Step], threads: int) -> tuple[list[_Step], set[str]]:
+    """Steps with epilogues fused: a kernel exposing ``fn.fuse(graph, producer, consumer, post, src)`` absorbs
+    the chain of single consumers it accepts (per-channel Mul/Add, Relu/Clip); returns the steps and the
+    values the fused plan no longer produces."""
+    uses: dict[str, int] = {}
+    for n in graph.nodes:
+        for v in n.inputs:
+            uses[v] = uses.get(v, 0) + 1
+    outs = {o.name for o in graph.outputs}
+    consumer = {v: k for k, s in enumerate(steps) for v in s.node.inputs if v and uses.get(v) == 1}
+    absorbed: set[int] = set()
+    away: set[str] = set()
+    fused: list[_Step] = []
+    for k, s in enumerate(steps):
+        if k in absorbed:
+            continue
+        fuse = getattr(s.fn, "fuse", None)
+        post: list[tuple] = []
+        out = s.node.outputs[0] if len(s.node.outputs) == 1 else ""
+        while fuse is not None and out and out not in outs and uses.get(out) == 1 and out in consumer:
+            j = consumer[out]
+            nxt = steps[j].node
+            if j <= k or j in absorbed or len(nxt.outputs) != 1:
+                break
+            op = fuse(graph, s.node, nxt, post, out)
+            if op is None:
+                break
+            post.append(op)
+            absorbed.add(j)
+            away.add(out)
+            out = nxt.outputs[0]
+        if post:
+            ctx = KernelContext(s.node, s.ctx.attrs, threads=threads)
+            ctx.cache["post"] = post
+            s = _Step(s.node, s.fn, s.backend, ctx, (), (out,))
+        fused.append(s)
+    return fused, away
 
 
 class Executor:
@@ -40,23 +95,16 @@ class Executor:
                 missing.setdefault(n.op_type, []).append(n.name)
                 continue
             backend, fn = found
-            steps.append(_Step(n, fn, backend, KernelContext(n, resolve_attrs(n), threads=threads), ()))
+            ctx = KernelContext(n, resolve_attrs(n), threads=threads)
+            steps.append(_Step(n, fn, backend, ctx, (), n.outputs))
         if missing:
             raise UnsupportedOpError(graph.name, missing, what=f"op (no kernel in backends {list(backends)})")
-        # Free each intermediate right after its last use so peak memory stays near one layer.
         keep = {o.name for o in graph.outputs} | set(graph.constants) | {i.name for i in graph.inputs}
-        last_use: dict[str, int] = {}
-        for k, s in enumerate(steps):
-            for v in s.node.inputs:
-                if v:
-                    last_use[v] = k
-        frees: dict[int, list[str]] = {}
-        for v, k in last_use.items():
-            if v not in keep:
-                frees.setdefault(k, []).append(v)
-        for k, s in enumerate(steps):
-            s.free_after = tuple(frees.get(k, ()))
+        _set_frees(steps, keep)
         self.steps = steps
+        # The plan run() uses when no hook watches every node and no fused-away value is asked for.
+        self._fast, self._fused_away = _fuse(graph, steps, threads)
+        _set_frees(self._fast, keep)
         self._defined = {i.name for i in graph.inputs} | set(graph.constants)
         self._defined.update(o for s in steps for o in s.node.outputs if o)
 
@@ -92,16 +140,19 @@ class Executor:
                         f"input {vi.name!r}: expected shape {vi.type}, got {arr.dtype}{list(arr.shape)}"
                     )
             env[vi.name] = arr
-        for s in self.steps:
+        steps = self.steps if hook is not None or not keep.isdisjoint(self._fused_away) else self._fast
+        for s in steps:
             args = [env[i] if i else None for i in s.node.inputs]
             t0 = time.perf_counter() if hook else 0.0
             res = s.fn(s.ctx, *args)
-            outs = list(res) if isinstance(res, (tuple, list)) else [res]
+            if isinstance(res, (tuple, list)):
+                for name, val in zip(s.outputs, res, strict=False):
+                    if name:
+                        env[name] = val
+            elif s.outputs[0]:
+                env[s.outputs[0]] = res
             if hook:
-                hook(s.node, outs, time.perf_counter() - t0)
-            for name, val in zip(s.node.outputs, outs, strict=False):
-                if name:
-                    env[name] = val
+                hook(s.node, list(res) if isinstance(res, (tuple, list)) else [res], time.perf_counter() - t0)
             for v in s.free_after:
                 if v not in keep:
                     env.pop(v, None)

@@ -267,3 +267,5 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
+# The fp32 kernels register themselves on import (same extension, same thread pool).
+from convertmodel.runtime.native import fp32 as fp32  # noqa: E402

@@ -20,6 +20,8 @@
 
 #include "common.h"
 
+// fp32 kernels (fp32_module.cpp) register into this module and share its thread pool.
+void cm_fp32_register(pybind11::module_& m, void (*run)(int, const std::function<void(int)>&));
 
 namespace py = pybind11;
 
@@ -464,6 +466,7 @@ py::tuple quantize_rows(FArr x, double levels, const std::string& isa) {
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
+  cm_fp32_register(m, [](int t, const std::function<void(int)>& fn) { pool().run(t, fn); });
   m.doc() = "convertmodel native int8 kernels (QConv / QGemm) with run-time ISA dispatch";
   py::class_<PackedWeights>(m, "PackedWeights")
       .def_property_readonly("isa", [](const PackedWeights& p) { return std::string(p.ops->name); })

@@ -1,0 +1,317 @@
+"""Native fp32 kernels: Conv (dense, grouped, depthwise), Gemm/MatMul, MaxPool/AveragePool/GlobalAveragePool.
+
+They live in the same extension and thread pool as the int8 kernels (``src/fp32_*.cpp``): a packed-panel
+GEMM with FMA micro-kernels (AVX-512 8x48, AVX2 4x24, portable 4x8), the convolution's im2col done
+implicitly while packing a k block of one column panel (columns run over sample x output position, so
+small images batch together), a direct depthwise kernel and window pooling.  The ISA unit is chosen
+at run time like the int8 one (``CONVERTMODEL_ISA``: ``avx512vnni`` selects ``avx512``, ``avxvnni``
+``avx2``; ``avx512``, ``avx2`` and ``portable`` name the fp32 units directly).
+
+Each kernel exposes ``fuse``: the executor asks it whether a following per-channel ``Mul``/``Add``
+by a constant and one ``Relu``/``Clip`` can run in the kernel's epilogue (``y = clip(acc * scale +
+shift)``), and passes the accepted ops in ``ctx.cache["post"]``.  Inputs the native code does not
+cover (other ranks or dtypes, a non-constant Gemm C) go to the numpy reference kernels, which stay
+the reference the tests compare against.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from convertmodel.errors import InvalidModelError
+from convertmodel.ir.graph import Graph, Node
+from convertmodel.runtime.registry import KernelContext, kernel
+
+try:
+    from convertmodel.runtime.native import _native as _ext  # type: ignore[attr-defined]
+except ImportError:  # extension not built: nothing registers, the numpy kernels run
+    _ext = None
+
+#: fp32 ISA units, best first.
+ALL_ISAS = ("avx512", "avx2", "portable")
+_INF = float("inf")
+
+#: A fused epilogue op: ("mul" | "add", per-channel values) or ("clip", lo, hi).
+PostOp = tuple[Any, ...]
+
+
+def available() -> bool:
+    return _ext is not None
+
+
+def compiled_isas() -> list[str]:
+    return list(_ext.fp32_compiled_isas()) if _ext is not None else []
+
+
+def available_isas() -> list[str]:
+    return list(_ext.fp32_available_isas()) if _ext is not None else []
+
+
+def isa(name: str | None = None) -> str:
+    """The fp32 unit used: ``name``, else ``$CONVERTMODEL_ISA`` (mapped), else the best the CPU runs."""
+    from convertmodel.runtime.native import IsaError
+
+    if _ext is None:
+        raise IsaError("convertmodel native extension is not built (reinstall with a C++17 compiler: pip install -e .)")
+    try:
+        return str(_ext.fp32_isa(name or ""))
+    except ValueError as e:
+        raise IsaError(str(e)) from None
+
+
+def _call(ctx: KernelContext, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a native entry point; its argument checks (ValueError) become one typed, node-named error."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        msg = str(e)
+        if "CONVERTMODEL_ISA" in msg or "isa argument" in msg:
+            from convertmodel.runtime.native import IsaError
+
+            raise IsaError(msg) from None
+        raise InvalidModelError(f"{ctx.node.op_type} {ctx.node.name!r}: {msg}") from None
+
+
+def _output(ctx: KernelContext, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Last run's output buffer when nobody else holds it (fresh large arrays cost page zeroing)."""
+    buf = ctx.cache.get("fp32_out")
+    # References: the cache entry and getrefcount's argument; a third means someone kept it.
+    if buf is not None and buf.shape == shape and sys.getrefcount(buf) == 2:
+        return buf
+    return None
+
+
+def _keep(ctx: KernelContext, y: np.ndarray) -> np.ndarray:
+    ctx.cache["fp32_out"] = y
+    return y
+
+
+def _epilogue(ctx: KernelContext, bias: np.ndarray | None, n: int) -> tuple[Any, Any, float, float]:
+    """(scale, shift, lo, hi) of the fused epilogue over ``n`` channels, cached per bias object."""
+    key = (id(bias), n)
+    hit = ctx.cache.get("fp32_post")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    scale = np.ones(n, np.float32)
+    shift = np.zeros(n, np.float32) if bias is None else np.broadcast_to(bias.astype(np.float32), (n,)).copy()
+    lo, hi = -_INF, _INF
+    for op in ctx.cache.get("post", ()):
+        if op[0] == "mul":
+            scale = (scale * op[1]).astype(np.float32)
+            shift = (shift * op[1]).astype(np.float32)
+        elif op[0] == "add":
+            shift = (shift + op[1]).astype(np.float32)
+        else:
+            lo, hi = op[1], op[2]
+    plain = not ctx.cache.get("post") and bias is None
+    res = (None if plain else scale, None if plain else shift, lo, hi)
+    ctx.cache["fp32_post"] = (key, res)
+    return res
+
+
+def _channel_values(value: np.ndarray, n: int, rank: int, axis: int) -> np.ndarray | None:
+    """``value`` as (n,) float32 when it broadcasts along ``axis`` only of a rank-``rank`` output."""
+    if value.dtype != np.float32 or value.ndim > rank:
+        return None
+    shape = (1,) * (rank - value.ndim) + value.shape
+    ax = axis % rank
+    if any(d != 1 for i, d in enumerate(shape) if i != ax) or shape[ax] not in (1, n):
+        return None
+    return np.broadcast_to(value.reshape(-1), (n,)).astype(np.float32)
+
+
+def _make_fuse(axis: int, channels: Callable[[Node, Graph], int | None]) -> Callable[..., PostOp | None]:
+    """A ``fuse(graph, producer, consumer, post, src)`` for kernels whose output channels lie on ``axis``:
+    the epilogue op that computes ``consumer`` of ``src`` (the chain's current value), or None."""
+
+    def fuse(graph: Graph, producer: Node, consumer: Node, post: list[PostOp], src: str) -> PostOp | None:
+        if post and post[-1][0] == "clip":
+            return None  # the clip must stay last
+        n = channels(producer, graph)
+        t = graph.type_of(producer.outputs[0])
+        if n is None or t is None or t.rank is None or t.dtype != "float32":
+            return None
+        if consumer.op_type == "Relu":
+            return ("clip", 0.0, _INF)
+        if consumer.op_type == "Clip":
+            if consumer.inputs[0] != src:
+                return None
+            bounds = [-_INF, _INF]
+            for i, name in enumerate(consumer.inputs[1:3]):
+                if name:
+                    v = graph.constants.get(name)
+                    if v is None or v.size != 1:
+                        return None
+                    bounds[i] = float(v.reshape(-1)[0])
+            return ("clip", bounds[0], bounds[1]) if bounds[0] <= bounds[1] else None
+        if consumer.op_type in ("Mul", "Add") and len(consumer.inputs) == 2:
+            other = consumer.inputs[1] if consumer.inputs[0] == src else consumer.inputs[0]
+            if other == src or other not in graph.constants:
+                return None
+            vals = _channel_values(graph.constants[other], n, t.rank, axis)
+            if vals is None:
+                return None
+            return (consumer.op_type.lower(), vals)
+        return None
+
+    return fuse
+
+
+def _const(graph: Graph, name: str) -> np.ndarray | None:
+    return graph.constants.get(name) if name else None
+
+
+def _conv_channels(node: Node, graph: Graph) -> int | None:
+    w = _const(graph, node.inputs[1])
+    return int(w.shape[0]) if w is not None and w.ndim == 4 else None
+
+
+def _dense_channels(node: Node, graph: Graph) -> int | None:
+    b = _const(graph, node.inputs[1])
+    if b is None or b.ndim != 2:
+        return None
+    if node.op_type == "Gemm":  # the epilogue adds beta * C before the fused ops, as the graph does
+        return int(b.shape[0] if node.attrs.get("transB", 0) else b.shape[1])
+    return int(b.shape[1])
+
+
+if _ext is not None:
+    from convertmodel.runtime.kernels.ref import conv as _ref_conv
+    from convertmodel.runtime.kernels.ref import linalg as _ref_linalg
+    from convertmodel.runtime.kernels.ref import pool as _ref_pool
+    from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
+
+    def _apply_post_ref(ctx: KernelContext, y: np.ndarray, axis: int) -> np.ndarray:
+        """The fused ops applied in numpy after a reference kernel (when the native path declines)."""
+        for op in ctx.cache.get("post", ()):
+            if op[0] == "clip":
+                y = np.minimum(np.maximum(y, np.float32(op[1])), np.float32(op[2]))
+            else:
+                shape = [1] * y.ndim
+                shape[axis % y.ndim] = -1
+                v = op[1].reshape(shape)
+                y = y * v if op[0] == "mul" else y + v
+        return y
+
+    @kernel("Conv", backend="native")
+    def conv(ctx: KernelContext, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """2-D float32 Conv; other ranks and dtypes use the numpy reference."""
+        if x.ndim != 4 or w.ndim != 4 or x.dtype != np.float32 or w.dtype != np.float32:
+            return _apply_post_ref(ctx, _ref_conv.conv(ctx, x, w, b), 1)
+        geo = ctx.cache.get("geo")
+        if geo is None or ctx.cache.get("xshape") != x.shape[1:]:
+            geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, w.shape)
+            ctx.cache["geo"], ctx.cache["xshape"] = geo, x.shape[1:]
+        m = int(w.shape[0])
+        scale, shift, lo, hi = _epilogue(ctx, b, m)
+        p = geo.pads
+        args = (list(geo.strides), [p[0], p[1], p[2], p[3]], list(geo.dilations))
+        x = np.ascontiguousarray(x)
+        out_sp = geo.out_spatial(x.shape[2:])
+        out = _output(ctx, (x.shape[0], m, *out_sp)) if all(d > 0 for d in out_sp) else None
+        name = _ext.fp32_isa("")
+        if w.shape[1] == 1 and geo.group == x.shape[1] and geo.group > 1:
+            wc = np.ascontiguousarray(w)
+            y = _call(ctx, _ext.fp32_depthwise, x, wc, scale, shift, lo, hi, *args, ctx.threads, name, out)
+            return _keep(ctx, y)
+        key = (name, id(w), w.shape, geo.group)
+        hit = ctx.cache.get("fp32_w")
+        if hit is None or hit[0] != key:
+            packed = _call(ctx, _ext.fp32_pack_conv, np.ascontiguousarray(w), geo.group, name)
+            hit = ctx.cache["fp32_w"] = (key, packed, w)  # keeps w alive so its id stays unique
+        y = _call(ctx, _ext.fp32_conv, x, hit[1], scale, shift, lo, hi, *args, ctx.threads, out)
+        return _keep(ctx, y)
+
+    conv.fuse = _make_fuse(1, _conv_channels)  # type: ignore[attr-defined]
+
+    def _dense(ctx: KernelContext, a: np.ndarray, b: np.ndarray, trans: bool, alpha: float, c: Any) -> np.ndarray:
+        name = _ext.fp32_isa("")
+        key = (name, id(b), b.shape, trans, alpha)
+        hit = ctx.cache.get("fp32_w")
+        if hit is None or hit[0] != key:
+            packed = _call(ctx, _ext.fp32_pack_dense, np.ascontiguousarray(b), trans, alpha, name)
+            hit = ctx.cache["fp32_w"] = (key, packed, b)
+        n = int(b.shape[0] if trans else b.shape[1])
+        scale, shift, lo, hi = _epilogue(ctx, c, n)
+        lead, k = a.shape[:-1], a.shape[-1]
+        x2 = np.ascontiguousarray(a).reshape(-1, k)
+        out = _output(ctx, (x2.shape[0], n))
+        y = _call(ctx, _ext.fp32_dense, x2, hit[1], scale, shift, lo, hi, ctx.threads, out)
+        return _keep(ctx, y).reshape(*lead, n)
+
+    @kernel("Gemm", backend="native")
+    def gemm(ctx: KernelContext, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+        """Gemm with a 2-D float32 B and a C that is a per-column vector (or absent)."""
+        at = ctx.attrs
+        beta = float(at["beta"])
+        bias = None
+        if c is not None and beta != 0.0:
+            n = b.shape[0] if at["transB"] else b.shape[1]
+            ok = c.dtype == np.float32 and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1) and c.size in (1, n)
+            if not ok:
+                return _apply_post_ref(ctx, _ref_linalg.gemm(ctx, a, b, c), -1)
+            bias = (np.broadcast_to(c.reshape(-1), (n,)) * np.float32(beta)).astype(np.float32)
+            # The cache keys on id(bias): keep one object per C.
+            hit = ctx.cache.get("fp32_bias")
+            if hit is not None and hit[0] is c and hit[1] == beta:
+                bias = hit[2]
+            else:
+                ctx.cache["fp32_bias"] = (c, beta, bias)
+        if a.ndim != 2 or b.ndim != 2 or a.dtype != np.float32 or b.dtype != np.float32:
+            return _apply_post_ref(ctx, _ref_linalg.gemm(ctx, a, b, c), -1)
+        if at["transA"]:
+            a = a.T
+        return _dense(ctx, a, b, bool(at["transB"]), float(at["alpha"]), bias)
+
+    gemm.fuse = _make_fuse(-1, _dense_channels)  # type: ignore[attr-defined]
+
+    @kernel("MatMul", backend="native")
+    def matmul(ctx: KernelContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """MatMul of an (..., K) float32 A by a 2-D B (a batch of rows); other shapes use numpy."""
+        if a.ndim < 2 or b.ndim != 2 or a.dtype != np.float32 or b.dtype != np.float32:
+            return _apply_post_ref(ctx, _ref_linalg.matmul(ctx, a, b), -1)
+        return _dense(ctx, a, b, False, 1.0, None)
+
+    matmul.fuse = _make_fuse(-1, _dense_channels)  # type: ignore[attr-defined]
+
+    def _pool(ctx: KernelContext, x: np.ndarray, kind: int) -> np.ndarray | None:
+        if x.ndim != 4 or x.dtype != np.float32 or len(ctx.node.outputs) > 1:
+            return None
+        x = np.ascontiguousarray(x)
+        if kind == 2:
+            return _call(ctx, _ext.fp32_pool, x, 2, [], [], [], [], [], False, ctx.threads, "")
+        geo, out_sp = _ref_pool._geometry(ctx, x)
+        include = bool(ctx.attrs.get("count_include_pad", 0))
+        return _call(
+            ctx,
+            _ext.fp32_pool,
+            x,
+            kind,
+            list(geo.kernel),
+            list(geo.strides),
+            list(geo.pads),
+            list(geo.dilations),
+            list(out_sp),
+            include,
+            ctx.threads,
+            "",
+        )
+
+    @kernel("MaxPool", backend="native")
+    def max_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+        y = _pool(ctx, x, 0)
+        return _ref_pool.max_pool(ctx, x) if y is None else y
+
+    @kernel("AveragePool", backend="native")
+    def average_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+        y = _pool(ctx, x, 1)
+        return _ref_pool.average_pool(ctx, x) if y is None else y
+
+    @kernel("GlobalAveragePool", backend="native")
+    def global_average_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
+        y = _pool(ctx, x, 2)
+        return _ref_pool.global_average_pool(ctx, x) if y is None else y

@@ -1,0 +1,103 @@
+// Shared declarations of the native fp32 kernels (Conv, Gemm, pooling).
+//
+// Like common.h for the int8 kernels: every ISA unit (fp32_avx512.cpp, fp32_avx2.cpp,
+// fp32_portable.cpp) is compiled with its own -m flags and exports one Fp32Ops table;
+// fp32_module.cpp (baseline flags) validates arguments, splits the work and picks a table at run
+// time.  This header holds plain structs and declarations only (no code), so nothing compiled
+// with AVX-512 flags can leak into baseline code through the linker.
+//
+// All sizes and offsets are int64: the module validates every geometry in 64-bit arithmetic
+// before a kernel touches memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cmf {
+
+using i64 = int64_t;
+
+// Per-channel epilogue y = clip(acc * scale[c] + shift[c], lo, hi); scale/shift are never null.
+struct Post {
+  const float* scale;
+  const float* shift;
+  float lo, hi;
+};
+
+// Convolution as GEMM: out[n, g*Mg + m, p] = sum_k A[g, m, k] * X(n, g, k, p).
+// Columns q in [0, N * P) run over (sample, output position), so small images batch together.
+// X is read through the (optionally padded) input xp (N, C, Hp, Wp).
+struct ConvJob {
+  const float* xp;         // padded input (N, C, Hp, Wp)
+  i64 N, C, Hp, Wp;        // padded input shape
+  i64 kh, kw, sh, sw, dh, dw;
+  i64 OH, OW, P;           // output spatial, P = OH * OW
+  i64 G, Cg, Mg, M, K;     // groups, input/output channels per group, M = G * Mg, K = Cg * kh * kw
+  const float* A;          // packed weights: per group, per m panel: [K][MR]
+  const i64* koff;         // (K,): input offset of k = (c, ky, kx) inside one sample's group
+  Post post;
+  float* out;              // (N, M, OH, OW)
+};
+
+// Dense: out[r, j] = sum_k X[r, k] * B[k, j]; B packed once in NR panels [K][NR].
+struct GemmJob {
+  const float* x;  // (R, K)
+  i64 R, K, Ncol;
+  const float* B;  // packed: ceil(Ncol / NR) panels of [K][NR]
+  Post post;       // per column (scale/shift have Ncol entries)
+  float* out;      // (R, Ncol)
+};
+
+// Depthwise / channel-multiplier convolution (Cg == 1): one output plane per (n, m).
+struct DwJob {
+  const float* x;  // unpadded input (N, C, H, W)
+  i64 N, C, H, W;
+  i64 kh, kw, sh, sw, dh, dw, ph, pw;  // ph / pw: begin pads
+  i64 OH, OW, M, mult;                 // mult = M / C output channels per input channel
+  const float* w;                      // (M, kh * kw)
+  Post post;
+  float* out;                          // (N, M, OH, OW)
+};
+
+struct PoolJob {
+  const float* x;  // (N*C planes, H, W)
+  i64 H, W, kh, kw, sh, sw, dh, dw, ph, pw, pe_h, pe_w;  // pe_*: end pads (count_include_pad extent)
+  i64 OH, OW;
+  int kind;        // 0 max, 1 average, 2 global average
+  bool include_pad;
+  float* out;
+};
+
+struct Fp32Ops {
+  const char* name;
+  int mr, nr, kc, vw;  // vector lanes vw; micro-kernel rows (weights / X rows), columns (vector lanes), k block
+  // Pack conv weights (G*Mg, K) row-major into per-group MR panels [K][MR] (zero-padded rows).
+  void (*pack_a)(const float* w, i64 G, i64 Mg, i64 K, float* out);
+  // Pack dense weights B (K, Ncol) row-major (or (Ncol, K) when trans) into NR panels [K][NR].
+  void (*pack_b)(const float* b, i64 K, i64 Ncol, bool trans, float alpha, float* out);
+  // Columns [q0, q0 + nq) of group g, channels [m0, m1) of the group. scratch: conv_scratch floats.
+  void (*conv_item)(const ConvJob& j, i64 g, i64 q0, i64 nq, i64 m0, i64 m1, float* scratch);
+  // Rows [r0, r0 + nr) x columns [c0, c1) (c0 a multiple of NR). scratch: gemm_scratch floats.
+  void (*gemm_item)(const GemmJob& j, i64 r0, i64 nr, i64 c0, i64 c1, float* scratch);
+  // Output planes [p0, p1) of the N * M planes. scratch: padded plane floats.
+  void (*dw_item)(const DwJob& j, i64 p0, i64 p1, float* scratch);
+  void (*pool_item)(const PoolJob& j, i64 p0, i64 p1);
+};
+
+inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// Scratch floats of one depthwise work item with vectors of `w` lanes (see dw_item_impl).
+inline i64 dw_scratch_floats(const DwJob& j, int w) {
+  const i64 hq = (j.OH - 1) * j.sh + (j.kh - 1) * j.dh + 1, wq = (j.OW - 1) * j.sw + (j.kw - 1) * j.dw + 1;
+  const i64 hph = ceil_div(hq, j.sh), wph = ceil_div(wq, j.sw);
+  const i64 pstride = hph * wph + wph + 4 * w + 16;
+  return j.sh * j.sw * pstride + j.OH * wph + 4 * w + 16 + 2 * j.kh * j.kw + 16;
+}
+
+}  // namespace cmf
+
+extern "C" {
+const cmf::Fp32Ops* cm_fp32_ops_portable();
+const cmf::Fp32Ops* cm_fp32_ops_avx2();
+const cmf::Fp32Ops* cm_fp32_ops_avx512();
+}

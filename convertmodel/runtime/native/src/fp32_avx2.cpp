@@ -1,0 +1,26 @@
+// AVX2 + FMA fp32 kernels: 4 x 24 micro-kernel (12 ymm accumulators, 3 B loads + 4 broadcasts per k).
+#include <immintrin.h>
+
+#include "fp32.h"
+
+namespace cm_fp32_avx2 {
+
+struct V {
+  using T = __m256;
+  static constexpr int W = 8;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T set1(float v) { return _mm256_set1_ps(v); }
+  static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T max(T a, T b) { return _mm256_max_ps(a, b); }
+  static T min(T a, T b) { return _mm256_min_ps(a, b); }
+};
+static constexpr int MR = 4, NV = 3;
+
+#include "fp32_impl.h"
+
+}  // namespace cm_fp32_avx2
+
+extern "C" const cmf::Fp32Ops* cm_fp32_ops_avx2() { return cm_fp32_avx2::make_ops("avx2"); }

@@ -1,0 +1,32 @@
+// AVX-512F fp32 kernels: 8 x 48 micro-kernel (24 zmm accumulators, A broadcast from memory).
+#include <immintrin.h>
+
+// GCC 12 warns inside its own _mm512_max_ps / _mm512_min_ps (an intentionally undefined operand).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "fp32.h"
+
+namespace cm_fp32_avx512 {
+
+struct V {
+  using T = __m512;
+  static constexpr int W = 16;
+  static T zero() { return _mm512_setzero_ps(); }
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static T set1(float v) { return _mm512_set1_ps(v); }
+  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
+  static T max(T a, T b) { return _mm512_max_ps(a, b); }
+  static T min(T a, T b) { return _mm512_min_ps(a, b); }
+};
+static constexpr int MR = 8, NV = 3;
+
+#include "fp32_impl.h"
+
+}  // namespace cm_fp32_avx512
+
+extern "C" const cmf::Fp32Ops* cm_fp32_ops_avx512() { return cm_fp32_avx512::make_ops("avx512"); }

@@ -1,0 +1,342 @@
+// ISA-independent fp32 kernels, compiled once per ISA unit.  Include inside the unit's own
+// namespace after defining `struct V` (vector type T, width W, zero/load/store/set1/fma/max/min)
+// and the constants MR (rows of the micro-kernel) and NV (vectors per row: NR = NV * W columns).
+// Each unit thus gets its own copy with its own -m flags and internal names (no ODR sharing).
+//
+// GEMM layout: C[m][col] += A[k][m] * B[k][col]; A is packed in panels [k][MR] (weights of conv,
+// rows of X for dense), B in panels [k][NR] (implicit im2col of conv, weights of dense).  The
+// micro-kernel keeps MR x NR accumulators in registers and broadcasts A.
+
+using cmf::i64;
+static constexpr int NR = NV * V::W;
+static constexpr int KC = 256;
+
+// POST: 0 none, 1 per row (conv channels), 2 per column (dense features).
+template <bool LOAD, int POST>
+static inline void ukernel(const float* __restrict A, const float* __restrict B, i64 kc, float* C, i64 ldc,
+                           const float* scale, const float* shift, float lo, float hi) {
+  typename V::T acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) acc[i][j] = LOAD ? V::load(C + i * ldc + j * V::W) : V::zero();
+  for (i64 k = 0; k < kc; ++k) {
+    typename V::T b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = V::load(B + k * NR + j * V::W);
+    for (int i = 0; i < MR; ++i) {
+      const typename V::T a = V::set1(A[k * MR + i]);
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(a, b[j], acc[i][j]);
+    }
+  }
+  if (POST) {
+    const typename V::T vlo = V::set1(lo), vhi = V::set1(hi);
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NV; ++j) {
+        typename V::T s, t;
+        if (POST == 1) {
+          s = V::set1(scale[i]);
+          t = V::set1(shift[i]);
+        } else {
+          s = V::load(scale + j * V::W);
+          t = V::load(shift + j * V::W);
+        }
+        // max(lo, v) / min(hi, v) return v when v is NaN (x86 returns the second operand).
+        acc[i][j] = V::min(vhi, V::max(vlo, V::fma(acc[i][j], s, t)));
+      }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) V::store(C + i * ldc + j * V::W, acc[i][j]);
+}
+
+template <int POST>
+static void ukernel_any(bool load, const float* A, const float* B, i64 kc, float* C, i64 ldc, const float* scale,
+                        const float* shift, float lo, float hi) {
+  if (load)
+    ukernel<true, POST>(A, B, kc, C, ldc, scale, shift, lo, hi);
+  else
+    ukernel<false, POST>(A, B, kc, C, ldc, scale, shift, lo, hi);
+}
+
+static void call_ukernel(bool load, bool last, int post_kind, const float* A, const float* B, i64 kc, float* C,
+                         i64 ldc, const float* scale, const float* shift, float lo, float hi) {
+  if (!last)
+    ukernel_any<0>(load, A, B, kc, C, ldc, scale, shift, lo, hi);
+  else if (post_kind == 1)
+    ukernel_any<1>(load, A, B, kc, C, ldc, scale, shift, lo, hi);
+  else
+    ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi);
+}
+
+// ---------------------------------------------------------------- packing
+static void pack_a_impl(const float* w, i64 G, i64 Mg, i64 K, float* out) {
+  const i64 mp = cmf::ceil_div(Mg, MR);
+  for (i64 g = 0; g < G; ++g)
+    for (i64 p = 0; p < mp; ++p) {
+      float* dst = out + (g * mp + p) * K * MR;
+      for (i64 k = 0; k < K; ++k)
+        for (int i = 0; i < MR; ++i) {
+          const i64 m = p * MR + i;
+          dst[k * MR + i] = m < Mg ? w[(g * Mg + m) * K + k] : 0.0f;
+        }
+    }
+}
+
+static void pack_b_impl(const float* b, i64 K, i64 Ncol, bool trans, float alpha, float* out) {
+  const i64 np = cmf::ceil_div(Ncol, NR);
+  for (i64 p = 0; p < np; ++p) {
+    float* dst = out + p * K * NR;
+    for (i64 k = 0; k < K; ++k)
+      for (int j = 0; j < NR; ++j) {
+        const i64 c = p * NR + j;
+        const float v = c < Ncol ? (trans ? b[c * K + k] : b[k * Ncol + c]) : 0.0f;
+        dst[k * NR + j] = alpha == 1.0f ? v : v * alpha;
+      }
+  }
+}
+
+// ---------------------------------------------------------------- convolution
+// Scratch (floats): B block KC x NCB, a tile MR x NR, then i64 arrays: out_off (NCB), runs (3 * NCB).
+static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0, i64 m1, float* scratch) {
+  const i64 ncb = cmf::ceil_div(nq, NR) * NR;
+  const i64 npanel = ncb / NR;
+  float* Bp = scratch;
+  float* tile = Bp + KC * ncb;
+  i64* out_off = reinterpret_cast<i64*>(tile + MR * NR);
+  i64* runs = out_off + ncb;  // per run: (column j, length, input offset)
+  i64* prun = runs + 3 * ncb;  // run index where each panel starts (npanel + 1)
+  const i64 plane = J.Hp * J.Wp;
+  // Columns -> input and output offsets, and runs of columns whose input advances by sw.
+  i64 nruns = 0;
+  for (i64 j = 0; j < nq; ++j) {
+    const i64 q = q0 + j, n = q / J.P, p = q % J.P, oy = p / J.OW, ox = p % J.OW;
+    out_off[j] = (n * J.M + g * J.Mg) * J.P + p;
+    const i64 in = (n * J.C + g * J.Cg) * plane + oy * J.sh * J.Wp + ox * J.sw;
+    if (j % NR == 0) prun[j / NR] = nruns;
+    if (j % NR != 0 && ox != 0 && nruns > 0) {
+      ++runs[3 * (nruns - 1) + 1];
+    } else {
+      runs[3 * nruns] = j;
+      runs[3 * nruns + 1] = 1;
+      runs[3 * nruns + 2] = in;
+      ++nruns;
+    }
+  }
+  prun[npanel] = nruns;
+  const i64 mpanels = cmf::ceil_div(J.Mg, MR);
+  for (i64 k0 = 0; k0 < J.K; k0 += KC) {
+    const i64 kc = J.K - k0 < KC ? J.K - k0 : KC;
+    // Implicit im2col of this k block into NR-column panels.
+    for (i64 b = 0; b < npanel; ++b) {
+      float* dst = Bp + b * kc * NR;
+      const i64 jb = b * NR, jn = nq - jb < NR ? nq - jb : NR;
+      for (i64 kk = 0; kk < kc; ++kk) {
+        float* row = dst + kk * NR;
+        const float* base = J.xp + J.koff[k0 + kk];
+        for (i64 r = prun[b]; r < prun[b + 1]; ++r) {
+          const i64 j = runs[3 * r] - jb, len = runs[3 * r + 1];
+          const float* s = base + runs[3 * r + 2];
+          if (J.sw == 1) {
+            for (i64 t = 0; t < len; ++t) row[j + t] = s[t];
+          } else {
+            for (i64 t = 0; t < len; ++t) row[j + t] = s[t * J.sw];
+          }
+        }
+        for (i64 t = jn; t < NR; ++t) row[t] = 0.0f;
+      }
+    }
+    const bool first = k0 == 0, last = k0 + kc == J.K;
+    for (i64 m = m0; m < m1; m += MR) {
+      const i64 mr = m1 - m < MR ? m1 - m : MR;
+      const float* Ap = J.A + ((g * mpanels + m / MR) * J.K + k0) * MR;
+      const float* sc = J.post.scale + g * J.Mg + m;
+      const float* sh = J.post.shift + g * J.Mg + m;
+      for (i64 b = 0; b < npanel; ++b) {
+        const i64 jb = b * NR, nr = nq - jb < NR ? nq - jb : NR;
+        const i64 o = out_off[jb] + m * J.P;
+        const bool direct = mr == MR && nr == NR && out_off[jb + NR - 1] == out_off[jb] + NR - 1;
+        if (direct) {
+          call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi);
+          continue;
+        }
+        if (!first)
+          for (i64 i = 0; i < mr; ++i)
+            for (i64 t = 0; t < nr; ++t) tile[i * NR + t] = J.out[out_off[jb + t] + (m + i) * J.P];
+        call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, tile, NR, sc, sh, J.post.lo, J.post.hi);
+        for (i64 i = 0; i < mr; ++i)
+          for (i64 t = 0; t < nr; ++t) J.out[out_off[jb + t] + (m + i) * J.P] = tile[i * NR + t];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- dense
+// Scratch (floats): packed rows ceil(nr / MR) * MR x KC, then a tile MR x NR.
+static void gemm_item_impl(const cmf::GemmJob& J, i64 r0, i64 nr, i64 c0, i64 c1, float* scratch) {
+  const i64 rp = cmf::ceil_div(nr, MR);
+  float* Ap = scratch;
+  float* tile = Ap + rp * MR * KC;
+  for (i64 k0 = 0; k0 < J.K; k0 += KC) {
+    const i64 kc = J.K - k0 < KC ? J.K - k0 : KC;
+    for (i64 p = 0; p < rp; ++p)
+      for (int i = 0; i < MR; ++i) {
+        const i64 r = p * MR + i;
+        float* dst = Ap + p * kc * MR + i;
+        if (r < nr) {
+          const float* src = J.x + (r0 + r) * J.K + k0;
+          for (i64 k = 0; k < kc; ++k) dst[k * MR] = src[k];
+        } else {
+          for (i64 k = 0; k < kc; ++k) dst[k * MR] = 0.0f;
+        }
+      }
+    const bool first = k0 == 0, last = k0 + kc == J.K;
+    for (i64 c = c0; c < c1; c += NR) {
+      const i64 ncol = c1 - c < NR ? c1 - c : NR;
+      const float* Bp = J.B + (c / NR) * J.K * NR + k0 * NR;
+      for (i64 p = 0; p < rp; ++p) {
+        const i64 mr = nr - p * MR < MR ? nr - p * MR : MR;
+        float* C = J.out + (r0 + p * MR) * J.Ncol + c;
+        const float* A = Ap + p * kc * MR;
+        if (mr == MR && ncol == NR) {
+          call_ukernel(!first, last, 2, A, Bp, kc, C, J.Ncol, J.post.scale + c, J.post.shift + c, J.post.lo,
+                       J.post.hi);
+          continue;
+        }
+        if (!first)
+          for (i64 i = 0; i < mr; ++i)
+            for (i64 t = 0; t < ncol; ++t) tile[i * NR + t] = C[i * J.Ncol + t];
+        call_ukernel(!first, last, 2, A, Bp, kc, tile, NR, J.post.scale + c, J.post.shift + c, J.post.lo, J.post.hi);
+        for (i64 i = 0; i < mr; ++i)
+          for (i64 t = 0; t < ncol; ++t) C[i * J.Ncol + t] = tile[i * NR + t];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- depthwise
+// The padded plane is split into sh x sw phase planes (phase (a, b) holds padded pixels (y*sh + a,
+// x*sw + b)), so every tap reads its phase with unit stride; outputs are computed over the flattened
+// (oy, x) index of rows Wph wide (columns x >= OW are garbage, dropped when rows are copied out).
+// Scratch: dw_scratch_floats() (fp32.h).
+static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
+  const i64 Hq = (J.OH - 1) * J.sh + (J.kh - 1) * J.dh + 1, Wq = (J.OW - 1) * J.sw + (J.kw - 1) * J.dw + 1;
+  const i64 Hph = cmf::ceil_div(Hq, J.sh), Wph = cmf::ceil_div(Wq, J.sw);
+  const i64 pstride = Hph * Wph + Wph + 4 * V::W + 16;
+  const i64 nph = J.sh * J.sw, taps = J.kh * J.kw;
+  float* phases = scratch;
+  float* tmp = phases + nph * pstride;
+  i64* toff = reinterpret_cast<i64*>(tmp + J.OH * Wph + 4 * V::W + 16);
+  for (i64 ky = 0; ky < J.kh; ++ky)
+    for (i64 kx = 0; kx < J.kw; ++kx) {
+      const i64 y = ky * J.dh, x = kx * J.dw;
+      toff[ky * J.kw + kx] = ((y % J.sh) * J.sw + x % J.sw) * pstride + (y / J.sh) * Wph + x / J.sw;
+    }
+  const i64 n_out = J.OH * Wph;
+  for (i64 pl = p0; pl < p1; ++pl) {
+    const i64 n = pl / J.M, m = pl % J.M, c = m / J.mult;
+    const float* src = J.x + (n * J.C + c) * J.H * J.W;
+    for (i64 i = 0; i < nph * pstride; ++i) phases[i] = 0.0f;
+    for (i64 iy = 0; iy < J.H; ++iy) {
+      const i64 y = iy + J.ph;
+      if (y >= Hph * J.sh) break;
+      const float* s = src + iy * J.W;
+      const i64 xmax = Wph * J.sw - J.pw < J.W ? Wph * J.sw - J.pw : J.W;
+      if (J.sw == 1) {
+        float* d = phases + (y % J.sh) * pstride + (y / J.sh) * Wph + J.pw;
+        for (i64 ix = 0; ix < xmax; ++ix) d[ix] = s[ix];
+      } else {
+        float* row = phases + (y % J.sh) * J.sw * pstride + (y / J.sh) * Wph;
+        for (i64 b = 0; b < J.sw; ++b) {  // input columns ix with (ix + pw) % sw == b, in order
+          const i64 ix0 = ((b - J.pw) % J.sw + J.sw) % J.sw;
+          float* d = row + b * pstride + (ix0 + J.pw) / J.sw;
+          for (i64 ix = ix0, t = 0; ix < xmax; ix += J.sw, ++t) d[t] = s[ix];
+        }
+      }
+    }
+    const float* w = J.w + m * taps;
+    const typename V::T vsc = V::set1(J.post.scale[m]), vsf = V::set1(J.post.shift[m]);
+    const typename V::T vlo = V::set1(J.post.lo), vhi = V::set1(J.post.hi);
+    for (i64 i = 0; i < n_out; i += 4 * V::W) {
+      typename V::T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+      for (i64 t = 0; t < taps; ++t) {
+        const typename V::T wt = V::set1(w[t]);
+        const float* s = phases + toff[t] + i;
+        a0 = V::fma(wt, V::load(s), a0);
+        a1 = V::fma(wt, V::load(s + V::W), a1);
+        a2 = V::fma(wt, V::load(s + 2 * V::W), a2);
+        a3 = V::fma(wt, V::load(s + 3 * V::W), a3);
+      }
+      V::store(tmp + i, V::min(vhi, V::max(vlo, V::fma(a0, vsc, vsf))));
+      V::store(tmp + i + V::W, V::min(vhi, V::max(vlo, V::fma(a1, vsc, vsf))));
+      V::store(tmp + i + 2 * V::W, V::min(vhi, V::max(vlo, V::fma(a2, vsc, vsf))));
+      V::store(tmp + i + 3 * V::W, V::min(vhi, V::max(vlo, V::fma(a3, vsc, vsf))));
+    }
+    float* out = J.out + pl * J.OH * J.OW;
+    for (i64 oy = 0; oy < J.OH; ++oy)
+      for (i64 ox = 0; ox < J.OW; ++ox) out[oy * J.OW + ox] = tmp[oy * Wph + ox];
+  }
+}
+
+// ---------------------------------------------------------------- pooling
+static inline void tap_range(i64 start, i64 k, i64 d, i64 lo, i64 hi, i64& t0, i64& t1) {
+  // Taps t in [0, k) with lo <= start + t * d < hi.
+  t0 = start >= lo ? 0 : (lo - start + d - 1) / d;
+  t1 = start < hi ? (hi - 1 - start) / d + 1 : 0;
+  if (t1 > k) t1 = k;
+  if (t0 > t1) t0 = t1;
+}
+
+static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1) {
+  for (i64 pl = p0; pl < p1; ++pl) {
+    const float* x = J.x + pl * J.H * J.W;
+    float* out = J.out + pl * J.OH * J.OW;
+    if (J.kind == 2) {
+      const i64 n = J.H * J.W;
+      typename V::T acc = V::zero();
+      i64 i = 0;
+      for (; i + V::W <= n; i += V::W) acc = V::add(acc, V::load(x + i));
+      alignas(64) float lanes[V::W];
+      V::store(lanes, acc);
+      float s = 0.0f;
+      for (int l = 0; l < V::W; ++l) s += lanes[l];
+      for (; i < n; ++i) s += x[i];
+      out[0] = s / static_cast<float>(n);
+      continue;
+    }
+    for (i64 oy = 0; oy < J.OH; ++oy) {
+      const i64 y0 = oy * J.sh - J.ph;
+      i64 ty0, ty1, cy0, cy1;
+      tap_range(y0, J.kh, J.dh, 0, J.H, ty0, ty1);
+      tap_range(y0, J.kh, J.dh, J.include_pad ? -J.ph : 0, J.include_pad ? J.H + J.pe_h : J.H, cy0, cy1);
+      for (i64 ox = 0; ox < J.OW; ++ox) {
+        const i64 x0 = ox * J.sw - J.pw;
+        i64 tx0, tx1;
+        tap_range(x0, J.kw, J.dw, 0, J.W, tx0, tx1);
+        if (J.kind == 0) {
+          float v = -__builtin_inff();
+          for (i64 ty = ty0; ty < ty1; ++ty) {
+            const float* r = x + (y0 + ty * J.dh) * J.W + x0;
+            for (i64 tx = tx0; tx < tx1; ++tx) {
+              const float e = r[tx * J.dw];
+              v = (e > v || e != e) ? e : v;  // NaN propagates like numpy.maximum
+            }
+          }
+          out[oy * J.OW + ox] = v;
+        } else {
+          i64 cx0, cx1;
+          tap_range(x0, J.kw, J.dw, J.include_pad ? -J.pw : 0, J.include_pad ? J.W + J.pe_w : J.W, cx0, cx1);
+          float s = 0.0f;
+          for (i64 ty = ty0; ty < ty1; ++ty) {
+            const float* r = x + (y0 + ty * J.dh) * J.W + x0;
+            for (i64 tx = tx0; tx < tx1; ++tx) s += r[tx * J.dw];
+          }
+          out[oy * J.OW + ox] = s / static_cast<float>((cy1 - cy0) * (cx1 - cx0));
+        }
+      }
+    }
+  }
+}
+
+static const cmf::Fp32Ops* make_ops(const char* name) {
+  static const cmf::Fp32Ops ops = {name,        MR,          NR,             KC,             V::W,
+                                   pack_a_impl, pack_b_impl, conv_item_impl, gemm_item_impl, dw_item_impl,
+                                   pool_item_impl};
+  return &ops;
+}

@@ -1,0 +1,46 @@
+// Portable fp32 kernels (any CPU, ARM included): 4-float "vectors" as plain arrays whose loops the
+// compiler may auto-vectorize for the baseline ISA (SSE2 on x86-64, NEON on AArch64).
+#include "fp32.h"
+
+namespace cm_fp32_portable {
+
+struct V {
+  struct T {
+    float v[4];
+  };
+  static constexpr int W = 4;
+  static T zero() { return T{{0.0f, 0.0f, 0.0f, 0.0f}}; }
+  static T load(const float* p) { return T{{p[0], p[1], p[2], p[3]}}; }
+  static void store(float* p, T a) {
+    for (int i = 0; i < 4; ++i) p[i] = a.v[i];
+  }
+  static T set1(float s) { return T{{s, s, s, s}}; }
+  static T fma(T a, T b, T c) {
+    T r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] * b.v[i] + c.v[i];
+    return r;
+  }
+  static T add(T a, T b) {
+    T r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] + b.v[i];
+    return r;
+  }
+  // Same operand order rule as x86 max/min: the second operand wins when either is NaN.
+  static T max(T a, T b) {
+    T r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
+    return r;
+  }
+  static T min(T a, T b) {
+    T r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
+    return r;
+  }
+};
+static constexpr int MR = 4, NV = 2;
+
+#include "fp32_impl.h"
+
+}  // namespace cm_fp32_portable
+
+extern "C" const cmf::Fp32Ops* cm_fp32_ops_portable() { return cm_fp32_portable::make_ops("portable"); }
