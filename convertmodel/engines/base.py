@@ -54,6 +54,8 @@ class Job:
     fn: BatchFn
     #: The data set already opened in this process (the local engine uses it instead of ``open_data``).
     dataset: Any = None
+    #: Runtime threads per task (0: the default); distributed tasks also limit BLAS threads to it.
+    threads: int = 0
 
 
 @dataclass

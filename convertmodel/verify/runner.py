@@ -148,7 +148,9 @@ def run_verify(
     total = len(dataset) if opts.limit is None else min(opts.limit, len(dataset))
     fn = VerifyBatch(metric, opts.backends, opts.threads, opts.per_layer, fp32_cache=fp32_cache)
     open_data = getattr(dataset, "reopen", None)
-    job = Job(refs, open_data or (lambda: dataset), pre, opts.batch_size, total, fn, dataset=dataset)
+    if open_data is None and eng.name != "local":
+        raise UsageError(f"{dataset.path}: open the data with convertmodel.data.open_dataset to run it on {eng.name}")
+    job = Job(refs, open_data or (lambda: dataset), pre, opts.batch_size, total, fn, dataset, opts.threads)
     t0 = time.perf_counter()
     results = eng.run(job, progress)
     wall = time.perf_counter() - t0
