@@ -87,6 +87,14 @@ BUILTIN: tuple[ReaderInfo, ...] = (
         options=("signature", "inputs", "outputs"),
         directory=True,
     ),
+    ReaderInfo(
+        "keras",
+        (".h5", ".hdf5", ".keras"),
+        "convertmodel.readers.tensorflow.keras",
+        sniff.keras,
+        "Keras model: HDF5 .h5 (Keras 2 and 3) and the Keras 3 .keras zip",
+        options=("inputs", "outputs"),
+    ),
 )
 
 READERS: Registry[ReaderKey, ReaderInfo] = Registry("reader")

@@ -78,7 +78,9 @@ def _freeze(path: str, signature: str) -> tuple[bytes, list[str], list[str], str
         fn = loaded.signatures[signature]
         frozen = convert_variables_to_constants_v2(fn)
     except Exception as e:  # TensorFlow raises many types for broken checkpoints/graphs
-        raise InvalidModelError(f"{path}: TensorFlow cannot load signature {signature!r}: {type(e).__name__}: {e}") from e
+        raise InvalidModelError(
+            f"{path}: TensorFlow cannot load signature {signature!r}: {type(e).__name__}: {e}"
+        ) from e
     gd = frozen.graph.as_graph_def()
     ins = [t.name for t in frozen.inputs if t.dtype != tf.resource]
     outs = [t.name for t in frozen.outputs]
