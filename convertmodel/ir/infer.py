@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from convertmodel.errors import ConvertModelError, InvalidModelError
 from convertmodel.ir.graph import Graph, TensorType, ValueInfo
 from convertmodel.ir.schema import InferContext, get_schema, resolve_attrs
+from convertmodel.limits import check_alloc
+
+#: Data-movement ops whose outputs may legitimately be empty (an empty Split piece, a Slice past the end);
+#: a compute op that then consumes an empty feature map is refused at its own output or by its schema.
+_MAY_BE_EMPTY = frozenset(
+    "Reshape Split Slice Concat Squeeze Unsqueeze Transpose Flatten Identity Gather GatherElements Expand Tile "
+    "Pad Cast Shape Size ConstantOfShape Range NonZero Where DepthToSpace SpaceToDepth Dropout".split()
+)
+
+
+def check_output_size(node_desc: str, name: str, t: TensorType) -> None:
+    """Refuse a declared output larger than the memory cap (convertmodel.limits) before anything
+    allocates it (unknown dims count as 1, so the check is a lower bound of the real size), and a
+    float output with a zero-size dimension after the batch axis."""
+    if t.shape is None:
+        return
+    dims = [d if isinstance(d, int) else 1 for d in t.shape]
+    try:
+        dt = np.dtype(t.dtype)
+    except TypeError:
+        dt = np.dtype(np.uint8)
+    if dt.kind == "f" and 0 in t.shape[1:] and node_desc.split(" ", 1)[0] not in _MAY_BE_EMPTY:
+        # An empty feature map has no meaning for any CNN op (kernels and the quantizer divide by
+        # channel and spatial sizes); an empty *batch* (axis 0) is allowed and runs as empty.
+        raise InvalidModelError(f"{node_desc}: output {name!r} has the zero-size shape {list(t.shape)}")
+    itemsize = dt.itemsize
+    check_alloc(dims, itemsize, f"{node_desc}: output {name!r}")
 
 
 def infer_types(g: Graph) -> Graph:
@@ -38,6 +67,7 @@ def infer_types(g: Graph) -> Graph:
             raise InvalidModelError(f"{node.op_type} {node.name!r}: shape inference failed: {e}") from e
         for name, t in zip(node.outputs, outs, strict=False):
             if name:
+                check_output_size(f"{node.op_type} {node.name!r}", name, t)
                 types[name] = t
     outputs = []
     for vi in g.outputs:

@@ -18,6 +18,7 @@ import numpy as np
 from convertmodel.errors import ConvertModelError, InvalidModelError
 from convertmodel.ir.graph import Dim, Graph, Node, prune
 from convertmodel.ir.schema import CM_DOMAIN, resolve_attrs
+from convertmodel.limits import Budget
 from convertmodel.runtime.registry import KernelContext, find_kernel
 
 #: A shape-like value known element by element: ints, dim names, or None (unknown).
@@ -42,8 +43,9 @@ def _evaluate(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray] | N
 
 
 class _Folder:
-    def __init__(self, g: Graph) -> None:
+    def __init__(self, g: Graph, budget: Budget) -> None:
         self.g = g
+        self.budget = budget  # every byte folding creates counts against the memory cap (convertmodel.limits)
         self.consts: dict[str, np.ndarray] = dict(g.constants)
         self.sym: dict[str, Sym] = {}
         self.scalar: set[str] = set()  # sym values that are 0-D (a single dim)
@@ -163,6 +165,7 @@ class _Folder:
                 if outs is not None:
                     for name, val in zip(node.outputs, outs, strict=False):
                         if name:
+                            self.budget.charge(val.nbytes, f"{node.op_type} {node.name!r}: folding output {name!r}")
                             self.consts[name] = val
                     self.changed = True
                     continue
@@ -175,8 +178,9 @@ class _Folder:
 
 def fold_constants(g: Graph, max_rounds: int = 4) -> Graph:
     """Return ``g`` with constant subgraphs evaluated and shape chains resolved (a pure rewrite)."""
+    budget = Budget("constant folding")
     for _ in range(max_rounds):
-        f = _Folder(g)
+        f = _Folder(g, budget)
         g2 = f.run()
         if not f.changed:
             return g2

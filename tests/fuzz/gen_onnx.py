@@ -42,7 +42,7 @@ Spec = tuple[dict[str, Any], list[np.ndarray | None]]
 
 
 def _window(rng: random.Random, rank: int, pool: bool) -> dict[str, Any]:
-    n = max(1, rank - 2) if rng.random() < 0.9 else rng.randint(0, 3)
+    n = max(1, rank - 2) if rng.random() < 0.9 else rng.randint(1, 3)
     a: dict[str, Any] = {"kernel_shape": [rng.choice((1, 2, 3, 5, 0, -1, 65536)) for _ in range(n)]}
     if rng.random() < 0.7:
         a["strides"] = _ints(rng, n if rng.random() < 0.9 else n + 1)
@@ -96,7 +96,7 @@ def _reshape(rng: random.Random, rank: int) -> Spec:
 
 
 def _transpose(rng: random.Random, rank: int) -> Spec:
-    perm = list(range(rank))
+    perm = list(range(max(rank, 1)))
     rng.shuffle(perm)
     if rng.random() < 0.4:
         perm[rng.randrange(len(perm))] = rng.choice((0, rank, -1, 99))
@@ -265,6 +265,8 @@ def generate(rng: random.Random, d: str) -> Case:
     base = _BASES["lenet5.onnx" if rng.random() < 0.8 else "mobilenet.onnx"]
     if r < 0.45:
         data = bytes(_hostile_graph(rng).SerializeToString())
+        if rng.random() < 0.1:
+            data = _non_utf8_names(rng, data)
     elif r < 0.7:
         data = _field_edit(rng, base)
     elif r < 0.8:

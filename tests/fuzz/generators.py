@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import math
 import os
 import random
 import tempfile
@@ -93,7 +94,7 @@ def _feeds(graph: Any, seed: int) -> dict[str, np.ndarray] | None:
         if shape is None:
             return None
         dims = [d if isinstance(d, int) else 1 for d in shape]
-        if any(d < 0 for d in dims) or int(np.prod(dims, dtype=np.float64)) > _MAX_INPUT_ELEMENTS:
+        if any(d < 0 or d > _MAX_INPUT_ELEMENTS for d in dims) or math.prod(dims) > _MAX_INPUT_ELEMENTS:
             return None
         dt = np.dtype(vi.type.dtype)
         feeds[vi.name] = (g.standard_normal(dims) * 3).astype(dt) if dt.kind == "f" else np.ones(dims, dt)

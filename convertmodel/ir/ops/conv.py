@@ -26,6 +26,8 @@ def _window_attrs(ctx: InferContext) -> tuple[list[int], list[int], list[int]]:
     x, w = ctx.shape(0), ctx.shape(1)
     if len(x) < 3 or len(w) != len(x):
         raise ctx.fail(f"X must be (N, C, spatial...) and W of the same rank, got shapes {list(x)} and {list(w)}")
+    if 0 in w or x[1] == 0 or 0 in x[2:]:
+        raise ctx.fail(f"zero-size X {list(x)} or W {list(w)}: channels, kernel and spatial sizes must be >= 1")
     n = len(x) - 2
     if ctx.attrs["kernel_shape"]:
         kernel = list(ctx.attrs["kernel_shape"])

@@ -9,6 +9,9 @@ reference. Kernels live in convertmodel/runtime/kernels/ref/detection.py.
 
 from __future__ import annotations
 
+import math
+
+from convertmodel.errors import InvalidModelError
 from convertmodel.ir.graph import Dim, TensorType
 from convertmodel.ir.ops._util import same_as
 from convertmodel.ir.schema import CM_DOMAIN, Attr, AttrType, InferContext, op_schema
@@ -45,6 +48,8 @@ def prior_aspect_ratios(aspect_ratios: tuple[float, ...], flip: bool) -> list[fl
     """Caffe's list: 1 first, then each new ratio (duplicates within 1e-6 dropped) and, with flip, its inverse."""
     out = [1.0]
     for ar in aspect_ratios:
+        if not math.isfinite(ar) or ar <= 0:
+            raise InvalidModelError(f"PriorBox aspect ratios must be finite and > 0, got {list(aspect_ratios)}")
         if any(abs(ar - a) < 1e-6 for a in out):
             continue
         out.append(float(ar))

@@ -35,6 +35,8 @@ def _gemm(ctx: InferContext) -> list[TensorType]:
             f"inner dimensions differ: A{list(a)} (transA={ctx.attrs['transA']}) and "
             f"B{list(b)} (transB={ctx.attrs['transB']}) give K={ka} vs K={kb}"
         )
+    if 0 in (ka, kb, n):
+        raise ctx.fail(f"zero-size operand: A{list(a)}, B{list(b)} give K={ka}, N={n}; both must be >= 1")
     if ctx.has_input(2):
         c = ctx.shape(2)
         # Unidirectional broadcasting: C's dims must be 1 or equal to the output's, right-aligned.
@@ -53,6 +55,8 @@ def _matmul(ctx: InferContext) -> list[TensorType]:
     b2 = (*b, 1) if len(b) == 1 else b
     if _conflict(a2[-1], b2[-2]):
         raise ctx.fail(f"inner dimensions differ: A{list(a)} has K={a2[-1]}, B{list(b)} has K={b2[-2]}")
+    if a2[-1] == 0 or b2[-1] == 0:
+        raise ctx.fail(f"zero-size operand: A{list(a)}, B{list(b)}; K and N must be >= 1")
     try:
         batch = broadcast_shapes(a2[:-2], b2[:-2])
     except InvalidModelError as e:

@@ -12,8 +12,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from convertmodel.errors import InvalidModelError
+from convertmodel.errors import ConvertModelError, InvalidModelError
 from convertmodel.ir.graph import Dim, GraphBuilder, TensorType
+from convertmodel.ir.infer import check_output_size
 from convertmodel.ir.schema import InferContext, get_schema, resolve_attrs
 from convertmodel.registry import Registry
 
@@ -29,12 +30,42 @@ Handler = Callable[["LayerContext"], list[str]]
 HANDLERS: Registry[LayerKey, Handler] = Registry("Caffe layer handler")
 
 
-def layer_handler(*types: str) -> Callable[[Handler], Handler]:
-    """Register one handler function for one or more Caffe layer types."""
+def _count(n: int, lo: int, hi: int | None) -> bool:
+    return n >= lo and (hi is None or n <= hi)
+
+
+def _want(lo: int, hi: int | None, what: str) -> str:
+    if hi == lo:
+        return f"{lo} {what}{'s' if lo != 1 else ''}"
+    return f"at least {lo} {what}s" if hi is None else f"{lo} to {hi} {what}s"
+
+
+def layer_handler(
+    *types: str, bottoms: tuple[int, int | None] = (1, 1), tops: tuple[int, int | None] = (1, 1)
+) -> Callable[[Handler], Handler]:
+    """Register one handler function for one or more Caffe layer types.
+
+    ``bottoms`` and ``tops`` are the (min, max) blob counts the layer takes, as Caffe's own
+    ``Layer::CheckBlobCounts`` enforces them (max None: any number); they are checked before the
+    handler runs, and the handler's result is checked to define exactly one value per top, so a
+    prototxt with a missing or extra ``bottom:``/``top:`` fails with a message naming the layer.
+    """
 
     def deco(fn: Handler) -> Handler:
+        def checked(ctx: LayerContext) -> list[str]:
+            if not _count(len(ctx.inputs), *bottoms):
+                raise ctx.fail(f"expected {_want(*bottoms, 'bottom')}, found {len(ctx.inputs)}")
+            if not _count(len(ctx.tops), *tops):
+                raise ctx.fail(f"expected {_want(*tops, 'top')}, found {len(ctx.tops)}")
+            outs = fn(ctx)
+            if len(outs) != len(ctx.tops):
+                raise ctx.fail(f"defines {len(outs)} outputs for {len(ctx.tops)} tops")
+            return outs
+
+        checked.__name__ = fn.__name__
+        checked.__doc__ = fn.__doc__
         for t in types:
-            HANDLERS.add(LayerKey(t), fn)
+            HANDLERS.add(LayerKey(t), checked)
         return fn
 
     return deco
@@ -70,14 +101,27 @@ class TypedBuilder(GraphBuilder):
         outs = super().add_node(op_type, inputs, outputs, name, domain, **attrs)
         node = self.nodes[-1]
         schema = get_schema(op_type, domain)
+        n_in, lo, hi = len(node.inputs), schema.min_inputs(), schema.max_inputs()
+        if n_in < lo or (hi is not None and n_in > hi):
+            raise InvalidModelError(
+                f"{op_type} {node.name!r}: has {n_in} inputs, expected {lo}..{hi if hi is not None else 'many'}"
+            )
         ctx = InferContext(
             node,
             resolve_attrs(node, schema),
             [self.types.get(i) if i else None for i in node.inputs],
             [self.constants.get(i) if i else None for i in node.inputs],
         )
-        for o, t in zip(node.outputs, schema.infer(ctx), strict=False):
+        try:
+            inferred = schema.infer(ctx)
+        except ConvertModelError:
+            raise
+        except (ArithmeticError, ValueError, TypeError, IndexError, KeyError) as e:
+            # Same rule as convertmodel.ir.infer: a schema that trips on a value names the node.
+            raise InvalidModelError(f"{op_type} {node.name!r}: shape inference failed: {type(e).__name__}: {e}") from e
+        for o, t in zip(node.outputs, inferred, strict=False):
             if o:
+                check_output_size(f"{op_type} {node.name!r}", o, t)
                 self.types[o] = t
         return outs
 
@@ -106,6 +150,8 @@ class LayerContext:
         return InvalidModelError(f"{self.path}: layer {self.name!r} ({self.type}): {message}")
 
     def shape(self, i: int = 0) -> tuple[int, ...]:
+        if i >= len(self.inputs):
+            raise self.fail(f"needs bottom {i}, but the layer has {len(self.inputs)} bottom(s)")
         s = self.b.shape(self.inputs[i])
         if not all(isinstance(d, int) for d in s):
             raise self.fail(f"input {i} ({self.inputs[i]!r}) needs a static shape, got {list(s)}")
@@ -151,9 +197,16 @@ class LayerContext:
     ) -> str:
         """Add one node; its output is named ``out`` (a top's SSA name) or gets a fresh derived name."""
         name = self.name + (f"/{suffix}" if suffix else "")
-        (res,) = self.b.add_node(op_type, inputs, [out] if out is not None else 1, name=name, domain=domain, **attrs)
+        try:
+            (res,) = self.b.add_node(
+                op_type, inputs, [out] if out is not None else 1, name=name, domain=domain, **attrs
+            )
+        except InvalidModelError as e:
+            raise self.fail(str(e)) from e
         return res
 
     def top(self, k: int = 0) -> str:
         """The SSA value name for top ``k``: the blob name, or a name derived from the layer for in-place layers."""
+        if k >= len(self.tops):
+            raise self.fail(f"needs top {k}, but the layer has {len(self.tops)} top(s)")
         return self.tops[k]

@@ -55,6 +55,10 @@ def convolution(ctx: LayerContext) -> list[str]:
     dil = _spatial(p.dilation, None, None, 1, n, ctx, "dilation")
     g = int(p.group)
     c_in, c_out = x[1], int(p.num_output)
+    if min(kernel + stride + dil) < 1 or min(pad, default=0) < 0:
+        raise ctx.fail(f"kernel {kernel}, stride {stride}, dilation {dil} must be >= 1 and pad {pad} >= 0")
+    if g < 1 or c_out < 1:
+        raise ctx.fail(f"group ({g}) and num_output ({c_out}) must be >= 1")
     if c_in % g or c_out % g:
         raise ctx.fail(f"group {g} must divide input channels {c_in} and num_output {c_out}")
     deconv = ctx.type == "Deconvolution"
@@ -99,6 +103,9 @@ def pooling(ctx: LayerContext) -> list[str]:
         raise ctx.fail("kernel_size (or kernel_h and kernel_w) is required unless global_pooling")
     s = [int(p.stride_h), int(p.stride_w)] if p.HasField("stride_h") else [int(p.stride)] * 2
     pad = [int(p.pad_h), int(p.pad_w)] if p.HasField("pad_h") or p.HasField("pad_w") else [int(p.pad)] * 2
+    if min(k + s) < 1 or min(pad) < 0 or any(pad[i] >= k[i] for i in range(2)):
+        # pooling_layer.cpp: CHECK_GT(kernel, 0), CHECK_GT(stride, 0), CHECK_LT(pad, kernel).
+        raise ctx.fail(f"kernel {k} and stride {s} must be >= 1 and pad {pad} in [0, kernel)")
     ceil = bool(p.ceil_mode)
     for i in range(2):
         if not ceil:

@@ -17,7 +17,7 @@ def _axis(ctx: LayerContext, axis: int, rank: int) -> int:
     return axis % rank
 
 
-@layer_handler("Eltwise")
+@layer_handler("Eltwise", bottoms=(1, None))
 def eltwise(ctx: LayerContext) -> list[str]:
     p = ctx.layer.eltwise_param
     op = int(p.operation)
@@ -63,7 +63,7 @@ def _broadcastable(ctx: LayerContext, value: str, axis: int, covered: int, rank:
     return ctx.node("Reshape", [value, ctx.const(f"{suffix}_shape", new)], suffix=suffix)
 
 
-@layer_handler("Scale", "Bias")
+@layer_handler("Scale", "Bias", bottoms=(1, 2))
 def scale_bias(ctx: LayerContext) -> list[str]:
     """Scale: y = x * s (+ b with bias_term); Bias: y = x + b. The parameter comes from a blob or the
     second bottom, covering axes [axis, axis + num_axes) of the input (scale_layer.cpp, bias_layer.cpp)."""
@@ -100,7 +100,7 @@ def scale_bias(ctx: LayerContext) -> list[str]:
     return [y]
 
 
-@layer_handler("Concat")
+@layer_handler("Concat", bottoms=(1, None))
 def concat(ctx: LayerContext) -> list[str]:
     p = ctx.layer.concat_param
     axis = int(p.axis) if p.HasField("axis") or not p.HasField("concat_dim") else int(p.concat_dim)
@@ -109,7 +109,7 @@ def concat(ctx: LayerContext) -> list[str]:
     return [ctx.node("Concat", ctx.inputs, out=ctx.top(), axis=_axis(ctx, axis, len(ctx.shape(0))))]
 
 
-@layer_handler("Slice")
+@layer_handler("Slice", tops=(1, None))
 def slice_layer(ctx: LayerContext) -> list[str]:
     p = ctx.layer.slice_param
     x = ctx.shape(0)
@@ -128,7 +128,7 @@ def slice_layer(ctx: LayerContext) -> list[str]:
     return outs
 
 
-@layer_handler("Split")
+@layer_handler("Split", tops=(1, None))
 def split(ctx: LayerContext) -> list[str]:
     """Caffe's Split copies its bottom to every top: one Identity per top."""
     return [ctx.node("Identity", ctx.inputs[:1], out=t, suffix=str(k) if k else "") for k, t in enumerate(ctx.tops)]
@@ -193,7 +193,7 @@ def permute(ctx: LayerContext) -> list[str]:
     return [ctx.node("Transpose", ctx.inputs[:1], out=ctx.top(), perm=perm)]
 
 
-@layer_handler("Crop")
+@layer_handler("Crop", bottoms=(2, 2))
 def crop(ctx: LayerContext) -> list[str]:
     """Crop bottom 0 to bottom 1's shape from ``axis`` on, at the given offsets (crop_layer.cpp)."""
     if len(ctx.inputs) != 2:

@@ -5,6 +5,7 @@ The IR ops are Caffe-only, in the ``convertmodel`` domain (convertmodel/ir/ops/d
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from convertmodel.ir.schema import CM_DOMAIN
@@ -31,13 +32,17 @@ def normalize(ctx: LayerContext) -> list[str]:
     ]
 
 
-@layer_handler("PriorBox")
+@layer_handler("PriorBox", bottoms=(2, 2))
 def prior_box(ctx: LayerContext) -> list[str]:
     p = ctx.layer.prior_box_param
     if len(ctx.inputs) != 2:
         raise ctx.fail(f"needs 2 bottoms (feature map, image), got {len(ctx.inputs)}")
     if not p.min_size:
         raise ctx.fail("prior_box_param.min_size is required")
+    for field in ("min_size", "max_size", "aspect_ratio", "variance"):
+        bad = [float(v) for v in getattr(p, field) if not math.isfinite(v) or v <= 0]
+        if bad:
+            raise ctx.fail(f"prior_box_param.{field} must be finite and > 0, got {bad}")
     img_h = int(p.img_h) if p.HasField("img_h") else int(p.img_size)
     img_w = int(p.img_w) if p.HasField("img_w") else int(p.img_size)
     step_h = float(p.step_h) if p.HasField("step_h") else float(p.step)
@@ -63,7 +68,7 @@ def prior_box(ctx: LayerContext) -> list[str]:
     ]
 
 
-@layer_handler("DetectionOutput")
+@layer_handler("DetectionOutput", bottoms=(3, 3))
 def detection_output(ctx: LayerContext) -> list[str]:
     p = ctx.layer.detection_output_param
     if len(ctx.inputs) != 3:

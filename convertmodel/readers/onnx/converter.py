@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from convertmodel.errors import ConvertModelError, InvalidModelError, UnsupportedOpError
+from convertmodel.errors import ConvertModelError, FormatError, InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import Dim, Graph, GraphBuilder
 from convertmodel.ir.schema import find_schema, supported_ops
+from convertmodel.limits import note_model_file
 from convertmodel.readers.onnx.attributes import node_attributes, onnx_dtype, tensor_to_numpy
 from convertmodel.readers.onnx.context import HANDLERS, NodeContext, find_handler
 from convertmodel.readers.onnx.loader import DEFAULT_DOMAINS
@@ -68,8 +69,51 @@ def _sorted_nodes(graph: Any, known: set[str], path: str) -> list[tuple[int, Any
     return out
 
 
+def _not_text(value: Any) -> bool:
+    return isinstance(value, (bytes, bytearray))
+
+
+def _check_value_infos(vis: Any, path: str, what: str) -> None:
+    for k, vi in enumerate(vis):
+        if _not_text(vi.name):
+            raise FormatError(path, f"{what} #{k}: name {vi.name!r} is not valid UTF-8")
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+            for d in vi.type.tensor_type.shape.dim:
+                if d.HasField("dim_param") and _not_text(d.dim_param):
+                    raise FormatError(path, f"{what} {vi.name!r}: dim_param {d.dim_param!r} is not valid UTF-8")
+
+
+def check_text_fields(model: Any, path: str) -> None:
+    """Every name the reader uses must be text: ONNX strings are UTF-8, and protobuf hands out ``bytes``
+    for a string field that is not, which would surface as a TypeError deep in the conversion."""
+    for k, o in enumerate(model.opset_import):
+        if _not_text(o.domain):
+            raise FormatError(path, f"opset_import #{k}: domain {o.domain!r} is not valid UTF-8")
+    g = model.graph
+    if _not_text(g.name):
+        raise FormatError(path, f"graph name {g.name!r} is not valid UTF-8")
+    for what, vis in (("graph input", g.input), ("graph output", g.output), ("value_info", g.value_info)):
+        _check_value_infos(vis, path, what)
+    for k, t in enumerate(g.initializer):
+        if _not_text(t.name):
+            raise FormatError(path, f"initializer #{k}: name {t.name!r} is not valid UTF-8")
+    for idx, n in enumerate(g.node):
+        for field in ("name", "op_type", "domain"):
+            if _not_text(getattr(n, field)):
+                raise FormatError(path, f"node #{idx}: {field} {getattr(n, field)!r} is not valid UTF-8")
+        where = f"node #{idx} {n.name!r} ({n.op_type})"
+        for field in ("input", "output"):
+            for v in getattr(n, field):
+                if _not_text(v):
+                    raise FormatError(path, f"{where}: {field} name {v!r} is not valid UTF-8")
+        for a in n.attribute:
+            if _not_text(a.name) or _not_text(a.ref_attr_name):
+                raise FormatError(path, f"{where}: attribute name {a.name!r} is not valid UTF-8")
+
+
 def scan_unsupported(model: Any, path: str, opset: int) -> None:
     """Raise one UnsupportedOpError listing every node the reader cannot convert, before converting."""
+    check_text_fields(model, path)
     opsets = _opsets(model)
     ir_ops = set(supported_ops())
     unsupported: dict[str, list[str]] = {}
@@ -156,6 +200,7 @@ def _ranks(model: Any) -> dict[str, int]:
 
 def convert(model: Any, path: str, opset: int) -> Graph:
     """Convert a loaded, scanned ModelProto into an (unoptimised) IR graph."""
+    note_model_file(path)  # the memory cap grows with the model's own size (convertmodel.limits)
     g = model.graph
     b = GraphBuilder(
         g.name or os.path.splitext(os.path.basename(path))[0],

@@ -6,6 +6,7 @@ import numpy as np
 
 from convertmodel.errors import UnsupportedOpError
 from convertmodel.ir.schema import find_schema
+from convertmodel.limits import check_alloc
 from convertmodel.readers.onnx.attributes import onnx_dtype
 from convertmodel.readers.onnx.context import NodeContext, onnx_op
 
@@ -63,6 +64,7 @@ def constant_of_shape(ctx: NodeContext) -> None:
     dims = [int(d) for d in np.asarray(shape).reshape(-1)]
     if any(d < 0 for d in dims):
         raise ctx.fail(f"shape {dims} has negative dims")
+    check_alloc(dims, fill.dtype.itemsize, f"{ctx.source}: node {ctx.name!r} (ConstantOfShape)")
     _define(ctx, np.full(dims, fill[0], dtype=fill.dtype))
 
 

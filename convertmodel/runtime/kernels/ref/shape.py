@@ -14,11 +14,15 @@ from convertmodel.errors import InvalidModelError
 from convertmodel.ir.ops.elementwise import normalize_axes
 from convertmodel.ir.ops.shape import reshape_target, slice_range, split_sizes
 from convertmodel.ir.ops.shape_data import shape_bounds
+from convertmodel.limits import check_alloc
 from convertmodel.runtime.registry import KernelContext, kernel
 
 
 def _ints(v: np.ndarray) -> list[int]:
-    return [int(a) for a in np.asarray(v).reshape(-1)]
+    a = np.asarray(v)
+    if a.dtype.kind not in "iub":
+        raise InvalidModelError(f"expected an integer tensor, got {a.dtype} {a.reshape(-1)[:8].tolist()}")
+    return [int(x) for x in a.reshape(-1)]
 
 
 def _fail(ctx: KernelContext, message: str) -> InvalidModelError:
@@ -122,6 +126,9 @@ def pad(
         crop[a] = slice(max(0, -b), x.shape[a] - max(0, -e))
         width[a] = (max(0, b), max(0, e))
     x = x[tuple(crop)]
+    check_alloc(
+        [d + b + e for d, (b, e) in zip(x.shape, width, strict=True)], x.dtype.itemsize, f"Pad {ctx.node.name!r}"
+    )
     mode = ctx.attrs["mode"]
     if mode == "constant":
         cval = np.asarray(value).reshape(-1)[0] if value is not None and value.size else 0
@@ -161,6 +168,7 @@ def expand(ctx: KernelContext, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
         out = np.broadcast_shapes(x.shape, tuple(_ints(shape)))
     except ValueError as e:
         raise _fail(ctx, f"input shape {list(x.shape)} does not broadcast to {_ints(shape)}") from e
+    check_alloc(out, x.dtype.itemsize, f"Expand {ctx.node.name!r}")
     return np.broadcast_to(x, out).copy()
 
 
@@ -169,12 +177,19 @@ def tile(ctx: KernelContext, x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     reps = _ints(repeats)
     if len(reps) != x.ndim:
         raise _fail(ctx, f"repeats {reps} must have one entry per input axis ({x.ndim})")
+    if min(reps, default=0) < 0:
+        raise _fail(ctx, f"repeats {reps} must be >= 0")
+    out = [d * r for d, r in zip(x.shape, reps, strict=True)]
+    check_alloc(out, x.dtype.itemsize, f"Tile {ctx.node.name!r}")
+    if x.size == 0 or 0 in reps:  # np.tile cannot reshape an empty result to a shape with large dims
+        return np.zeros(out, dtype=x.dtype)
     return np.tile(x, reps)
 
 
 @kernel("ConstantOfShape")
 def constant_of_shape(ctx: KernelContext, shape: np.ndarray) -> np.ndarray:
     v = ctx.attrs["value"]
+    check_alloc(_ints(shape), 4 if v is None else v.dtype.itemsize, f"ConstantOfShape {ctx.node.name!r}")
     if v is None:
         return np.zeros(_ints(shape), dtype=np.float32)
     return np.full(_ints(shape), v.reshape(-1)[0], dtype=v.dtype)
@@ -185,7 +200,11 @@ def range_(ctx: KernelContext, start: np.ndarray, limit: np.ndarray, delta: np.n
     s, lim, d = (np.asarray(v).reshape(()) for v in (start, limit, delta))
     if d == 0:
         raise _fail(ctx, "delta must not be 0")
-    n = max(0, math.ceil((float(lim) - float(s)) / float(d)))
+    span = (float(lim) - float(s)) / float(d)
+    if not math.isfinite(span):
+        raise _fail(ctx, f"start {s}, limit {lim}, delta {d} give no finite number of elements")
+    n = max(0, math.ceil(span))
+    check_alloc([n], s.dtype.itemsize, f"Range {ctx.node.name!r}")
     # start + i * delta in the input dtype (the ONNX spec's formula), not an accumulated sum.
     return (s + np.arange(n, dtype=s.dtype) * d).astype(s.dtype, copy=False)
 
