@@ -95,6 +95,14 @@ BUILTIN: tuple[ReaderInfo, ...] = (
         "Keras model: HDF5 .h5 (Keras 2 and 3) and the Keras 3 .keras zip",
         options=("inputs", "outputs"),
     ),
+    ReaderInfo(
+        "bigdl",
+        (".bigdl",),
+        "convertmodel.readers.bigdl",
+        sniff.bigdl,
+        "BigDL 0.3.x / 2.x protobuf model (saveModule/saveModel), optional .weights file, BigDL-quantized",
+        options=("weights", "input_shape"),
+    ),
 )
 
 READERS: Registry[ReaderKey, ReaderInfo] = Registry("reader")

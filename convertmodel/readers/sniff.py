@@ -66,3 +66,21 @@ def keras(path: str, head: bytes) -> bool:
         name = head[30 : 30 + int.from_bytes(head[26:28], "little")]
         return path.lower().endswith(".keras") or name in (b"metadata.json", b"config.json")
     return False
+
+
+def bigdl(path: str, head: bytes) -> bool:
+    """A BigDL protobuf model: a BigDLModule (field 1 name, 2 subModules, 3/4 tensors, 7 moduleType ...)
+    naming a ``com.intel.analytics.bigdl`` class early, or the ``.bigdl`` extension with such a tag first."""
+    if b"com.intel.analytics.bigdl" in head and head[:1] in (b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x3a"):
+        return True
+    return path.lower().endswith(".bigdl") and head[:1] in (b"\x0a", b"\x12", b"\x3a")
+
+
+def torch7(path: str, head: bytes) -> bool:
+    """A Torch7 .t7 file: binary (int32 type 4 = torch object, its index, then the "V 1" version
+    string) or ascii ("4\\n1\\n3\\nV 1\\n"), or a table of them (type 3)."""
+    if len(head) >= 12 and head[:4] in (b"\x04\x00\x00\x00", b"\x03\x00\x00\x00") and b"V 1" in head[:32]:
+        return True
+    if head[:2] in (b"4\n", b"3\n") and b"V 1" in head[:24]:
+        return True
+    return path.lower().endswith(".t7") and len(head) >= 4 and head[:4] in (b"\x04\x00\x00\x00", b"\x03\x00\x00\x00")
