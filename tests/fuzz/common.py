@@ -11,7 +11,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIXTURES = os.path.join(ROOT, "fixtures")
 
 #: Integers that break size arithmetic: zero, negatives, off-by-ones, int32/int64 edges.
-INTS = (0, 1, -1, 2, 3, 7, -2, 255, 256, 65535, 65536, 65537, 100000, 2**31 - 1, 2**31, 2**32, 2**62, 2**63 - 1, -(2**31))
+INTS = (
+    0,
+    1,
+    -1,
+    2,
+    3,
+    7,
+    -2,
+    255,
+    256,
+    65535,
+    65536,
+    65537,
+    100000,
+    2**31 - 1,
+    2**31,
+    2**32,
+    2**62,
+    2**63 - 1,
+    -(2**31),
+)
 SMALL_INTS = (0, 1, -1, 2, 3, 4, 5)
 FLOATS = (0.0, -0.0, 1.0, -1.0, 0.5, 1e-45, 1e-30, 1e30, 3.4e38, float("inf"), float("-inf"), float("nan"), 1e300)
 

@@ -137,7 +137,9 @@ def _random_net(rng: random.Random) -> tuple[str, list[tuple[str, list[list[int]
         ntop = 2 if t in ("Slice", "Split") else 1
         if rng.random() < 0.06:
             ntop = rng.choice((0, ntop + 1))
-        my_tops = [bottoms[0]] if (t in ("ReLU", "Sigmoid", "Dropout", "Scale") and bottoms and rng.random() < 0.4) else []
+        my_tops = (
+            [bottoms[0]] if (t in ("ReLU", "Sigmoid", "Dropout", "Scale") and bottoms and rng.random() < 0.4) else []
+        )
         my_tops = my_tops or [f"{name}_t{j}" for j in range(ntop)]
         lines.append(
             f'layer {{ name: "{name}" type: "{t}" '

@@ -33,7 +33,9 @@ def _npy(rng: random.Random, d: str) -> str:
         arr = g.standard_normal((2, 1, 28, 28)).astype(np.float32)
         arr.reshape(-1)[g.integers(0, arr.size, 5)] = rng.choice((np.nan, np.inf, -np.inf))
     elif kind == "u8":
-        arr = g.integers(0, 255, (rng.choice((1, 3)), *rng.choice(((28, 28), (28, 28, 1), (5, 5, 3), (0, 0)))), endpoint=True).astype(np.uint8)
+        arr = g.integers(
+            0, 255, (rng.choice((1, 3)), *rng.choice(((28, 28), (28, 28, 1), (5, 5, 3), (0, 0)))), endpoint=True
+        ).astype(np.uint8)
     elif kind == "f64":
         arr = g.standard_normal((2, 1, 28, 28))
     elif kind == "scalar":

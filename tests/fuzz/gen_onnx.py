@@ -38,7 +38,7 @@ def _arr(rng: random.Random, shape: list[int], dtype: Any = np.float32) -> np.nd
     return g.integers(-3, 8, shape).astype(dtype)
 
 
-Spec = tuple[dict[str, Any], list[np.ndarray | None]]
+Spec = tuple[dict[str, Any], list[Any]]
 
 
 def _window(rng: random.Random, rank: int, pool: bool) -> dict[str, Any]:
@@ -79,7 +79,9 @@ def _tile(rng: random.Random, rank: int) -> Spec:
 def _resize(rng: random.Random, rank: int) -> Spec:
     attrs = {"mode": rng.choice(("nearest", "linear", "cubic", "bogus"))}
     if rng.random() < 0.5:
-        scales = np.array([rng.choice((1.0, 2.0, 0.0, -1.0, 1e5, float("nan"), float("inf"))) for _ in range(rank)], np.float32)
+        scales = np.array(
+            [rng.choice((1.0, 2.0, 0.0, -1.0, 1e5, float("nan"), float("inf"))) for _ in range(rank)], np.float32
+        )
         return attrs, [None, scales]
     sizes = np.array([rng.choice((1, 2, 0, -1, 100000, 2**31)) for _ in range(rank)], np.int64)
     return attrs, [None, np.zeros(0, np.float32), sizes]
@@ -122,7 +124,10 @@ def _concat(rng: random.Random, rank: int) -> Spec:
 
 
 def _reduce(rng: random.Random, rank: int) -> Spec:
-    return {"axes": [rng.choice((0, 1, -1, rank, 1)) for _ in range(rng.randint(1, 3))], "keepdims": rng.choice((0, 1))}, []
+    return {
+        "axes": [rng.choice((0, 1, -1, rank, 1)) for _ in range(rng.randint(1, 3))],
+        "keepdims": rng.choice((0, 1)),
+    }, []
 
 
 def _axis(name: str) -> Callable[[random.Random, int], Spec]:

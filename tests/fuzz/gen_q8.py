@@ -107,7 +107,7 @@ def _edit_tensor(rng: random.Random, header: dict[str, Any], body: bytes) -> byt
             "extreme": rng.choice((3.4e38, -3.4e38, 1e-38)),
         }
         arr = (
-            np.random.default_rng(rng.randrange(2**32)).standard_normal(n) * 10.0**rng.randint(-3, 6)
+            np.random.default_rng(rng.randrange(2**32)).standard_normal(n) * 10.0 ** rng.randint(-3, 6)
             if kind == "random"
             else np.full(n, vals[kind])
         )
@@ -129,14 +129,14 @@ def generate(rng: random.Random, d: str) -> Case:
     if r < 0.25:  # raw bytes anywhere (the CRC catches most of these in the header)
         data = mutate_bytes(rng, base)
     elif r < 0.35:  # preamble fields with the CRC recomputed: version, byte order, reserved, length
-        pre, header, body = split(base)
+        _, header, body = split(base)
         raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
         if rng.random() < 0.5:
             data = assemble(raw, body, rng.choice((0, 1, 2, 65535)), rng.choice((0, 1, 9, 65535)))
         else:
-            data = bytearray(assemble(raw, body))
-            data[rng.choice((8, 9, 10, 11, 16, 17, 20, 23))] = rng.randrange(256)
-            data = bytes(data)
+            buf = bytearray(assemble(raw, body))
+            buf[rng.choice((8, 9, 10, 11, 16, 17, 20, 23))] = rng.randrange(256)
+            data = bytes(buf)
     elif r < 0.8:  # header JSON edits, CRC recomputed
         _, header, body = split(base)
         for _ in range(rng.choice((1, 1, 2, 3))):
