@@ -34,6 +34,7 @@ __all__ = [
     "atomic_output",
     "check_regular_file",
     "clean_stale_temps",
+    "file_sha256",
     "open_regular",
     "read_head",
     "refuse_overwrite",
@@ -322,3 +323,14 @@ def _umask() -> int:
         os.umask(cur)
         _UMASK = cur
     return _UMASK
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest of a regular file, read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open_regular(path) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convertmodel.errors import InvalidModelError
+from convertmodel.errors import InvalidModelError, UsageError
 from convertmodel.ir.graph import Graph
 
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+if TYPE_CHECKING:
+    from convertmodel.quant.options import QuantizationInfo, QuantizeOptions
 
 
 class Model:
@@ -39,7 +33,16 @@ class Model:
 
     @property
     def is_quantized(self) -> bool:
-        return any(n.domain == "convertmodel" and n.op_type.startswith("Q") for n in self._graph.nodes)
+        from convertmodel.quant.ops import is_quantized
+
+        return is_quantized(self._graph)
+
+    @property
+    def quantization(self) -> QuantizationInfo | None:
+        """What the quantize pass decided (None for an fp32 model)."""
+        from convertmodel.quant.options import QuantizationInfo
+
+        return QuantizationInfo.of(self._graph.metadata)
 
     def executor(self, backends: tuple[str, ...] | None = None, threads: int = 0) -> Any:
         from convertmodel.runtime.executor import Executor
@@ -69,11 +72,32 @@ class Model:
 
         write_model(self._graph, os.fspath(path), format, **options)
 
-    def quantize(self, **options: Any) -> Model:
-        """An int8 copy of this model (see :func:`convertmodel.passes.quantize.quantize_graph`)."""
-        from convertmodel.passes.quantize import quantize_graph
+    def quantize(
+        self,
+        options: QuantizeOptions | None = None,
+        *,
+        exclude: str | Iterable[str] = (),
+        fp32_layers: Iterable[str] = (),
+        compat: str | None = None,
+        input_levels: int | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> Model:
+        """An int8 copy of this model (see :func:`convertmodel.passes.quantize.quantize_graph`).
 
-        return Model(quantize_graph(self._graph, **options), self.source)
+        Give a :class:`~convertmodel.quant.options.QuantizeOptions`, or its fields as keywords.
+        ``progress(done, total, layer)`` is called after each quantized layer.
+        """
+        from convertmodel.passes.quantize import quantize_graph
+        from convertmodel.quant.options import QuantizeOptions
+
+        fields = QuantizeOptions(
+            tuple(exclude) if not isinstance(exclude, str) else (exclude,), tuple(fp32_layers), compat, input_levels
+        )
+        if options is None:
+            options = fields
+        elif fields != QuantizeOptions():
+            raise UsageError("quantize: give a QuantizeOptions or keyword options, not both")
+        return Model(quantize_graph(self._graph, options, progress=progress), self.source)
 
     def __repr__(self) -> str:
         kind = "int8" if self.is_quantized else "fp32"

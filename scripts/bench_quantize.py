@@ -131,7 +131,7 @@ def measure(src: str, out: str, use_tracemalloc: bool) -> dict[str, Any]:
         rec["extra_copies_of_weights"] = rec["rss_extra_peak"] / weights
         if "traced_peak" in rec:
             rec["traced_copies_of_weights"] = rec["traced_peak"] / weights
-    from convertmodel.quant.report import size_breakdown
+    from convertmodel.serialize.breakdown import size_breakdown
 
     bd = size_breakdown(state["q"].graph)
     return {

@@ -11,14 +11,6 @@ from convertmodel.cli.common import console, emit_json, human_bytes, io_rows, lo
 from convertmodel.errors import UnsupportedOpError
 
 
-def _size_breakdown(graph: Any) -> dict[str, Any] | None:
-    try:
-        from convertmodel.quant.report import size_breakdown
-    except ImportError:
-        return None
-    return size_breakdown(graph)  # type: ignore[no-any-return]
-
-
 @click.command("inspect")
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
@@ -47,7 +39,11 @@ def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
         raise
     g = model.graph
     size = os.path.getsize(model_path)
-    breakdown = _size_breakdown(g) if model.is_quantized else None
+    breakdown = None
+    if model.is_quantized:
+        from convertmodel.serialize.breakdown import size_breakdown
+
+        breakdown = size_breakdown(g)
     report: dict[str, Any] = {
         "model": model_path,
         "supported": True,

@@ -1,7 +1,8 @@
-"""Quantization: BigDL 0.3's local-window int8 scheme (scheme.py), size report (report.py), error measures (error.py).
+"""Quantization below the graph passes: BigDL 0.3's local-window int8 arithmetic (scheme.py), the typed
+options and recorded decisions (options.py), which ops are int8 (ops.py), error measures (error.py).
 
-The graph pass that applies it is :func:`convertmodel.passes.quantize.quantize_graph`; the normative
-op contract is in docs/quantization.md.
+The graph pass that applies it is :func:`convertmodel.passes.quantize.quantize_graph` (rules registered
+with ``@quant_rule``); the normative op contract is in docs/quantization.md.
 """
 
 from convertmodel.quant.scheme import (

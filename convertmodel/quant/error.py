@@ -1,17 +1,37 @@
-"""Error measures between fp32 and int8 outputs: cosine, SQNR, top-1 agreement, per-layer comparison."""
+"""Error measures between fp32 and int8 outputs: the one implementation of SQNR and cosine.
+
+Both come in two forms: on arrays, and on sums accumulated over batches (verify's per-layer and
+agreement reports). The zero-signal rules are the same everywhere: SQNR is +inf when the noise is
+zero and -inf when the reference is all zero but the approximation is not; cosine is 1.0 when both
+vectors are zero and 0.0 when only one is.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import math
 
 import numpy as np
 
-from convertmodel.ir.graph import Graph
+
+def sqnr_from_sums(signal: float, noise: float) -> float:
+    """``10 log10(signal / noise)`` from ``sum(ref^2)`` and ``sum((ref - approx)^2)``."""
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+def cosine_from_sums(dot: float, ref_sq: float, test_sq: float) -> float:
+    """Cosine similarity from ``sum(ref * test)``, ``sum(ref^2)`` and ``sum(test^2)``."""
+    den = math.sqrt(ref_sq) * math.sqrt(test_sq)
+    if den > 0.0:
+        return dot / den
+    return 1.0 if ref_sq == 0.0 and test_sq == 0.0 else 0.0
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two arrays (flattened, in float64); 1.0 when both are all zero."""
+    """Cosine similarity of two arrays (flattened, in float64)."""
     x = np.asarray(a, np.float64).ravel()
     y = np.asarray(b, np.float64).ravel()
     nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
@@ -22,14 +42,21 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(x @ y / (nx * ny))
 
 
+def cosine_rows(ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of two (N, D) arrays (float64), with the zero rules above."""
+    r = np.asarray(ref, np.float64)
+    t = np.asarray(test, np.float64)
+    nx, ny = np.linalg.norm(r, axis=1), np.linalg.norm(t, axis=1)
+    dots = np.einsum("ij,ij->i", r, t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((nx == 0) & (ny == 0), 1.0, np.where((nx == 0) | (ny == 0), 0.0, dots / (nx * ny)))
+
+
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
-    """Signal-to-quantization-noise ratio in dB: ``10 log10(|ref|^2 / |ref - approx|^2)``; inf if equal."""
+    """Signal-to-quantization-noise ratio in dB: ``10 log10(|ref|^2 / |ref - approx|^2)``."""
     r = np.asarray(reference, np.float64).ravel()
     e = r - np.asarray(approx, np.float64).ravel()
-    noise = float(e @ e)
-    if noise == 0.0:
-        return float("inf")
-    return float(10.0 * np.log10(max(float(r @ r), 1e-300) / noise))
+    return sqnr_from_sums(float(r @ r), float(e @ e))
 
 
 def top1_agreement(reference: np.ndarray, approx: np.ndarray) -> float:
@@ -37,42 +64,3 @@ def top1_agreement(reference: np.ndarray, approx: np.ndarray) -> float:
     r = np.asarray(reference).reshape(-1, np.asarray(reference).shape[-1])
     a = np.asarray(approx).reshape(-1, np.asarray(approx).shape[-1])
     return float(np.mean(r.argmax(axis=1) == a.argmax(axis=1)))
-
-
-def layer_errors(
-    fp32: Graph, int8: Graph, feeds: Mapping[str, np.ndarray], backends: tuple[str, ...] = ("ref",)
-) -> list[dict[str, Any]]:
-    """Cosine and SQNR of every output the two graphs share (per node, in fp32 node order).
-
-    Both graphs are run with the executor's node hook, so no intermediate is kept beyond its use
-    except the ones compared. Quantized nodes keep their fp32 node's name (the quantize pass
-    preserves names), and a fused ReLU's output keeps the ReLU's value name.
-    """
-    from convertmodel.runtime.executor import Executor
-
-    got: dict[str, dict[str, np.ndarray]] = {"f": {}, "q": {}}
-
-    def hook(key: str) -> Any:
-        def fn(node: Any, outs: list[np.ndarray], dt: float) -> None:
-            for name, val in zip(node.outputs, outs, strict=False):
-                if name and isinstance(val, np.ndarray) and val.dtype.kind == "f":
-                    got[key][name] = np.array(val, copy=True)
-
-        return fn
-
-    Executor(fp32, backends).run(feeds, hook=hook("f"))
-    Executor(int8, backends).run(feeds, hook=hook("q"))
-    rows = []
-    for n in fp32.nodes:
-        for o in n.outputs:
-            if o in got["f"] and o in got["q"] and got["f"][o].shape == got["q"][o].shape:
-                rows.append(
-                    {
-                        "node": n.name,
-                        "op": n.op_type,
-                        "value": o,
-                        "cosine": cosine(got["f"][o], got["q"][o]),
-                        "sqnr_db": sqnr_db(got["f"][o], got["q"][o]),
-                    }
-                )
-    return rows

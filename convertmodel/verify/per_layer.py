@@ -10,19 +10,15 @@ executor's node hook, keeping only one batch of activations at a time.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from convertmodel.ir.graph import Graph, Node
-from convertmodel.ir.schema import CM_DOMAIN
-
-
-def quantized_nodes(graph: Graph) -> list[Node]:
-    """The int8 layers of a graph (QConv, QGemm, ... in the convertmodel domain), in order."""
-    return [n for n in graph.nodes if n.domain == CM_DOMAIN and n.op_type.startswith("Q")]
+from convertmodel.quant.error import cosine, cosine_from_sums, sqnr_db, sqnr_from_sums
+from convertmodel.quant.ops import quantized_nodes
 
 
 @dataclass
@@ -93,14 +89,8 @@ class PerLayer:
     def result(self) -> list[dict[str, Any]]:
         rows = []
         for st in self.stats.values():
-            if st.noise == 0.0:
-                sq = math.inf
-            elif st.signal == 0.0:
-                sq = -math.inf
-            else:
-                sq = 10.0 * math.log10(st.signal / st.noise)
-            den = math.sqrt(st.norm_ref) * math.sqrt(st.norm_test)
-            cos = st.dot / den if den > 0 else (1.0 if st.norm_ref == st.norm_test else 0.0)
+            sq = sqnr_from_sums(st.signal, st.noise)
+            cos = cosine_from_sums(st.dot, st.norm_ref, st.norm_test)
             rows.append(
                 {
                     "layer": st.layer,
@@ -115,3 +105,36 @@ class PerLayer:
             )
         rows.sort(key=lambda r: (r["sqnr_db"], r["cosine"]))
         return rows
+
+
+def layer_errors(
+    fp32: Graph, int8: Graph, feeds: Mapping[str, np.ndarray], backends: tuple[str, ...] = ("ref",)
+) -> list[dict[str, Any]]:
+    """Cosine and SQNR of every output the two graphs share (per node, in fp32 node order), on one input.
+
+    Both graphs are run with the executor's node hook. Quantized nodes keep their fp32 node's name
+    (the quantize pass preserves names), and a fused ReLU's output keeps the ReLU's value name.
+    """
+    from convertmodel.runtime.executor import Executor
+
+    got: dict[str, dict[str, np.ndarray]] = {"f": {}, "q": {}}
+
+    def hook(key: str) -> Any:
+        def fn(node: Any, outs: list[np.ndarray], dt: float) -> None:
+            for name, val in zip(node.outputs, outs, strict=False):
+                if name and isinstance(val, np.ndarray) and val.dtype.kind == "f":
+                    got[key][name] = np.array(val, copy=True)
+
+        return fn
+
+    Executor(fp32, backends).run(feeds, hook=hook("f"))
+    Executor(int8, backends).run(feeds, hook=hook("q"))
+    rows = []
+    for n in fp32.nodes:
+        for o in n.outputs:
+            f, q = got["f"].get(o), got["q"].get(o)
+            if f is not None and q is not None and f.shape == q.shape:
+                rows.append(
+                    {"node": n.name, "op": n.op_type, "value": o, "cosine": cosine(f, q), "sqnr_db": sqnr_db(f, q)}
+                )
+    return rows

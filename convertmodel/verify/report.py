@@ -31,7 +31,7 @@ _LABELS = {
 def file_info(path: str | None, model: Any = None) -> dict[str, Any] | None:
     if path is None:
         return None
-    from convertmodel.model import file_sha256
+    from convertmodel.fsutil import file_sha256
 
     info: dict[str, Any] = {"path": path}
     info["sha256"] = file_sha256(path) if os.path.isfile(path) else None

@@ -85,9 +85,8 @@ def test_inspect_shows_size_breakdown(fp32_q8, tmp_path, capsys) -> None:
     assert parts["int8 weights"] > 0 and parts["window parameters"] > 0 and parts["graph header"] > 0
     kept = {r["name"]: r for r in bd["fp32_kept"]}
     assert "w0" in kept and "excluded by pattern 'conv0'" in kept["w0"]["reason"]
-    # the parts add up to the file size when the header size is exact
-    if bd["header_exact"]:
-        assert bd["total_bytes"] == os.path.getsize(out)
+    # the parts add up to the file size: the header and padding are the writer's own figures
+    assert bd["header_exact"] is True and bd["total_bytes"] == os.path.getsize(out)
 
 
 @pytest.mark.parametrize(

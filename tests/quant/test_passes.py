@@ -10,7 +10,8 @@ import pytest
 
 from convertmodel.ir import CM_DOMAIN, Graph, GraphBuilder, check_graph
 from convertmodel.passes import PassRecord, fold_bn, run_passes
-from convertmodel.passes.quantize import parse_patterns, quantize_graph
+from convertmodel.passes.quantize import quantize_graph
+from convertmodel.quant.options import QuantizeOptions, parse_patterns
 from convertmodel.runtime import run_graph
 from convertmodel.zoo import vgg
 from tests.helpers import assert_close
@@ -189,14 +190,14 @@ def test_quantized_vgg_close_to_fp32(rng: np.random.Generator) -> None:
     x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
     a = _run(g, x)
     for compat, floor in ((None, 0.999), ("bigdl", 0.99)):
-        q = quantize_graph(g, compat=compat)
+        q = quantize_graph(g, QuantizeOptions(compat=compat))
         b = _run(q, x)
         assert _cosine(a, b) > floor, compat
 
 
 def test_exclude_patterns_and_reasons(vgg16_small: Graph) -> None:
     g = vgg16_small
-    q = quantize_graph(g, exclude=["conv1_*,fc8", "gemm"])
+    q = quantize_graph(g, QuantizeOptions(exclude=["conv1_*,fc8", "gemm"]))
     info = json.loads(q.metadata["quantization"])
     kept = info["kept"]
     assert set(kept) == {"conv1_1", "conv1_2", "fc6", "fc7", "fc8"}
@@ -204,7 +205,7 @@ def test_exclude_patterns_and_reasons(vgg16_small: Graph) -> None:
     assert kept["fc6"]["reason"] == "excluded by pattern 'gemm'"  # op types match case-insensitively
     assert q.op_counts()["QConv"] == 11 and "QGemm" not in q.op_counts() and q.op_counts()["Conv"] == 2
     assert info["excluded"] == ["conv1_*", "fc8", "gemm"]
-    assert parse_patterns(" a, ,b ") == ["a", "b"]
+    assert parse_patterns(" a, ,b ") == ("a", "b")
 
 
 def test_gemm_matmul_variants_and_non_constant_weight(rng: np.random.Generator) -> None:
@@ -243,7 +244,7 @@ def test_conv_with_weight_input_and_bigdl_compat_weights(rng: np.random.Generato
     (y,) = b.add_node("Conv", [y, w2], name="conv2", kernel_shape=[3, 3], auto_pad="SAME_UPPER")
     b.mark_output(y)
     g = b.build()
-    q = quantize_graph(g, compat="bigdl")
+    q = quantize_graph(g, QuantizeOptions(compat="bigdl"))
     info = json.loads(q.metadata["quantization"])
     assert info["kept"] == {"dynconv": {"op": "Conv", "reason": "weight is not a constant"}}
     assert info["compat"] == "bigdl" and info["input_levels"] == 127 and info["weight_levels"] == 64
@@ -251,7 +252,9 @@ def test_conv_with_weight_input_and_bigdl_compat_weights(rng: np.random.Generato
     assert node.attrs["input_levels"] == 127 and tuple(node.attrs["pads"]) == (1, 1, 1, 1)
     wq = q.constants[node.inputs[1]]
     assert np.abs(wq).max() == 64
-    assert quantize_graph(g, compat="bigdl", input_levels=200).node("conv2").attrs["input_levels"] == 200
+    assert (
+        quantize_graph(g, QuantizeOptions(compat="bigdl", input_levels=200)).node("conv2").attrs["input_levels"] == 200
+    )
 
 
 def test_bad_options_raise(rng: np.random.Generator) -> None:
@@ -259,9 +262,9 @@ def test_bad_options_raise(rng: np.random.Generator) -> None:
 
     g = mini_vgg(rng)
     with pytest.raises(ConvertModelError, match="compat"):
-        quantize_graph(g, compat="tflite")
+        quantize_graph(g, QuantizeOptions(compat="tflite"))
     with pytest.raises(ConvertModelError, match="levels"):
-        quantize_graph(g, input_levels=256)
+        quantize_graph(g, QuantizeOptions(input_levels=256))
 
 
 def test_q8_round_trip_is_bit_identical(tmp_path, rng: np.random.Generator) -> None:
@@ -269,7 +272,7 @@ def test_q8_round_trip_is_bit_identical(tmp_path, rng: np.random.Generator) -> N
     if not hasattr(serialize, "write_q8") or not hasattr(serialize, "read_q8"):
         pytest.skip("convertmodel.serialize.write_q8/read_q8 not available yet")
     g = mini_vgg(rng)
-    q = quantize_graph(g, exclude="fc1")
+    q = quantize_graph(g, QuantizeOptions(exclude="fc1"))
     path = str(tmp_path / "vgg.q8")
     serialize.write_q8(q, path)
     r = serialize.read_q8(path)
@@ -291,7 +294,8 @@ def test_q8_round_trip_is_bit_identical(tmp_path, rng: np.random.Generator) -> N
 
 
 def test_error_helpers_and_layer_errors(rng: np.random.Generator) -> None:
-    from convertmodel.quant.error import cosine, layer_errors, sqnr_db, top1_agreement
+    from convertmodel.quant.error import cosine, sqnr_db, top1_agreement
+    from convertmodel.verify.per_layer import layer_errors
 
     a = np.array([[1.0, 2.0, 3.0], [3.0, 1.0, 0.0]])
     assert cosine(a, a) == pytest.approx(1.0) and cosine(a, -a) == pytest.approx(-1.0)

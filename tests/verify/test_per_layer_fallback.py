@@ -9,8 +9,8 @@ import convertmodel
 from convertmodel.data.datasets import open_dataset
 from convertmodel.data.preprocess import preset
 from convertmodel.metrics.agreement import cosine, sqnr_db
+from convertmodel.quant.ops import quantized_nodes
 from convertmodel.verify.fallback import accuracy_aware_quantize, escape_glob, weight_bytes
-from convertmodel.verify.per_layer import quantized_nodes
 from convertmodel.verify.runner import VerifyOptions, run_verify
 from tests.verify.conftest import SUBSET_IMAGES
 

@@ -12,7 +12,7 @@ import convertmodel
 from convertmodel import errors
 from convertmodel.cli.main import main
 from convertmodel.data.datasets import read_idx
-from convertmodel.model import file_sha256
+from convertmodel.fsutil import file_sha256
 from tests.verify.conftest import SUBSET_IMAGES, SUBSET_LABELS, fixture_model
 
 N = 160
