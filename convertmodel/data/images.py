@@ -29,7 +29,9 @@ def load_image(path: str, pre: Preprocess) -> tuple[np.ndarray, bytes]:
         with Image.open(io.BytesIO(raw)) as img:
             img.load()
             return pre.decode(img), raw
-    except (UnidentifiedImageError, OSError) as e:
+    except UnidentifiedImageError as e:  # Pillow's message names an in-memory buffer, not the file
+        raise FormatError(path, "cannot decode image: not an image format Pillow reads, or truncated") from e
+    except OSError as e:
         raise FormatError(path, f"cannot decode image: {e}") from e
 
 

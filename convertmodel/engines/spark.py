@@ -86,6 +86,9 @@ class SparkEngine:
         self._spark = session
         self._own = session is None
         self.last_timing: dict[str, float] = {}
+        #: The last job: master, partitions, task attempts that failed (and were retried).
+        self.last_job: dict[str, Any] = {}
+        self._last_partitions = 0
 
     # -- session ----------------------------------------------------------------------------
     def session(self) -> Any:
@@ -104,8 +107,10 @@ class SparkEngine:
             b = b.config("spark.pyspark.python", sys.executable)  # the workers run this interpreter
         for k, v in self.conf.items():
             b = b.config(k, v)
+        existing = SparkSession.getActiveSession()
         try:
             self._spark = b.getOrCreate()
+            self._own = existing is None  # a session someone else started is theirs to stop
         except Exception as e:  # the JVM did not start: no Java, a bad setting
             raise SparkJobError(f"spark: cannot start a session on {self.master}: {_first_line(e)}") from e
         self._spark.sparkContext.setLogLevel(self.conf.get("spark.convertmodel.logLevel", "ERROR"))
@@ -165,7 +170,8 @@ class SparkEngine:
         if fail is None and self._setting(FAIL_KEY) is not None:
             fail = int(self._setting(FAIL_KEY))  # type: ignore[arg-type]
         ranges = self.plan(job)
-        local = self.master.startswith("local") if self._own else _is_local(self.session())
+        self._last_partitions = len(ranges)
+        local = _is_local(self.session())
         blas = job.threads or (blas_threads() if local else 0)
         tmp = tempfile.mkdtemp(prefix="convertmodel-spark-")
         try:
@@ -192,7 +198,7 @@ class SparkEngine:
     def _ship(self) -> bool:
         v = self._setting(SHIP_KEY)
         if v is None:
-            return not self.master.startswith("local") if self._own else not _is_local(self.session())
+            return not _is_local(self.session())
         return v.strip().lower() in ("1", "true", "yes")
 
     def _place_models(self, job: Job, tmp: str, sc: Any) -> dict[str, tuple[str, bool]]:
@@ -237,6 +243,7 @@ class SparkEngine:
         except KeyboardInterrupt:
             sc.cancelJobGroup(group)
             raise
+        self.last_job = {"master": str(sc.master), "partitions": self._last_partitions, **_task_counts(sc, group)}
         if "error" in box:
             e = box["error"]
             if isinstance(e, ConvertModelError):
@@ -270,6 +277,20 @@ def _typed_task_error(text: str) -> ConvertModelError | None:
     if m is None or not (isinstance(cls, type) and issubclass(cls, ConvertModelError)):
         return None
     return rebuild_error(cls, m.group(2))
+
+
+def _task_counts(sc: Any, group: str) -> dict[str, int]:
+    """Task attempts of the job group's stages: completed, and failed (each failure was retried or fatal)."""
+    tr = sc.statusTracker()
+    done = failed = 0
+    for j in tr.getJobIdsForGroup(group):
+        info = tr.getJobInfo(j)
+        for sid in info.stageIds if info else ():
+            st = tr.getStageInfo(sid)
+            if st:
+                done += st.numCompletedTasks
+                failed += st.numFailedTasks
+    return {"tasks_completed": done, "task_attempts_failed": failed}
 
 
 def _is_local(spark: Any) -> bool:

@@ -1,0 +1,123 @@
+"""The Spark engine for real (local[2,2], one session for the module): identical numbers to the local engine,
+a failed task retried with each sample counted once, unreadable samples reported, Parquet batch scoring."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+import convertmodel
+from convertmodel.data.datasets import open_dataset
+from convertmodel.data.preprocess import preset
+from convertmodel.engines import ModelRef, SparkEngine
+from convertmodel.engines.predict import SCHEMA_TOP, PredictBatch, batch_rows, make_job, predict_rows
+from convertmodel.errors import InvalidModelError
+from convertmodel.verify.runner import VerifyOptions, run_verify
+from tests.engines.conftest import FMNIST, SUBSET_IMAGES
+
+LENET = os.path.join(FMNIST, "lenet5.onnx")
+
+
+@pytest.fixture(scope="module")
+def lenet_pair(tmp_path_factory):
+    fp32 = convertmodel.load(LENET)
+    int8 = fp32.quantize()
+    q8 = str(tmp_path_factory.mktemp("m") / "lenet5.q8")
+    int8.save(q8)
+    return fp32, convertmodel.load(q8), q8
+
+
+def _numbers(r):
+    layers = [{k: v for k, v in row.items() if k != "int8_seconds"} for row in r.per_layer]
+    return r.metric, r.fp32, r.int8, r.agreement, r.samples, r.data_hash, r.unreadable, layers
+
+
+def test_verify_on_spark_equals_local_bit_for_bit(spark, lenet_pair):
+    fp32, int8, q8 = lenet_pair
+    ds = open_dataset(SUBSET_IMAGES)
+    opts = VerifyOptions(batch_size=64, per_layer=True)  # 16 batches, the last one short
+    local = run_verify(fp32, int8, ds, preset("fmnist"), opts)
+    seen = []
+    eng = SparkEngine(session=spark, partitions=3)
+    dist = run_verify(
+        fp32, ModelRef(int8, q8), ds, preset("fmnist"), opts, engine=eng, progress=lambda d, n: seen.append((d, n))
+    )
+    assert dist.engine == "spark" and eng.last_job["partitions"] == 3
+    assert _numbers(dist) == _numbers(local)
+    assert local.samples == 1000 and sum(v["total"] for v in local.fp32["per_class"].values()) == 1000
+    assert seen[-1] == (1000, 1000) and all(d <= n for d, n in seen)
+
+
+def test_failed_first_attempt_is_retried_and_each_sample_counted_once(spark, lenet_pair):
+    fp32, int8, _ = lenet_pair
+    ds = open_dataset(SUBSET_IMAGES)
+    opts = VerifyOptions(batch_size=100, limit=700)
+    local = run_verify(fp32, int8, ds, preset("fmnist"), opts)
+    eng = SparkEngine(session=spark, partitions=4, fail_first_attempt=0)
+    dist = run_verify(fp32, int8, ds, preset("fmnist"), opts, engine=eng)
+    assert eng.last_job["task_attempts_failed"] == 1 and eng.last_job["tasks_completed"] == 4
+    assert dist.samples == 700 and _numbers(dist) == _numbers(local)
+
+
+def test_unreadable_samples_are_reported_not_dropped(spark, lenet_pair, tmp_path):
+    from PIL import Image
+
+    from convertmodel.data.datasets import read_idx
+
+    x = read_idx(SUBSET_IMAGES, 30)
+    for i in range(30):
+        Image.fromarray(x[i]).save(tmp_path / f"{i:02d}.png")
+    (tmp_path / "07.png").write_bytes(b"\x89PNG truncated")
+    (tmp_path / "21.png").write_bytes(b"")
+    fp32, int8, _ = lenet_pair
+    ds = open_dataset(str(tmp_path))
+    opts = VerifyOptions(batch_size=8, metric="agreement")
+    local = run_verify(fp32, int8, ds, preset("fmnist"), opts)
+    dist = run_verify(fp32, int8, ds, preset("fmnist"), opts, engine=SparkEngine(session=spark, partitions=2))
+    assert [u["index"] for u in dist.unreadable] == [7, 21]
+    assert dist.unreadable[0]["id"] == str(tmp_path / "07.png")
+    assert dist.samples == 28 and _numbers(dist) == _numbers(local)
+
+
+def test_typed_errors_in_tasks_come_back_typed(spark, lenet_pair, tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((10, 1, 28, 28), np.float32))
+    np.save(tmp_path / "y.npy", np.full(10, 42))  # a label no 10-class output has
+    ds = open_dataset(str(tmp_path / "x.npy"), labels=str(tmp_path / "y.npy"))
+    fp32, int8, _ = lenet_pair
+    with pytest.raises(InvalidModelError, match=r"labels must be in \[0, 10\)"):
+        run_verify(fp32, int8, ds, None, VerifyOptions(batch_size=4), engine=SparkEngine(session=spark))
+
+
+def test_predict_to_parquet_one_row_per_sample(spark, lenet_pair, tmp_path):
+    _, int8, q8 = lenet_pair
+    ds = open_dataset(SUBSET_IMAGES)
+    job = make_job(ModelRef(int8, q8), ds, preset("fmnist"), 64, 300, PredictBatch(top=3))
+    local = predict_rows(convertmodel.engines.get_engine("local"), job)
+    out = str(tmp_path / "scores.parquet")
+    eng = SparkEngine(session=spark, partitions=3, fail_first_attempt=1)
+    eng.write_parquet(job, out, SCHEMA_TOP, functools.partial(batch_rows, False))
+    assert eng.last_job["task_attempts_failed"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["scores.parquet"]  # no temporary folder left
+    rows = [r.asDict() for r in spark.read.parquet(out).orderBy("index").collect()]
+    assert len(rows) == 300 and [r["index"] for r in rows] == list(range(300))
+    assert [r["top_classes"] for r in rows] == [r["top_classes"] for r in local]
+    assert all(r["error"] is None and len(r["top_scores"]) == 3 for r in rows)
+    assert rows[5]["top_scores"] == pytest.approx(local[5]["top_scores"], rel=1e-7)  # stored as float32
+
+
+def test_failed_write_leaves_nothing(spark, lenet_pair, tmp_path):
+    from PIL import Image
+
+    for i, size in enumerate([(28, 28), (28, 28), (30, 28)]):  # sizes differ and no resize: a typed error
+        Image.new("L", size).save(tmp_path / f"{i}.png")
+    _, int8, q8 = lenet_pair
+    ds = open_dataset(str(tmp_path))
+    job = make_job(ModelRef(int8, q8), ds, preset("fmnist"), 4, None, PredictBatch())
+    out = str(tmp_path / "out.parquet")
+    with pytest.raises(InvalidModelError, match="different sizes"):
+        SparkEngine(session=spark).write_parquet(job, out, SCHEMA_TOP, functools.partial(batch_rows, False))
+    assert sorted(os.listdir(tmp_path)) == ["0.png", "1.png", "2.png"]
