@@ -58,7 +58,7 @@ def test_unreadable_sample_is_reported_and_the_rest_run(tmp_path):
     ds = open_dataset(root)
     got = list(read_batches(ds, preset("fmnist"), 0, len(ds), 5))
     assert [g[0] for g in got] == [0, 5, 10]
-    start, indices, batch, errors, _ = got[0]
+    _start, indices, batch, errors, _ = got[0]
     assert indices == [0, 1, 2, 3] and len(batch.x) == 4 and batch.ids == files[:4]
     assert [(i, sid) for i, sid, _ in errors] == [(4, files[4])] and "cannot decode image" in errors[0][2]
     assert got[1][3] == [] and len(got[1][2].x) == 5
