@@ -7,16 +7,25 @@
 // `src(k)` points at the P window values of k (one per row): F + k * P for a gathered panel, or
 // straight into the input for a panel that needs no padding (see run_tile_impl).
 template <int P, int KG, class Src>
-static void quantize_panel_avx(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out) {
+// With `pmx`, the window minima are already in mn_out and the maxima in pmx (from the channel maps of a padded
+// input, see run_tile_impl) and the min/max pass over the window is skipped.
+static void quantize_panel_avx(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out,
+                               const float* pmx) {
   static_assert(P % 8 == 0, "panel must be a multiple of 8 rows");
   constexpr int BITS = 32 / KG;
   const __m256 vL = _mm256_set1_ps(L), half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
   for (int c = 0; c < P; c += 8) {
-    __m256 mn = _mm256_loadu_ps(src(0) + c), mx = mn;
-    for (int k = 1; k < K; ++k) {
-      const __m256 v = _mm256_loadu_ps(src(k) + c);
-      mn = _mm256_min_ps(mn, v);
-      mx = _mm256_max_ps(mx, v);
+    __m256 mn, mx;
+    if (pmx) {
+      mn = _mm256_loadu_ps(mn_out + c);
+      mx = _mm256_loadu_ps(pmx + c);
+    } else {
+      mn = mx = _mm256_loadu_ps(src(0) + c);
+      for (int k = 1; k < K; ++k) {
+        const __m256 v = _mm256_loadu_ps(src(k) + c);
+        mn = _mm256_min_ps(mn, v);
+        mx = _mm256_max_ps(mx, v);
+      }
     }
     const __m256 d = _mm256_sub_ps(mx, mn);
     const __m256 live = _mm256_cmp_ps(mx, mn, _CMP_GT_OQ);

@@ -30,7 +30,16 @@ struct Job {
   int G;                // groups (1 for rows sources)
   int K;                // window length = C/G*kh*kw (conv) or row length
   int Mg;               // output channels per group
-  int rows;             // rows per (n, g): OH*OW for conv, R for row sources (with N = 1)
+  int rows;             // rows per (n, g): OH*OW for conv (OH*Wp with xp), R for row sources (with N = 1)
+  // Stride-1 convolutions: the input padded once per layer, (N, C, Hp, Wp) planes of `plane` floats plus slack,
+  // and its channel min/max maps (N, G) planes of the same shape. Row p = oh * Wp + ow then reads the window
+  // of k = (c, ky, kx) at xp[c][p + ky*dh*Wp + kx*dw]: every panel is P consecutive floats per k, with no
+  // gather; rows with ow >= OW wrap into the next padded row and are computed but never stored.
+  const float* xp;       // nullptr: windows come from x (direct or gathered panels)
+  const float* cmin;     // (N, G, plane) min over the group's channels of xp
+  const float* cmax;
+  int Hp, Wp;
+  size_t plane;
   float levels;         // input_levels L
   // Epilogue (float output) ...
   const float* w_scale;  // (M,)

@@ -85,14 +85,20 @@
 // tail of SIMD paths).  Op by op in float32; the TU is compiled with -ffp-contract=off so the
 // multiply and add are never fused (an FMA would round once and change q).
 template <class Src>
-static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out) {
+static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out,
+                                  const float* pmx) {
   constexpr int P = Isa::PANEL, KG = Isa::KG, BITS = 32 / Isa::KG;
   for (int r = 0; r < P; ++r) {
     float mn = src(0)[r], mx = src(0)[r];
-    for (int k = 1; k < K; ++k) {
-      const float v = src(k)[r];
-      mn = v < mn ? v : mn;
-      mx = v > mx ? v : mx;
+    if (pmx) {  // precomputed window min (in mn_out) and max
+      mn = mn_out[r];
+      mx = pmx[r];
+    } else {
+      for (int k = 1; k < K; ++k) {
+        const float v = src(k)[r];
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+      }
     }
     const bool live = mx > mn;
     const float s = live ? L / (mx - mn) : 0.0f;
@@ -141,6 +147,16 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     }
     const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
     alignas(64) float y[P];
+    if (jb.src == cm::RowSource::kConv && jb.xp) {  // rows oh * Wp + ow: keep ow < OW
+      float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.OH * jb.OW;
+      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
+      int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp;
+      for (int r = 0; r < nr; ++r) {
+        if (ow < jb.OW && oh < jb.OH) o[static_cast<size_t>(oh) * jb.OW + ow] = y[r];
+        if (++ow == jb.Wp) ow = 0, ++oh;
+      }
+      continue;
+    }
     if (jb.src == cm::RowSource::kConv) {
       float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.rows + r0;
       if (nr == P) {  // a full panel: straight into the NCHW output
@@ -183,6 +199,34 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     if (jb.src == cm::RowSource::kQ8) {
       pack_q8(jb, pr0, pn, Kq, Ap);
       for (int r = 0; r < P; ++r) MN[pi * P + r] = RX[pi * P + r] = 0.0f;
+      continue;
+    }
+    if (jb.src == cm::RowSource::kConv && jb.xp) {
+      // Padded input: window values of k at xp[c][pr0 + ky*dh*Wp + kx*dw + r]; window min/max from the
+      // channel maps (min over c first, then over the kh x kw taps: exact, min is order-independent).
+      const int Cg = jb.C / jb.G;
+      const float* xg = jb.xp + (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg) * jb.plane + pr0;
+      int k = 0;
+      for (int c = 0; c < Cg; ++c)
+        for (int ky = 0; ky < jb.kh; ++ky)
+          for (int kx = 0; kx < jb.kw; ++kx)
+            PTR[k++] = xg + c * jb.plane + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
+      const size_t mo = (static_cast<size_t>(n) * jb.G + g) * jb.plane + pr0;
+      float* mn = MN + pi * P;
+      alignas(64) float mx[P];
+      for (int r = 0; r < P; ++r) mn[r] = jb.cmin[mo + r], mx[r] = jb.cmax[mo + r];
+      for (int ky = 0; ky < jb.kh; ++ky)
+        for (int kx = 0; kx < jb.kw; ++kx) {
+          if (ky == 0 && kx == 0) continue;
+          const size_t off = mo + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
+          const float* a = jb.cmin + off;
+          const float* b = jb.cmax + off;
+          for (int r = 0; r < P; ++r) {
+            mn[r] = a[r] < mn[r] ? a[r] : mn[r];
+            mx[r] = b[r] > mx[r] ? b[r] : mx[r];
+          }
+        }
+      Isa::quantize_panel([PTR](int kk) { return PTR[kk]; }, jb.K, Kq, jb.levels, Ap, mn, RX + pi * P, mx);
       continue;
     }
     if (jb.src == cm::RowSource::kConv && direct_panel(jb, pr0, pn)) {

@@ -17,8 +17,9 @@ struct Isa {
   // 16 rows (2 ymm of int32 lanes) x 6 channels: 12 accumulators + 2 A vectors + broadcast + product.
   static constexpr int PANEL = 16, KG = 2, NRC = 6, KQ_ALIGN = 2, KC = 256;
   template <class Src>
-  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx,
+                             const float* pmx = nullptr) {
+    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx, pmx);
   }
   // Few rows (QGemm at batch 1-2): vectors run over channels instead of rows, so no lane is idle.
   // Reads the 6 lanes of a channel block at one k group plus 2 lanes past them (ignored; the packed
@@ -232,8 +233,9 @@ struct Isa {
   static constexpr int PANEL = 16, KG = 4, NRC = 6, KQ_ALIGN = 2, KC = 256;
   static constexpr bool HAS_GEMV = true;
   template <class Src>
-  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx,
+                             const float* pmx = nullptr) {
+    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx, pmx);
   }
   static void gemv(const uint32_t* A, int Kq, const uint32_t* W, size_t bstride, int nb, int nr, int32_t* acc) {
     gemv_u8<NRC, false>(A, Kq, W, bstride, nb, nr, acc, PANEL);
@@ -331,8 +333,9 @@ struct Isa {
   static constexpr int PANEL = 16, KG = 4, NRC = 4, KQ_ALIGN = 2, KC = 256;
   static constexpr bool HAS_GEMV = true;
   template <class Src>
-  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx,
+                             const float* pmx = nullptr) {
+    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx, pmx);
   }
   static void gemv(const uint32_t* A, int Kq, const uint32_t* W, size_t bstride, int nb, int nr, int32_t* acc) {
     gemv_u8<NRC, true>(A, Kq, W, bstride, nb, nr, acc, PANEL);

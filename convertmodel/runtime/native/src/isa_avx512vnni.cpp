@@ -11,6 +11,60 @@ namespace cm_avx512vnni {
 
 #include "avx_quant.h"
 
+// The contract's window quantization on 16 rows per zmm: sub, mul, add 0.5 as separate float32 ops (the TU is
+// compiled with -ffp-contract=off), then floor and the conversion in one vcvtps2dq with round-down embedded
+// rounding (floor(f) is an integer below 2^24, so converting it is exact: the same code as floor + cvtt). The
+// clip to [0, L] of the 256-bit code reduces to max(q, 0): v >= mn gives d >= 0, and e <= L * (1 + 2^-22)
+// keeps floor(e + 0.5) <= L; a NaN converts to INT_MIN, which max(q, 0) maps to 0 as the float clip does.
+template <int P, class Src>
+static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out,
+                                  const float* pmx) {
+  static_assert(P % 16 == 0, "panel must be a multiple of 16 rows");
+  const __m512 vL = _mm512_set1_ps(L), half = _mm512_set1_ps(0.5f);
+  const __m512i zero = _mm512_setzero_si512();
+  for (int c = 0; c < P; c += 16) {
+    __m512 mn, mx;
+    if (pmx) {  // precomputed window min (in mn_out) and max
+      mn = _mm512_loadu_ps(mn_out + c);
+      mx = _mm512_loadu_ps(pmx + c);
+    } else {
+      mn = mx = _mm512_loadu_ps(src(0) + c);
+      for (int k = 1; k < K; ++k) {
+        const __m512 v = _mm512_loadu_ps(src(k) + c);
+        mn = _mm512_min_ps(mn, v);
+        mx = _mm512_max_ps(mx, v);
+      }
+    }
+    const __m512 d = _mm512_sub_ps(mx, mn);
+    const __mmask16 live = _mm512_cmp_ps_mask(mx, mn, _CMP_GT_OQ);
+    const __m512 s = _mm512_div_ps(vL, d);
+    _mm512_storeu_ps(mn_out + c, mn);
+    _mm512_storeu_ps(rx_out + c, _mm512_maskz_div_ps(live, d, vL));
+    auto code = [&](int k) {
+      const __m512 v = _mm512_loadu_ps(src(k) + c);
+      const __m512 e = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, mn), s), half);
+      return _mm512_max_epi32(_mm512_cvt_roundps_epi32(e, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), zero);
+    };
+    const int full = K / 4;
+    for (int kq = 0; kq < full; ++kq) {
+      const int k = kq * 4;
+      const __m512i q0 = code(k), q1 = code(k + 1), q2 = code(k + 2), q3 = code(k + 3);
+      const __m512i lane = _mm512_ternarylogic_epi32(q0, _mm512_slli_epi32(q1, 8), _mm512_slli_epi32(q2, 16), 0xfe);
+      _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c,
+                          _mm512_maskz_or_epi32(live, lane, _mm512_slli_epi32(q3, 24)));
+    }
+    for (int kq = full; kq < Kq; ++kq) {
+      __m512i lane = zero;
+      for (int t = 0; t < 4; ++t) {
+        const int k = kq * 4 + t;
+        if (k >= K) break;
+        lane = _mm512_or_si512(lane, _mm512_slli_epi32(code(k), 8 * t));
+      }
+      _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c, _mm512_maskz_mov_epi32(live, lane));
+    }
+  }
+}
+
 struct Isa {
   static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 128;
   // One or two rows (a batch-1/2 fully connected layer): vectors over the 12 channels of a block (16 lanes
@@ -50,8 +104,9 @@ struct Isa {
     }
   }
   template <class Src>
-  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx,
+                             const float* pmx = nullptr) {
+    quantize_panel_avx512<PANEL>(src, K, Kq, L, A, mn, rx, pmx);
   }
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y) {

@@ -50,8 +50,9 @@ struct Isa {
     }
   }
   template <class Src>
-  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx);
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx,
+                             const float* pmx = nullptr) {
+    quantize_panel_avx<PANEL, KG>(src, K, Kq, L, A, mn, rx, pmx);
   }
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y) {

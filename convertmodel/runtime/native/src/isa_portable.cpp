@@ -11,7 +11,8 @@ struct Isa {
   static constexpr bool HAS_GEMV = false;
   static void gemv(const uint32_t*, int, const uint32_t*, size_t, int, int, int32_t*) {}
   template <class Src>
-  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx);
+  static void quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx,
+                             const float* pmx = nullptr);
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y);
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
@@ -33,8 +34,8 @@ struct Isa {
 #include "generic.h"
 
 template <class Src>
-void Isa::quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx) {
-  quantize_panel_scalar(src, K, Kq, L, A, mn, rx);
+void Isa::quantize_panel(Src src, int K, int Kq, float L, uint32_t* A, float* mn, float* rx, const float* pmx) {
+  quantize_panel_scalar(src, K, Kq, L, A, mn, rx, pmx);
 }
 
 void Isa::dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b, bool relu,
