@@ -12,6 +12,7 @@ from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import Graph, Node
 from convertmodel.ir.schema import resolve_attrs
 from convertmodel.runtime.registry import BACKENDS, KernelContext, KernelFn, find_kernel
+from convertmodel.runtime.threads import resolve_threads
 
 #: Called after each node with (node, outputs, seconds); used by per-layer reports.
 NodeHook = Callable[[Node, list[np.ndarray], float], None]
@@ -86,7 +87,8 @@ class Executor:
 
     def __init__(self, graph: Graph, backends: tuple[str, ...] = BACKENDS, threads: int = 0) -> None:
         self.graph = graph
-        self.threads = threads
+        # Kernels get the resolved count (0 = all CPUs, runtime/threads.py), never 0.
+        self.threads = threads = resolve_threads(threads)
         missing: dict[str, list[str]] = {}
         steps: list[_Step] = []
         for n in graph.nodes:

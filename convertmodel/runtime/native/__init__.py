@@ -13,7 +13,6 @@ min/max, quantization and packing; weights are packed once per executor into ``c
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -260,11 +259,10 @@ if _ext is not None:
 
 
 def cpu_threads() -> int:
-    """Threads the runtime uses for ``threads=0``: the CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """Threads the runtime uses for ``threads=0``: the CPUs this process may run on (runtime/threads.py)."""
+    from convertmodel.runtime.threads import cpu_count
+
+    return cpu_count()
 
 
 # The fp32 kernels register themselves on import (same extension, same thread pool).
