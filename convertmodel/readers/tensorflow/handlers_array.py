@@ -243,9 +243,32 @@ def reshape(node: Node) -> None:
 
 
 def _check_strided_slice(node: Node) -> str | None:
-    if int(node.attr("ellipsis_mask", 0)) or int(node.attr("new_axis_mask", 0)):
-        return "ellipsis_mask/new_axis_mask"
+    if int(node.attr("new_axis_mask", 0)):
+        return "new_axis_mask"
     return None
+
+
+def _bits(mask: int, n: int) -> list[bool]:
+    return [bool(mask >> i & 1) for i in range(n)]
+
+
+def _expand_ellipsis(
+    node: Node, spec: list[list[int]], masks: list[list[bool]]
+) -> tuple[list[list[int]], list[list[bool]]]:
+    """Replace the ellipsis entry by full-range entries for the axes it stands for (rank must be known)."""
+    ell = masks[3]
+    if not any(ell):
+        return spec, masks[:3]
+    rank = node.tr.tf_rank(node.x(0))
+    if rank is None:
+        raise node.fail("an ellipsis in the slice needs a known input rank")
+    e, n = ell.index(True), len(ell)
+    fill = rank - (n - 1)
+    spec = [s[:e] + [d] * fill + s[e + 1 :] for s, d in zip(spec, (0, 0, 1), strict=True)]
+    out = []
+    for m, full in zip(masks[:3], (True, True, False), strict=True):
+        out.append(m[:e] + [full] * fill + m[e + 1 :])
+    return spec, out
 
 
 @tf_op("StridedSlice", check=_check_strided_slice)
@@ -253,22 +276,31 @@ def strided_slice(node: Node) -> None:
     begin = node.require_const(1, "begin").astype(np.int64).reshape(-1).tolist()
     end = node.require_const(2, "end").astype(np.int64).reshape(-1).tolist()
     steps = node.require_const(3, "strides").astype(np.int64).reshape(-1).tolist()
-    bm, em, sm = (int(node.attr(k, 0)) for k in ("begin_mask", "end_mask", "shrink_axis_mask"))
+    n = len(begin)
+    keys = ("begin_mask", "end_mask", "shrink_axis_mask", "ellipsis_mask")
+    masks = [_bits(int(node.attr(k, 0)), n) for k in keys]
+    (begin, end, steps), (bm, em, sm) = _expand_ellipsis(node, [begin, end, steps], masks)
     starts, ends, shrink = [], [], []
     for i, (b, e, s) in enumerate(zip(begin, end, steps, strict=True)):
-        if sm >> i & 1:  # one element, axis dropped
+        if sm[i]:  # one element, axis dropped
             starts.append(b)
             ends.append(b + 1 if b != -1 else _BIG)
             shrink.append(i)
             continue
-        starts.append((0 if s > 0 else _BIG) if bm >> i & 1 else b)
-        ends.append((_BIG if s > 0 else -_BIG) if em >> i & 1 else e)
-    ins = [node.tf(0), node.ints("starts", starts), node.ints("ends", ends)]
-    ins += [node.ints("axes", list(range(len(begin)))), node.ints("steps", steps)]
+        starts.append((0 if s > 0 else _BIG) if bm[i] else b)
+        ends.append((_BIG if s > 0 else -_BIG) if em[i] else e)
+    v = node.x(0)
+    axes = list(range(len(begin)))
+    # An NCHW-held feature map is sliced in place (axes remapped) when what remains keeps TF's order.
+    nchw = v.nchw and len(begin) == 4 and (not shrink or _keeps_order([a for a in range(4) if a not in shrink]))
+    if nchw:
+        axes, shrink = [TO_NHWC[a] for a in axes], sorted(TO_NHWC[a] for a in shrink)
+    ins = [v.ir if nchw else node.tf(0), node.ints("starts", starts), node.ints("ends", ends)]
+    ins += [node.ints("axes", axes), node.ints("steps", steps)]
     out = node.emit("Slice", ins, "/slice" if shrink else "")
     if shrink:
         out = node.emit("Squeeze", [out, node.ints("shrink", shrink)])
-    node.set_out(out)
+    node.set_out(out, nchw=nchw and not shrink)
 
 
 @tf_op("Slice")
