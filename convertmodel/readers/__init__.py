@@ -103,6 +103,14 @@ BUILTIN: tuple[ReaderInfo, ...] = (
         "BigDL 0.3.x / 2.x protobuf model (saveModule/saveModel), optional .weights file, BigDL-quantized",
         options=("weights", "input_shape"),
     ),
+    ReaderInfo(
+        "torch7",
+        (".t7",),
+        "convertmodel.readers.torch7",
+        sniff.torch7,
+        "Torch7 .t7 serialized nn module (binary or ascii)",
+        options=("input_shape",),
+    ),
 )
 
 READERS: Registry[ReaderKey, ReaderInfo] = Registry("reader")
