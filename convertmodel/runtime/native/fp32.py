@@ -76,11 +76,12 @@ def _call(ctx: KernelContext, fn: Callable[..., Any], *args: Any) -> Any:
         raise InvalidModelError(f"{ctx.node.op_type} {ctx.node.name!r}: {msg}") from None
 
 
-def _output(ctx: KernelContext, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Last run's output buffer when nobody else holds it (fresh large arrays cost page zeroing)."""
+def _output(ctx: KernelContext) -> np.ndarray | None:
+    """Last run's output buffer when nobody else holds it (fresh large arrays cost page zeroing); the
+    native code reuses it when its shape fits and allocates otherwise."""
     buf = ctx.cache.get("fp32_out")
     # References: the cache entry and getrefcount's argument; a third means someone kept it.
-    if buf is not None and buf.shape == shape and sys.getrefcount(buf) == 2:
+    if buf is not None and sys.getrefcount(buf) == 2:
         return buf
     return None
 
@@ -205,14 +206,15 @@ if _ext is not None:
         geo = ctx.cache.get("geo")
         if geo is None or ctx.cache.get("xshape") != x.shape[1:]:
             geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, w.shape)
+            if geo.kernel != tuple(w.shape[2:]):
+                raise InvalidModelError(f"Conv {ctx.node.name!r}: kernel_shape {list(geo.kernel)} != W {list(w.shape)}")
             ctx.cache["geo"], ctx.cache["xshape"] = geo, x.shape[1:]
         m = int(w.shape[0])
         scale, shift, lo, hi = _epilogue(ctx, b, m)
         p = geo.pads
         args = (list(geo.strides), [p[0], p[1], p[2], p[3]], list(geo.dilations))
         x = np.ascontiguousarray(x)
-        out_sp = geo.out_spatial(x.shape[2:])
-        out = _output(ctx, (x.shape[0], m, *out_sp)) if all(d > 0 for d in out_sp) else None
+        out = _output(ctx)
         name = _ext.fp32_isa("")
         if w.shape[1] == 1 and geo.group == x.shape[1] and geo.group > 1:
             wc = np.ascontiguousarray(w)
@@ -239,7 +241,7 @@ if _ext is not None:
         scale, shift, lo, hi = _epilogue(ctx, c, n)
         lead, k = a.shape[:-1], a.shape[-1]
         x2 = np.ascontiguousarray(a).reshape(-1, k)
-        out = _output(ctx, (x2.shape[0], n))
+        out = _output(ctx)
         y = _call(ctx, _ext.fp32_dense, x2, hit[1], scale, shift, lo, hi, ctx.threads, out)
         return _keep(ctx, y).reshape(*lead, n)
 

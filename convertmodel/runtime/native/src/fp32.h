@@ -81,10 +81,16 @@ struct Fp32Ops {
   void (*gemm_item)(const GemmJob& j, i64 r0, i64 nr, i64 c0, i64 c1, float* scratch);
   // Output planes [p0, p1) of the N * M planes. scratch: padded plane floats.
   void (*dw_item)(const DwJob& j, i64 p0, i64 p1, float* scratch);
-  void (*pool_item)(const PoolJob& j, i64 p0, i64 p1);
+  void (*pool_item)(const PoolJob& j, i64 p0, i64 p1, float* scratch);
 };
 
 inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// Row buffer of one pooling work item: the padded width every window of a row reads.
+inline i64 pool_row_floats(const PoolJob& j) {
+  const i64 need = (j.OW - 1) * j.sw + (j.kw - 1) * j.dw + 1;
+  return (need > j.pw + j.W ? need : j.pw + j.W) + 16;
+}
 
 // Scratch floats of one depthwise work item with vectors of `w` lanes (see dw_item_impl).
 inline i64 dw_scratch_floats(const DwJob& j, int w) {

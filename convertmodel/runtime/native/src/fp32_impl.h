@@ -105,8 +105,10 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
   const i64 plane = J.Hp * J.Wp;
   // Columns -> input and output offsets, and runs of columns whose input advances by sw.
   i64 nruns = 0;
-  for (i64 j = 0; j < nq; ++j) {
-    const i64 q = q0 + j, n = q / J.P, p = q % J.P, oy = p / J.OW, ox = p % J.OW;
+  i64 n = q0 / J.P, p = q0 - n * J.P, oy = p / J.OW, ox = p - oy * J.OW;  // advanced without divisions
+  for (i64 j = 0; j < nq; ++j, ++p, ++ox) {
+    if (ox == J.OW) ox = 0, ++oy;
+    if (p == J.P) p = 0, oy = 0, ++n;
     out_off[j] = (n * J.M + g * J.Mg) * J.P + p;
     const i64 in = (n * J.C + g * J.Cg) * plane + oy * J.sh * J.Wp + ox * J.sw;
     if (j % NR == 0) prun[j / NR] = nruns;
@@ -283,7 +285,13 @@ static inline void tap_range(i64 start, i64 k, i64 d, i64 lo, i64 hi, i64& t0, i
   if (t0 > t1) t0 = t1;
 }
 
-static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1) {
+// Max / average windows: per output row a vertical pass over the valid rows (contiguous, vectorized by
+// the compiler) into a row buffer padded with the fill value, then the horizontal window over it.
+// Scratch: pool_scratch_floats() (fp32.h).
+static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch) {
+  const bool mx = J.kind == 0;
+  const float fill = mx ? -__builtin_inff() : 0.0f;
+  const i64 wb = cmf::pool_row_floats(J);
   for (i64 pl = p0; pl < p1; ++pl) {
     const float* x = J.x + pl * J.H * J.W;
     float* out = J.out + pl * J.OH * J.OW;
@@ -300,34 +308,46 @@ static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1) {
       out[0] = s / static_cast<float>(n);
       continue;
     }
+    float* row = scratch;
     for (i64 oy = 0; oy < J.OH; ++oy) {
       const i64 y0 = oy * J.sh - J.ph;
       i64 ty0, ty1, cy0, cy1;
       tap_range(y0, J.kh, J.dh, 0, J.H, ty0, ty1);
       tap_range(y0, J.kh, J.dh, J.include_pad ? -J.ph : 0, J.include_pad ? J.H + J.pe_h : J.H, cy0, cy1);
-      for (i64 ox = 0; ox < J.OW; ++ox) {
-        const i64 x0 = ox * J.sw - J.pw;
-        i64 tx0, tx1;
-        tap_range(x0, J.kw, J.dw, 0, J.W, tx0, tx1);
-        if (J.kind == 0) {
-          float v = -__builtin_inff();
-          for (i64 ty = ty0; ty < ty1; ++ty) {
-            const float* r = x + (y0 + ty * J.dh) * J.W + x0;
-            for (i64 tx = tx0; tx < tx1; ++tx) {
-              const float e = r[tx * J.dw];
-              v = (e > v || e != e) ? e : v;  // NaN propagates like numpy.maximum
-            }
-          }
-          out[oy * J.OW + ox] = v;
+      for (i64 i = 0; i < wb; ++i) row[i] = fill;
+      float* r = row + J.pw;
+      for (i64 ty = ty0; ty < ty1; ++ty) {
+        const float* s = x + (y0 + ty * J.dh) * J.W;
+        if (ty == ty0) {
+          for (i64 i = 0; i < J.W; ++i) r[i] = s[i];
+        } else if (mx) {
+          for (i64 i = 0; i < J.W; ++i) r[i] = (s[i] > r[i] || s[i] != s[i]) ? s[i] : r[i];
         } else {
+          for (i64 i = 0; i < J.W; ++i) r[i] += s[i];
+        }
+      }
+      float* o = out + oy * J.OW;
+      if (mx && J.kw == 2 && J.dw == 1) {
+        for (i64 ox = 0; ox < J.OW; ++ox) {
+          const float a = row[ox * J.sw], b = row[ox * J.sw + 1];
+          o[ox] = (b > a || b != b) ? b : a;
+        }
+      } else if (mx) {
+        for (i64 ox = 0; ox < J.OW; ++ox) {
+          const float* w = row + ox * J.sw;
+          float v = w[0];
+          for (i64 tx = 1; tx < J.kw; ++tx) v = (w[tx * J.dw] > v || w[tx * J.dw] != w[tx * J.dw]) ? w[tx * J.dw] : v;
+          o[ox] = v;
+        }
+      } else {
+        for (i64 ox = 0; ox < J.OW; ++ox) {
+          const i64 x0 = ox * J.sw - J.pw;
           i64 cx0, cx1;
           tap_range(x0, J.kw, J.dw, J.include_pad ? -J.pw : 0, J.include_pad ? J.W + J.pe_w : J.W, cx0, cx1);
-          float s = 0.0f;
-          for (i64 ty = ty0; ty < ty1; ++ty) {
-            const float* r = x + (y0 + ty * J.dh) * J.W + x0;
-            for (i64 tx = tx0; tx < tx1; ++tx) s += r[tx * J.dw];
-          }
-          out[oy * J.OW + ox] = s / static_cast<float>((cy1 - cy0) * (cx1 - cx0));
+          const float* w = row + ox * J.sw;
+          float v = 0.0f;
+          for (i64 tx = 0; tx < J.kw; ++tx) v += w[tx * J.dw];
+          o[ox] = v / static_cast<float>((cy1 - cy0) * (cx1 - cx0));
         }
       }
     }

@@ -168,14 +168,14 @@ struct PostArrays {
   }
 };
 
+// `out`: None or last run's output, reused when it is a writeable C-contiguous float32 array of this shape.
 py::array_t<float> out_array(const py::object& out, const std::vector<i64>& shape) {
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
-  if (out.is_none()) return py::array_t<float>(s);
+  if (out.is_none() || !py::isinstance<py::array_t<float>>(out)) return py::array_t<float>(s);
   auto arr = out.cast<py::array_t<float>>();
   const bool ok = arr.ndim() == static_cast<py::ssize_t>(s.size()) && std::equal(s.begin(), s.end(), arr.shape()) &&
                   (arr.flags() & py::array::c_style) && arr.writeable();
-  if (!ok) bad("out: expected a writeable C-contiguous float32 array of the output shape");
-  return arr;
+  return ok ? arr : py::array_t<float>(s);  // a reusable buffer of another shape: allocate instead
 }
 
 // ---------------------------------------------------------------- packed weights
@@ -396,6 +396,8 @@ py::array_t<float> pool(FArr x, int kind, std::vector<i64> kernel, std::vector<i
     // Every window must start inside the padded extent (the schema's sizes guarantee it).
     if (job.OH > 0 && (job.OH - 1) * job.sh - job.ph >= H + job.pe_h) bad("fp32 pool: output height too large");
     if (job.OW > 0 && (job.OW - 1) * job.sw - job.pw >= W + job.pe_w) bad("fp32 pool: output width too large");
+    mul(mul(job.OW, job.sw, "pool row"), 2, "pool row");
+    mul(mul(job.kw, job.dw, "pool row"), 2, "pool row");
   }
   const i64 planes = mul(N, C, "pool input");
   mul(mul(planes, std::max<i64>(H, 1), "pool input"), std::max<i64>(W, 1), "pool input");
@@ -407,8 +409,9 @@ py::array_t<float> pool(FArr x, int kind, std::vector<i64> kernel, std::vector<i
   job.out = y.mutable_data();
   const int T = nthreads(threads);
   const i64 per = std::max<i64>(1, planes / (4 * T));
-  parallel(cmf::ceil_div(planes, per), T, 0,
-           [&](i64 item, float*) { ops.pool_item(job, item * per, std::min(planes, (item + 1) * per)); });
+  const size_t floats = kind == 2 ? 0 : static_cast<size_t>(cmf::pool_row_floats(job));
+  parallel(cmf::ceil_div(planes, per), T, floats,
+           [&](i64 item, float* s) { ops.pool_item(job, item * per, std::min(planes, (item + 1) * per), s); });
   return y;
 }
 
