@@ -121,3 +121,27 @@ def test_failed_write_leaves_nothing(spark, lenet_pair, tmp_path):
     with pytest.raises(InvalidModelError, match="different sizes"):
         SparkEngine(session=spark).write_parquet(job, out, SCHEMA_TOP, functools.partial(batch_rows, False))
     assert sorted(os.listdir(tmp_path)) == ["0.png", "1.png", "2.png"]
+
+
+FULL = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+@pytest.mark.parametrize("net", ["lenet5", "vgg", "mobilenet"])
+def test_10000_images_same_numbers_as_local(spark, net):
+    """Issue target: top-1, drop, agreement and per-class of all 10,000 test images, bit for bit."""
+    if not os.path.exists(FULL):
+        msg = f"{FULL} missing: apt-get install dataset-fashion-mnist"
+        if os.environ.get("CONVERTMODEL_REQUIRE_MODELS"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    fp32 = convertmodel.load(os.path.join(FMNIST, f"{net}.onnx"))
+    int8 = fp32.quantize()
+    ds = open_dataset(FULL)
+    opts = VerifyOptions(batch_size=500)
+    local = run_verify(fp32, int8, ds, preset("fmnist"), opts)
+    dist = run_verify(fp32, int8, ds, preset("fmnist"), opts, engine=SparkEngine(session=spark))
+    assert dist.samples == local.samples == 10000
+    assert dist.drop == local.drop and dist.fp32["per_class"] == local.fp32["per_class"]
+    assert _numbers(dist) == _numbers(local)
