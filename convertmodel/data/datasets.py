@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import math
 import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,8 +32,17 @@ from typing import Any
 
 import numpy as np
 
+from convertmodel.data.checks import (
+    NonFinite,
+    check_data_path,
+    check_inputs,
+    check_labels,
+    load_numpy,
+    stream_errors,
+)
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.errors import FormatError, ModelIOError
+from convertmodel.fsutil import open_regular
 
 # IDX element types (yann.lecun.com/exdb/mnist, "THE IDX FILE FORMAT"): the third magic byte.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -97,6 +107,8 @@ class Dataset:
     default_preprocess: Preprocess | None = None
     #: True when samples come as decoded arrays (IDX, .npy): no per-file resizing is implied.
     is_array: bool = False
+    #: Refuse samples whose model input has NaN/Inf values (else they are counted and warned about).
+    strict: bool = False
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -126,18 +138,23 @@ class Dataset:
         (``limit`` None: to the end), batch k covering ``start + k * batch_size`` onwards."""
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        if len(self) == 0:
+            raise FormatError(self.path, "the data set is empty: no samples to run")
         n = len(self) if limit is None else min(limit, len(self))
         pre = preprocess or self.default_preprocess or Preprocess()
         self._hash = hashlib.sha256()
         self._label_hash = hashlib.sha256()
         self.samples_seen = 0
+        self.nonfinite = NonFinite(self.path, self.strict)
         for b in self._raw_batches(batch_size, n, pre, max(start, 0)):
+            self.nonfinite.check(b.x, max(start, 0) + self.samples_seen, b.ids)
             self.samples_seen += len(b.x)
             for d in b.digests:
                 self._hash.update(d)
             if b.labels is not None:
                 self._label_hash.update(np.ascontiguousarray(b.labels, dtype="<i8").tobytes())
             yield b
+        self.nonfinite.warn()
 
 
 # -- IDX --------------------------------------------------------------------------------------
@@ -151,10 +168,7 @@ class IdxHeader:
 
 
 def _open_maybe_gzip(path: str) -> Any:
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot open: {e.strerror or e}") from e
+    f = open_regular(path, "an IDX file")
     head = f.read(2)
     f.seek(0)
     if head == b"\x1f\x8b":  # gzip magic (RFC 1952)
@@ -167,11 +181,12 @@ def read_idx_header(path: str, f: Any | None = None) -> IdxHeader:
     own = f is None
     fh: Any = _open_maybe_gzip(path) if f is None else f
     try:
-        magic = fh.read(4)
+        with stream_errors(path, " in the IDX header"):
+            magic = fh.read(4)
+            dims_raw = fh.read(4 * magic[3]) if len(magic) == 4 else b""
         if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
             raise FormatError(path, f"not an IDX file: magic {magic.hex()!r}, expected 0000 + type byte + ndim", 0)
         ndim = magic[3]
-        dims_raw = fh.read(4 * ndim)
         if len(dims_raw) < 4 * ndim:
             raise FormatError(path, f"IDX header truncated: expected {ndim} dimensions", 4)
         shape = struct.unpack(f">{ndim}I", dims_raw)
@@ -188,8 +203,12 @@ class IdxReader:
         self.path = path
         self.header = read_idx_header(path)
         self.gz = _is_gzip(path)
+        if not self.header.shape:
+            raise FormatError(path, "IDX file has 0 dimensions; expected (N, ...) samples", 3)
         self.sample_shape = self.header.shape[1:]
-        self.sample_bytes = int(np.prod(self.sample_shape, dtype=np.int64)) * self.header.dtype.itemsize
+        if 0 in self.sample_shape:
+            raise FormatError(path, f"IDX samples are empty: shape {list(self.header.shape)}", 4)
+        self.sample_bytes = math.prod(self.sample_shape) * self.header.dtype.itemsize
         if not self.gz:
             need = self.header.offset + self.sample_bytes * self.header.shape[0]
             size = os.path.getsize(path)
@@ -208,7 +227,7 @@ class IdxReader:
             for s in range(start, limit, chunk):
                 yield np.asarray(mm[s : min(s + chunk, limit)]).astype(self.header.dtype.newbyteorder("="))
             return
-        with _open_maybe_gzip(self.path) as f:
+        with _open_maybe_gzip(self.path) as f, stream_errors(self.path, f" (IDX samples {start}..{limit - 1})"):
             skip = self.header.offset + min(start, limit) * self.sample_bytes
             while skip > 0:  # a gzip stream is sequential: decompress up to the range's first sample
                 got = len(f.read(min(skip, 1 << 22)))
@@ -225,7 +244,7 @@ class IdxReader:
 
 
 def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
+    with open_regular(path, "an IDX file") as f:
         return f.read(2) == b"\x1f\x8b"
 
 
@@ -329,26 +348,25 @@ class ArrayDataset(Dataset):
     def __init__(self, path: str, labels: str | None = None) -> None:
         super().__init__(path)
         y: np.ndarray | None = None
-        try:
-            if path.endswith(".npz"):
-                with np.load(path) as z:
+        if path.endswith(".npz"):
+            z = load_numpy(path, "an .npz archive")
+            try:
+                with z:
                     x = _pick(z, _X_KEYS, path, "inputs", True)
                     y = _pick(z, _Y_KEYS, path, "labels", False)
-            else:
-                x = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise FormatError(path, f"cannot read numpy data: {e}") from e
+            except FormatError:
+                raise
+            except Exception as e:  # zipfile/zlib/numpy errors of a corrupt member: a parse boundary
+                raise FormatError(path, f"cannot read the .npz archive: {type(e).__name__}: {e}") from e
+        else:
+            x = load_numpy(path, "a .npy array", mmap=True)
         if labels:
-            try:
-                y = np.load(labels)
-            except (OSError, ValueError) as e:
-                raise FormatError(labels, f"cannot read labels: {e}") from e
+            y = load_numpy(labels, "labels (.npy)")
         assert x is not None  # _pick(required=True) raised otherwise
+        check_inputs(x, path)
         self.x = x
         if y is not None:
-            y = np.asarray(y).reshape(-1).astype(np.int64)
-            if len(y) != len(x):
-                raise FormatError(labels or path, f"expected {len(x)} labels, found {len(y)}")
+            y = check_labels(y, labels or path, len(x))
             self.kind = "classification"
         self.y = y
         if x.dtype == np.uint8 and (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 1)):
@@ -368,12 +386,17 @@ class ArrayDataset(Dataset):
 # -- dispatch ---------------------------------------------------------------------------------
 
 
-def open_dataset(path: str, labels: str | None = None, images: str | None = None) -> Dataset:
+def open_dataset(path: str, labels: str | None = None, images: str | None = None, strict: bool = False) -> Dataset:
     """Open ``path`` as the right dataset type (by extension, content and directory layout).
 
+    ``strict``: a sample whose model input has NaN/Inf values is an error (else counted and warned about).
     The result's ``reopen`` opens the same data again (a picklable partial: engines' tasks call it)."""
+    check_data_path(path)
+    if labels:
+        check_data_path(labels, "labels")
     ds = _open_dataset(path, labels, images)
-    ds.reopen = functools.partial(open_dataset, path, labels, images)  # type: ignore[attr-defined]
+    ds.strict = strict
+    ds.reopen = functools.partial(open_dataset, path, labels, images, strict)  # type: ignore[attr-defined]
     return ds
 
 

@@ -9,9 +9,11 @@ for OpenCV's face detector. COCO uses its ``category_id`` as the label.
 from __future__ import annotations
 
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from convertmodel.data.datasets import Batch, Box, Dataset, sample_digest
 from convertmodel.data.images import IMAGE_EXTENSIONS, load_image, read_class_names
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.fsutil import open_regular
 
 #: PASCAL VOC 2007 classes in the order of the devkit (and of Caffe SSD's labelmap_voc.prototxt).
 VOC_CLASSES = [
@@ -53,14 +56,28 @@ def _text(el: ET.Element | None, tag: str, path: str) -> str:
     return found.text.strip()
 
 
+def _float(el: ET.Element | None, tag: str, path: str) -> float:
+    text = _text(el, tag, path)
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise FormatError(path, f"VOC annotation: <{tag}> must be a finite number, got {text!r:.40}")
+    return v
+
+
 def parse_voc(path: str, class_index: dict[str, int]) -> tuple[str, list[Box]]:
     """One VOC XML file -> (image file name, boxes normalised by the annotated image size)."""
     try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as e:
+        with open_regular(path, "a VOC annotation") as f:
+            root = ET.fromstring(f.read())
+    except (ET.ParseError, ValueError, RecursionError) as e:
         raise FormatError(path, f"cannot parse VOC annotation: {e}") from e
+    except OSError as e:
+        raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
     size = root.find("size")
-    w, h = float(_text(size, "width", path)), float(_text(size, "height", path))
+    w, h = _float(size, "width", path), _float(size, "height", path)
     if w <= 0 or h <= 0:
         raise FormatError(path, f"VOC annotation: image size {w}x{h} must be positive")
     boxes = []
@@ -74,8 +91,8 @@ def parse_voc(path: str, class_index: dict[str, int]) -> tuple[str, list[Box]]:
             )
         bb = obj.find("bndbox")
         # VOC pixel coordinates are 1-based and inclusive (devkit VOCreadrecxml); convert to [0, 1] corners.
-        x0, y0 = float(_text(bb, "xmin", path)) - 1, float(_text(bb, "ymin", path)) - 1
-        x1, y1 = float(_text(bb, "xmax", path)), float(_text(bb, "ymax", path))
+        x0, y0 = _float(bb, "xmin", path) - 1, _float(bb, "ymin", path) - 1
+        x1, y1 = _float(bb, "xmax", path), _float(bb, "ymax", path)
         diff = obj.find("difficult")
         difficult = diff is not None and (diff.text or "0").strip() == "1"
         boxes.append(Box(class_index[name], x0 / w, y0 / h, x1 / w, y1 / h, difficult))
@@ -151,37 +168,85 @@ class VocDataset(_DetectionDataset):
         super().__init__(root, items, names)
 
 
+#: Category ids above this are refused (the label list is indexed by id; COCO's largest is 90).
+_MAX_CATEGORY_ID = 100_000
+
+
+def _list(doc: dict, key: str, path: str, required: bool = True) -> list:
+    v = doc.get(key, None if required else [])
+    if not isinstance(v, list):
+        raise FormatError(path, f"COCO {key!r} must be a list, found {type(v).__name__}")
+    return v
+
+
+def _num(
+    obj: object, key: str, path: str, where: str, kind: type, lo: float | None = None, hi: float | None = None
+) -> Any:
+    """A required number field of a COCO entry, checked (int: an integer; float: finite) and in range."""
+    if not isinstance(obj, dict) or key not in obj:
+        raise FormatError(path, f"{where}: missing {key!r}")
+    v = obj[key]
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if ok and kind is int:
+        ok = isinstance(v, int) or (math.isfinite(v) and float(v).is_integer())
+    if ok and not math.isfinite(float(v)):
+        ok = False
+    if not ok:
+        raise FormatError(
+            path, f"{where}: {key!r} must be {'an integer' if kind is int else 'a finite number'}, got {v!r:.40}"
+        )
+    val = int(v) if kind is int else float(v)
+    if (lo is not None and val < lo) or (hi is not None and val > hi):
+        raise FormatError(path, f"{where}: {key!r} = {val} is outside [{lo}, {hi if hi is not None else 'inf'}]")
+    return val
+
+
 class CocoDataset(_DetectionDataset):
     """A COCO-style ``instances_*.json``; images under ``images`` (default: the JSON's folder). Crowd
     regions count as 'difficult' (neither true nor false positives)."""
 
     def __init__(self, json_path: str, images: str | None = None) -> None:
         try:
-            with open(json_path, encoding="utf-8") as f:
-                doc = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
+            with open_regular(json_path, "a COCO .json file") as f:
+                doc = json.loads(f.read().decode("utf-8"))
+        except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise FormatError(json_path, f"cannot read COCO annotations: {e}") from e
+        except OSError as e:
+            raise ModelIOError(f"{json_path}: cannot read: {e.strerror or e}") from e
         if not isinstance(doc, dict) or "images" not in doc or "annotations" not in doc:
             raise FormatError(json_path, "not COCO-style: expected top-level 'images' and 'annotations'")
         base = images or os.path.dirname(os.path.abspath(json_path))
-        cats = {int(c["id"]): str(c.get("name", c["id"])) for c in doc.get("categories", [])}
+        cats = {}
+        for k, c in enumerate(_list(doc, "categories", json_path, required=False)):
+            cid = _num(c, "id", json_path, f"categories[{k}]", int, lo=0, hi=_MAX_CATEGORY_ID)
+            cats[cid] = str(c.get("name", cid))
         names = ["background"] + [""] * max(cats or {0: ""})
         for cid, name in cats.items():
             names[cid] = name
         per_image: dict[int, list[Box]] = {}
         info: dict[int, tuple[str, float, float]] = {}
-        for im in doc["images"]:
-            info[int(im["id"])] = (str(im["file_name"]), float(im["width"]), float(im["height"]))
-            per_image[int(im["id"])] = []
-        for a in doc["annotations"]:
-            iid = int(a["image_id"])
+        for k, im in enumerate(_list(doc, "images", json_path)):
+            where = f"images[{k}]"
+            iid = _num(im, "id", json_path, where, int)
+            fname = im.get("file_name") if isinstance(im, dict) else None
+            if not isinstance(fname, str) or not fname:
+                raise FormatError(json_path, f"{where} (id {iid}): 'file_name' must be a non-empty string")
+            w = _num(im, "width", json_path, f"{where} (id {iid})", float, lo=1)
+            h = _num(im, "height", json_path, f"{where} (id {iid})", float, lo=1)
+            info[iid] = (fname, w, h)
+            per_image[iid] = []
+        for k, a in enumerate(_list(doc, "annotations", json_path)):
+            where = f"annotations[{k}]"
+            iid = _num(a, "image_id", json_path, where, int)
             if iid not in info:
-                raise FormatError(json_path, f"annotation {a.get('id')} refers to unknown image_id {iid}")
+                raise FormatError(json_path, f"{where} (id {a.get('id')}): refers to unknown image_id {iid}")
             _, w, h = info[iid]
-            x, y, bw, bh = (float(v) for v in a["bbox"])  # COCO bbox: [x, y, width, height] in pixels
-            per_image[iid].append(
-                Box(int(a["category_id"]), x / w, y / h, (x + bw) / w, (y + bh) / h, bool(a.get("iscrowd", 0)))
-            )
+            bbox = a.get("bbox")
+            if not isinstance(bbox, list) or len(bbox) != 4:
+                raise FormatError(json_path, f"{where}: 'bbox' must be [x, y, width, height], got {bbox!r:.60}")
+            x, y, bw, bh = (_num({"v": v}, "v", json_path, f"{where} bbox", float) for v in bbox)
+            label = _num(a, "category_id", json_path, where, int, lo=0, hi=_MAX_CATEGORY_ID)
+            per_image[iid].append(Box(label, x / w, y / h, (x + bw) / w, (y + bh) / h, bool(a.get("iscrowd", 0))))
         items = [(os.path.join(base, info[i][0]), per_image[i]) for i in sorted(info)]
         missing = [p for p, _ in items[:1] if not os.path.exists(p)]
         if missing:

@@ -10,38 +10,71 @@ import numpy as np
 from convertmodel.data.datasets import Batch, Dataset, sample_digest
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.fsutil import open_regular
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
+#: Environment variable overriding the pixel cap of decoded images (width x height).
+MAX_PIXELS_ENV = "CONVERTMODEL_MAX_IMAGE_PIXELS"
+#: Default pixel cap: Pillow's own warning threshold (~179 MP, 0.5 GiB as RGB), enforced as an error.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+
+def max_image_pixels() -> int:
+    env = os.environ.get(MAX_PIXELS_ENV)
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise FormatError(MAX_PIXELS_ENV, f"expected a pixel count, got {env!r}") from None
+    return DEFAULT_MAX_PIXELS
+
+
 def load_image(path: str, pre: Preprocess) -> tuple[np.ndarray, bytes]:
-    """Decode one image file with Pillow and apply the geometry; returns (uint8 HWC or HW, the file bytes)."""
+    """Decode one image file with Pillow and apply the geometry; returns (uint8 HWC or HW, the file bytes).
+
+    The size in the image header is checked against the pixel cap before any pixel is decoded, so a
+    small file that claims 60000x60000 pixels (a decompression bomb) is refused, not allocated."""
     import io
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "an image file") as f:
             raw = f.read()
     except OSError as e:
         raise ModelIOError(f"{path}: cannot read image: {e.strerror or e}") from e
+    cap = max_image_pixels()
     try:
         with Image.open(io.BytesIO(raw)) as img:
+            w, h = img.size
+            if w * h > cap:
+                raise FormatError(
+                    path, f"image of {w}x{h} pixels exceeds the cap of {cap} pixels (set {MAX_PIXELS_ENV} to allow it)"
+                )
             img.load()
             return pre.decode(img), raw
-    except UnidentifiedImageError as e:  # Pillow's message names an in-memory buffer, not the file
-        raise FormatError(path, "cannot decode image: not an image format Pillow reads, or truncated") from e
-    except OSError as e:
-        raise FormatError(path, f"cannot decode image: {e}") from e
+    except FormatError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise FormatError(path, f"image exceeds the pixel cap: {e}") from e
+    except MemoryError as e:
+        raise FormatError(path, "image too large to decode") from e
+    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError ...
+        raise FormatError(path, f"cannot decode image: {type(e).__name__}: {e}") from e
 
 
 def read_class_names(path: str) -> list[str]:
     """A labels file: one class per line; the first token is the key (e.g. a WordNet id ``n01440764 tench``)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return [ln.split()[0] for ln in f if ln.strip()]
+        with open_regular(path, "a labels file") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(path, f"labels file is not UTF-8 text: {e}") from e
     except OSError as e:
         raise ModelIOError(f"{path}: cannot read labels: {e.strerror or e}") from e
+    return [ln.split()[0] for ln in text.splitlines() if ln.strip()]
 
 
 class _FileListDataset(Dataset):
@@ -126,8 +159,10 @@ class ImageListDataset(_FileListDataset):
         base = root or os.path.dirname(os.path.abspath(list_path))
         items: list[tuple[str, int]] = []
         try:
-            with open(list_path, encoding="utf-8") as f:
-                lines = f.readlines()
+            with open_regular(list_path, "an image list file") as f:
+                lines = f.read().decode("utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise FormatError(list_path, f"image list is not UTF-8 text: {e}") from e
         except OSError as e:
             raise ModelIOError(f"{list_path}: cannot read: {e.strerror or e}") from e
         for k, ln in enumerate(lines, start=1):
