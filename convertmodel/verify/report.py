@@ -3,6 +3,8 @@
 JSON keys (``report_version`` 1): ``tool`` {name, version}; ``model`` and ``reference`` {path, sha256,
 format, quantized}; ``data`` {path, kind, samples, sha256 of the samples used, batch_size, limit};
 ``preprocessing``; ``metric``; ``fp32`` and ``int8`` (metric values, per-class counts);
+``data.unreadable`` lists the samples that could not be read ({index, id, error}); ``engine`` {name, and
+for Spark: master, partitions, tasks_completed, task_attempts_failed};
 ``agreement`` (top-1 agreement, cosine, SQNR); ``drop`` {value, unit, relative_percent, max_drop,
 relative_gate, passed}; ``timing`` (wall, fp32, int8, data, metrics seconds); ``per_layer`` (worst
 first) and ``fallback`` when asked for; ``created`` (UTC, ISO 8601).
@@ -97,7 +99,9 @@ def build_report(
             "sha256": result.data_hash,
             "batch_size": batch_size,
             "limit": limit,
+            "unreadable": result.unreadable,
         },
+        "engine": {"name": result.engine, **result.engine_info},
         "preprocessing": preprocessing,
         "metric": result.metric,
         "fp32": result.fp32,
@@ -179,6 +183,9 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         f"{verdict} {_LABELS.get(metric, metric)} drop {_fmt(d['value'], 3)} pp "
         f"({_fmt(d['relative_percent'], 3)}% relative){budget}"
     )
+    bad = rep["data"].get("unreadable") or []
+    if bad:
+        console.print(f"[red]{len(bad)} sample(s) could not be read[/red], first: {bad[0]['error']}")
     tm = rep["timing"]
     console.print(
         f"time {tm['wall_seconds']:.2f} s: fp32 {tm['fp32_seconds']:.2f} s, int8 {tm['int8_seconds']:.2f} s, "

@@ -56,6 +56,8 @@ class VerifyResult:
     #: Samples that could not be read: {"index", "id", "error"}, in index order.
     unreadable: list[dict[str, Any]] = field(default_factory=list)
     engine: str = "local"
+    #: What the engine reports of the run (Spark: master, partitions, task attempts failed and retried).
+    engine_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fp32_value(self) -> float:
@@ -168,6 +170,7 @@ def run_verify(
     timing.update(getattr(eng, "last_timing", None) or {})
     res.timing = timing
     res.engine = eng.name
+    res.engine_info = dict(getattr(eng, "last_job", None) or {})
     return res
 
 
