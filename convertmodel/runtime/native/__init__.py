@@ -13,6 +13,7 @@ min/max, quantization and packing; weights are packed once per executor into ``c
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -22,9 +23,36 @@ from convertmodel.errors import EXIT_USAGE, ConvertModelError, InvalidModelError
 from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.runtime.registry import KernelContext, kernel
 
+#: Environment variable naming another build of the extension to load instead (the ASan/UBSan build of
+#: scripts/build_sanitized.sh, run by .ci/run over tests/native).
+LIB_ENV = "CONVERTMODEL_NATIVE_LIB"
+
+
+def _load_extension() -> Any:
+    path = os.environ.get(LIB_ENV)
+    if path:
+        import importlib.machinery
+        import importlib.util
+
+        name = "convertmodel.runtime.native._native"
+        loader = importlib.machinery.ExtensionFileLoader(name, path)
+        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+        if spec is None:
+            raise ImportError(f"{LIB_ENV}={path}: not an extension module")
+        mod = importlib.util.module_from_spec(spec)
+        loader.exec_module(mod)
+        sys.modules[name] = mod
+        return mod
+    from convertmodel.runtime.native import _native  # type: ignore[attr-defined]
+
+    return _native
+
+
 try:
-    from convertmodel.runtime.native import _native as _ext  # type: ignore[attr-defined]
+    _ext = _load_extension()
 except ImportError:  # not built (no compiler, or a non-editable install without the extension)
+    if os.environ.get(LIB_ENV):
+        raise
     _ext = None
 
 #: Environment variable that forces an ISA path (auto = the best the CPU supports).
