@@ -109,6 +109,14 @@ class Translator:
         c = self.const_value(ir)
         if c is not None:  # a constant is re-laid out once here, not at run time
             return self.add_const(f"{name}", np.ascontiguousarray(np.transpose(c, perm)))
+        t = self.types.get(ir)
+        if t is not None and t.is_static() and t.shape is not None:
+            # A permutation that only moves unit axes (a (N, 1, 1, C) vector) keeps the memory
+            # order: it is a Reshape, which quantized and folded graphs handle for free.
+            moved = [p for p in perm if t.shape[p] != 1]
+            if moved == sorted(moved):
+                shape = [int(t.shape[p]) for p in perm]  # type: ignore[arg-type]
+                return self.emit("Reshape", [ir, self.add_const(f"{name}/shape", np.asarray(shape, np.int64))], name)[0]
         return self.emit("Transpose", [ir], name, perm=tuple(perm))[0]
 
     # -- layouts --------------------------------------------------------------------------------
