@@ -61,6 +61,8 @@ def load_image(path: str, pre: Preprocess) -> tuple[np.ndarray, bytes]:
         raise FormatError(path, f"image exceeds the pixel cap: {e}") from e
     except MemoryError as e:
         raise FormatError(path, "image too large to decode") from e
+    except Image.UnidentifiedImageError as e:  # its message names an in-memory buffer's address, not the file
+        raise FormatError(path, "cannot decode image: not an image format Pillow reads, or truncated") from e
     except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError ...
         raise FormatError(path, f"cannot decode image: {type(e).__name__}: {e}") from e
 
