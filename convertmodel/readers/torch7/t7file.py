@@ -245,8 +245,12 @@ def parse(path: str, data: bytes) -> Any:
     try:
         return r.read_object()
     except FormatError as first:
+        # Old Torch builds wrote 4-byte longs; accept that reading only when it explains every byte.
         r4 = T7Reader(path, data, ascii=False, long_size=4)
         try:
-            return r4.read_object()
+            obj = r4.read_object()
         except FormatError:
             raise first from None
+        if r4.pos != len(data):
+            raise first from None
+        return obj
