@@ -114,6 +114,8 @@ class _Plan:
                     order.append(n)
                     continue
                 if name in active:
+                    if n.op in CONTROL_FLOW:  # a TF1 loop (Merge <- NextIteration): the scan reports it
+                        continue
                     raise InvalidModelError(f"{self.path}: node {name!r} ({n.op}) is part of a cycle")
                 active.add(name)
                 stack.append((name, True))
@@ -135,9 +137,7 @@ def _scan(plan: _Plan, tr: Translator) -> None:
         if n.op in CONTROL_FLOW:
             flow.setdefault(n.op, []).append(n.name)
     if flow:
-        raise UnsupportedOpError(
-            plan.path, flow, what="control-flow op (freeze the inference graph or cut it with inputs=/outputs=)"
-        )
+        raise UnsupportedOpError(plan.path, flow, what="control-flow op")
     bad: dict[str, list[str]] = {}
     for n in todo:
         h = HANDLERS.get(TFOpKey("tf", n.op))
