@@ -196,7 +196,7 @@ def _print(report: dict[str, Any], model: str) -> None:
 @click.option(
     "--reference",
     "reference",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     help="fp32 source model to compare an int8 .q8 MODEL against.",
 )
 @click.option("--image-size", default=224, show_default=True, help="Input size of zoo: models.")

@@ -11,7 +11,7 @@ from convertmodel.cli.common import console, emit_json, human_bytes, io_rows, lo
 
 
 @click.command("convert")
-@click.option("--in", "src", required=True, type=click.Path(dir_okay=False), help="Source model file.")
+@click.option("--in", "src", required=True, type=click.Path(), help="Source model file (or SavedModel directory).")
 @click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output: .q8 or .caffemodel.")
 @click.option(
     "--prototxt",

@@ -12,7 +12,7 @@ from convertmodel.errors import UnsupportedOpError
 
 
 @click.command("inspect")
-@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option("--graph", "show_graph", is_flag=True, help="Also print the IR, one line per node.")
 def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:

@@ -55,7 +55,7 @@ def _default_preprocess(shape: Any) -> Any:
 
 
 @click.command("predict")
-@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.option(
     "--input",
     "input_path",

@@ -17,7 +17,7 @@ def _fp32_bytes(graph: Any) -> int:
 
 
 @click.command("quantize")
-@click.option("--in", "src", required=True, type=click.Path(dir_okay=False), help="Source model file.")
+@click.option("--in", "src", required=True, type=click.Path(), help="Source model file (or SavedModel directory).")
 @click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output .q8 file.")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside --in).")
 @click.option(

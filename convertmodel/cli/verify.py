@@ -60,7 +60,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 
 
 @click.command("verify")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path())
 @click.option(
     "--data",
     "data",
@@ -76,7 +76,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 @click.option("--images", type=click.Path(file_okay=False), help="Image root for a list file or COCO .json.")
 @click.option(
     "--reference",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     help="fp32 source model to compare an int8 .q8 with (default: the .q8's recorded source_file).",
 )
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
