@@ -1,0 +1,88 @@
+"""Every command takes TensorFlow models: convert, quantize, inspect, predict, verify, bench.
+
+SavedModel directory, frozen .pb, Keras .h5 and .keras of the trained Fashion-MNIST LeNet, on the
+fixture's real test images; the .q8 records the source format and the source's sha256.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+import convertmodel
+from convertmodel.cli.main import main
+from tests.readers.tensorflow.tfhelp import FMNIST, fmnist_images
+
+IMAGES = os.path.join(FMNIST, "data", "t10k-1000-images-idx3-ubyte.gz")
+LABELS = os.path.join(FMNIST, "data", "t10k-1000-labels-idx1-ubyte.gz")
+SOURCES = {
+    "savedmodel": "lenet5_savedmodel",
+    "tensorflow": "lenet5_frozen.pb",
+    "keras-h5": "lenet5.h5",
+    "keras": "lenet5.keras",
+}
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as ei:
+        main(args)
+    out, err = capsys.readouterr()
+    return (0 if ei.value.code is None else int(ei.value.code)), out, err
+
+
+def _sha(path: str) -> str:
+    from convertmodel.readers.tensorflow.protos import file_sha256
+
+    return file_sha256(path)
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_quantize_inspect_predict_verify(kind: str, tmp_path: Any, capsys: Any) -> None:
+    if kind == "savedmodel":
+        pytest.importorskip("tensorflow")
+    src = os.path.join(FMNIST, SOURCES[kind])
+    fmt = kind.split("-")[0]
+    q8 = tmp_path / "lenet5.q8"
+    rc, _, err = run_cli(["-q", "quantize", "--in", src, "--out", str(q8)], capsys)
+    assert rc == 0, err
+    rc, out, err = run_cli(["--json", "inspect", str(q8)], capsys)
+    assert rc == 0, err
+    meta = convertmodel.load(str(q8)).metadata
+    assert meta["source_format"] == fmt and len(meta["source_sha256"]) == 64
+    if os.path.isfile(src):
+        assert meta["source_sha256"] == _sha(src)
+    assert fmt in out
+
+    x, _ = fmnist_images(8)
+    np.save(tmp_path / "x.npy", x)
+    rc, _, err = run_cli(
+        ["-q", "predict", src, "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npy")], capsys
+    )
+    assert rc == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), convertmodel.load(src).predict(x), rtol=1e-6, atol=1e-7)
+
+    rep = tmp_path / "verify.json"
+    args = ["-q", "verify", src, "--data", IMAGES, "--labels", LABELS, "--limit", "200", "--max-drop", "1.5"]
+    rc, _, err = run_cli([*args, "--json", str(rep)], capsys)
+    assert rc == 0, err
+    report = json.loads(rep.read_text())
+    assert report["fp32"]["top1"] > 80.0 and report["drop"]["passed"] is True, report["drop"]
+
+
+def test_convert_and_bench_a_savedmodel(tmp_path: Any, capsys: Any) -> None:
+    pytest.importorskip("tensorflow")
+    src = os.path.join(FMNIST, "lenet5_savedmodel")
+    out = tmp_path / "fp32.q8"
+    rc, _, err = run_cli(["-q", "convert", "--in", src, "--out", str(out)], capsys)
+    assert rc == 0, err
+    with gzip.open(IMAGES) as f:
+        x = np.frombuffer(f.read()[16:], np.uint8)[: 28 * 28 * 4].reshape(4, 28, 28, 1).astype(np.float32) / 255
+    np.testing.assert_allclose(convertmodel.load(str(out)).predict(x), convertmodel.load(src).predict(x), rtol=1e-6)
+    rc, out_text, err = run_cli(["bench", src, "--iterations", "2", "--warmup", "1", "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out_text)
