@@ -154,6 +154,7 @@ class Storages:
         self.path = path
         self.stream = weights
         self.proto: dict[int, Any] = {}  # storage id -> TensorStorage message with data
+        self._arrays: dict[int, np.ndarray | None] = {}  # storage id -> its data, decoded once
         g = top.attr.get("global_storage") if "global_storage" in top.attr else None
         if g is not None:
             for _tid, av in g.nameAttrListValue.attr.items():
@@ -183,7 +184,13 @@ class Storages:
             data = self.stream[sid]
         else:
             st = self._proto_storage(t)
-            data = None if st is None else _storage_array(st)
+            inline = st is not None and st is not self.proto.get(sid)
+            if inline or sid not in self._arrays:
+                data = None if st is None else _storage_array(st)
+                if not inline:
+                    self._arrays[sid] = data
+            else:
+                data = self._arrays[sid]
         if data is None:
             if not sizes or sid == -1 or any(s == 0 for s in sizes):
                 if t.isScalar:

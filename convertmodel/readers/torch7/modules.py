@@ -257,8 +257,20 @@ def sigmoid(ctx: T7Context) -> Act:
     return ctx.node("Sigmoid", [ctx.tensor_in()])
 
 
-@handler("Dropout", "Identity", "SpatialDropout")
+@handler("Identity", "SpatialDropout")
 def identity(ctx: T7Context) -> Act:
+    return ctx.x
+
+
+@handler("Dropout")
+def dropout(ctx: T7Context) -> Act:
+    """Identity at test time, except Torch's v1 Dropout (``v2 == false``), which scales by ``1 - p``.
+
+    BigDL's saveTorch writes no ``v2`` field and means the identity, so a missing field is v2."""
+    if ctx.f("v2", True) is False:
+        return ctx.node(
+            "Mul", [ctx.tensor_in(), ctx.b.add_const(f"{ctx.name}/keep", np.float32(1.0 - ctx.num("p", 0.5)))]
+        )
     return ctx.x
 
 

@@ -190,3 +190,13 @@ def test_unknown_module_class(tmp_path: object) -> None:
     p = _hostile(tmp_path, "fancy.t7", dumps(net))
     with pytest.raises(UnsupportedOpError, match=r"fancy\.t7: unsupported Torch7 module types: nn.FancyModule x1"):
         read(p)
+
+
+def test_dropout_v1_scales_and_v2_is_identity(tmp_path: object) -> None:
+    lin = module("nn.Linear", weight=tensor(np.eye(2, dtype=np.float32)), bias=tensor(np.zeros(2, np.float32)))
+    x = np.asarray([[1.0, -2.0]], np.float32)
+    for v2, want in ((None, x), (True, x), (False, x * 0.75)):
+        drop = module("nn.Dropout", p=0.25) if v2 is None else module("nn.Dropout", p=0.25, v2=v2)
+        p = os.path.join(str(tmp_path), f"d{v2}.t7")
+        open(p, "wb").write(dumps(seq(lin, drop)))
+        np.testing.assert_allclose(convertmodel.load(p).predict(x), want, rtol=1e-6)
