@@ -1,7 +1,7 @@
 """Native fp32 kernels: Conv (dense, grouped, depthwise), Gemm/MatMul, MaxPool/AveragePool/GlobalAveragePool.
 
 They live in the same extension and thread pool as the int8 kernels (``src/fp32_*.cpp``): a packed-panel
-GEMM with FMA micro-kernels (AVX-512 8x48, AVX2 4x24, portable 4x8), the convolution's im2col done
+GEMM with FMA micro-kernels (AVX-512 8x32, AVX2 4x24, portable 4x8), the convolution's im2col done
 implicitly while packing a k block of one column panel (columns run over sample x output position, so
 small images batch together), a direct depthwise kernel and window pooling.  The ISA unit is chosen
 at run time like the int8 one (``CONVERTMODEL_ISA``: ``avx512vnni`` selects ``avx512``, ``avxvnni``

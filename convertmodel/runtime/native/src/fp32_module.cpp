@@ -262,18 +262,31 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   // Pad once per layer (or, for 1x1 stride-1 unpadded, see the input as one row per sample).
   const bool padded = g.pt || g.pl || g.pb || g.pr;
   i64 Hp = g.H + g.pt + g.pb, Wp = g.W + g.pl + g.pr;
-  std::vector<float> xp;
+  // Grow-only per calling thread: a fresh buffer per call costs page faults on every layer.
+  thread_local std::vector<float> xp;
   const float* src = x.data();
   const int T = nthreads(threads);
   if (padded) {
-    xp.assign(mul(mul(g.N * g.C, Hp, "padded input"), Wp, "padded input"), 0.0f);
+    const size_t need = static_cast<size_t>(mul(mul(g.N * g.C, Hp, "padded input"), Wp, "padded input"));
+    if (xp.size() < need) {
+      xp.clear();
+      xp.shrink_to_fit();
+      xp.resize(need);
+    }
     const float* xs = x.data();
     float* xd = xp.data();
-    parallel(g.N * g.C, T, 0, [&](i64 pl, float*) {
-      for (i64 r = 0; r < g.H; ++r)
-        std::copy(xs + (pl * g.H + r) * g.W, xs + (pl * g.H + r + 1) * g.W, xd + (pl * Hp + r + g.pt) * Wp + g.pl);
+    parallel(g.N * g.C, T, 0, [&](i64 pl, float*) {  // only the borders are zeroed
+      float* d = xd + pl * Hp * Wp;
+      std::fill(d, d + g.pt * Wp, 0.0f);
+      for (i64 r = 0; r < g.H; ++r) {
+        float* dr = d + (r + g.pt) * Wp;
+        std::fill(dr, dr + g.pl, 0.0f);
+        std::copy(xs + (pl * g.H + r) * g.W, xs + (pl * g.H + r + 1) * g.W, dr + g.pl);
+        std::fill(dr + g.pl + g.W, dr + Wp, 0.0f);
+      }
+      std::fill(d + (g.pt + g.H) * Wp, d + Hp * Wp, 0.0f);
     });
-    src = xp.data();
+    src = xd;
   }
   i64 OH = g.OH, OW = g.OW, sh = g.sh;
   if (!padded && pc.kh == 1 && pc.kw == 1 && g.sh == 1 && g.sw == 1 && pc.M > 0) {
