@@ -25,6 +25,7 @@ __all__ = [
     "ENV_VAR",
     "Budget",
     "check_alloc",
+    "check_growth",
     "max_alloc_bytes",
     "note_model_file",
     "set_max_alloc",
@@ -37,6 +38,9 @@ ENV_VAR = "CONVERTMODEL_MAX_ALLOC"
 FLOOR_BYTES = 1 << 30
 #: ... and grows to this multiple of the largest model file read.
 MODEL_MULTIPLE = 8
+
+#: Largest single dimension accepted (numpy indexes with int64).
+MAX_DIM = 1 << 62
 
 _override: int | None = None
 _largest_model = 0
@@ -113,9 +117,25 @@ def check_alloc(shape: Iterable[int], itemsize: int, what: str) -> int:
     """Raise :class:`InvalidModelError` when a tensor of ``shape`` would exceed the cap; returns its bytes."""
     dims = [int(d) for d in shape]
     n = tensor_bytes(dims, itemsize, what)
+    if any(d > MAX_DIM for d in dims):  # numpy's intp cannot index it, even when another dim is 0
+        raise InvalidModelError(f"{what}: dimension above 2**62 in shape {dims}")
     cap = max_alloc_bytes()
     if n > cap:
         raise _too_big(what, dims, n, cap)
+    return n
+
+
+#: A run-time op may grow its input this much beyond the cap (big batches through Pad/Tile/Expand).
+GROWTH = 16
+
+
+def check_growth(shape: Iterable[int], itemsize: int, input_bytes: int, what: str) -> int:
+    """:func:`check_alloc` for an op whose output scales with run-time data (Pad, Tile, Expand): the
+    output may exceed the cap when it is at most :data:`GROWTH` times the input it is made from."""
+    dims = [int(d) for d in shape]
+    n = tensor_bytes(dims, itemsize, what)
+    if n > max(max_alloc_bytes(), GROWTH * int(input_bytes)) or any(d > MAX_DIM for d in dims):
+        return check_alloc(dims, itemsize, what)
     return n
 
 

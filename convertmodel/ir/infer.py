@@ -11,11 +11,12 @@ from convertmodel.ir.graph import Graph, TensorType, ValueInfo
 from convertmodel.ir.schema import InferContext, get_schema, resolve_attrs
 from convertmodel.limits import check_alloc
 
-#: Data-movement ops whose outputs may legitimately be empty (an empty Split piece, a Slice past the end);
-#: a compute op that then consumes an empty feature map is refused at its own output or by its schema.
-_MAY_BE_EMPTY = frozenset(
-    "Reshape Split Slice Concat Squeeze Unsqueeze Transpose Flatten Identity Gather GatherElements Expand Tile "
-    "Pad Cast Shape Size ConstantOfShape Range NonZero Where DepthToSpace SpaceToDepth Dropout".split()
+#: Compute ops whose kernels (and the quantizer) need a non-empty feature map: an output of one of them
+#: with a zero-size dimension after the batch axis is refused at load (the batch itself may be empty).
+_NEEDS_DATA = frozenset(
+    "Conv ConvTranspose MaxPool AveragePool GlobalAveragePool GlobalMaxPool LRN BatchNormalization "
+    "InstanceNormalization LpNormalization Softmax LogSoftmax Hardmax Gemm MatMul Resize Upsample "
+    "Normalize PriorBox DetectionOutput ChannelAffine QConv QGemm QMatMul".split()
 )
 
 
@@ -30,7 +31,7 @@ def check_output_size(node_desc: str, name: str, t: TensorType) -> None:
         dt = np.dtype(t.dtype)
     except TypeError:
         dt = np.dtype(np.uint8)
-    if dt.kind == "f" and 0 in t.shape[1:] and node_desc.split(" ", 1)[0] not in _MAY_BE_EMPTY:
+    if dt.kind == "f" and 0 in t.shape[1:] and node_desc.split(" ", 1)[0] in _NEEDS_DATA:
         # An empty feature map has no meaning for any CNN op (kernels and the quantizer divide by
         # channel and spatial sizes); an empty *batch* (axis 0) is allowed and runs as empty.
         raise InvalidModelError(f"{node_desc}: output {name!r} has the zero-size shape {list(t.shape)}")

@@ -6,7 +6,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 
@@ -180,7 +180,7 @@ def _chunks(a: np.ndarray) -> Iterator[np.ndarray]:
                     yield from _chunks(r)
 
 
-def _write_tensors(f: BinaryIO, header: dict[str, Any], arrays: list[np.ndarray], data_start: int) -> None:
+def _write_tensors(f: IO[bytes], header: dict[str, Any], arrays: list[np.ndarray], data_start: int) -> None:
     pos = data_start
     for entry, arr in zip(header["tensors"], arrays, strict=True):
         start = data_start + entry["offset"]

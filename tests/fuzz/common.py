@@ -46,6 +46,7 @@ class Case:
     options: dict[str, Any] = field(default_factory=dict)
     quantize: bool = True
     run: bool = True
+    seed: int = 0
 
 
 def pick_int(rng: random.Random, small: bool = False) -> int:

@@ -153,6 +153,8 @@ def _arg(ctx: InferContext) -> list[TensorType]:
     if t.shape is None:
         return [TensorType("int64", None)]
     (axis,) = normalize_axes([ctx.attrs["axis"]], len(t.shape), ctx)
+    if t.shape[axis] == 0:
+        raise ctx.fail(f"axis {axis} of the input {list(t.shape)} is empty: there is no index to return")
     if ctx.attrs["keepdims"]:
         shape = tuple(1 if i == axis else d for i, d in enumerate(t.shape))
     else:

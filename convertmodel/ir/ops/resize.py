@@ -82,8 +82,8 @@ def resize_plan(
         if len(scales) != len(axes):
             raise InvalidModelError(f"scales {list(scales)} must have {len(axes)} entries")
         for a, s in zip(axes, scales, strict=True):
-            if s <= 0:
-                raise InvalidModelError(f"scale {s} must be positive")
+            if not s > 0 or not math.isfinite(s):  # also NaN
+                raise InvalidModelError(f"scale {s} must be positive and finite")
             d = in_shape[a]
             factors[a] = float(f32(s))
             out[a] = math.floor(f32(s) * f32(d)) if isinstance(d, int) else (d if s == 1 else None)

@@ -49,6 +49,8 @@ def convolution(ctx: LayerContext) -> list[str]:
     if p.axis != 1:
         raise UnsupportedOpError(ctx.path, {f"{ctx.type}(axis={p.axis})": [ctx.name]}, what="Caffe layer")
     n = len(x) - 2
+    if n < 1:
+        raise ctx.fail(f"input must be (N, C, spatial...), got shape {list(x)}")
     kernel = _spatial(p.kernel_size, _opt(p, "kernel_h"), _opt(p, "kernel_w"), None, n, ctx, "kernel_size")
     stride = _spatial(p.stride, _opt(p, "stride_h"), _opt(p, "stride_w"), 1, n, ctx, "stride")
     pad = _spatial(p.pad, _opt(p, "pad_h"), _opt(p, "pad_w"), 0, n, ctx, "pad")

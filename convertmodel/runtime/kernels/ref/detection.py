@@ -21,7 +21,9 @@ def normalize(ctx: KernelContext, x: np.ndarray, scale: np.ndarray) -> np.ndarra
     eps = F32(ctx.attrs["eps"])
     sq = np.square(x, dtype=F32)
     if ctx.attrs["across_spatial"]:
-        ssum = sq.reshape(x.shape[0], -1).sum(axis=1, dtype=F32).reshape((-1,) + (1,) * (x.ndim - 1))
+        # explicit sizes, not -1: numpy cannot infer -1 for an empty batch
+        flat = sq.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
+        ssum = flat.sum(axis=1, dtype=F32).reshape((x.shape[0],) + (1,) * (x.ndim - 1))
     else:
         ssum = sq.sum(axis=1, keepdims=True, dtype=F32)
     norm = np.sqrt(ssum + eps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convertmodel.errors import InvalidModelError
 from convertmodel.runtime.registry import KernelContext, kernel
 
 
@@ -27,4 +28,7 @@ def gemm(ctx: KernelContext, a: np.ndarray, b: np.ndarray, c: np.ndarray | None 
 @kernel("MatMul")
 def matmul(ctx: KernelContext, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """numpy.matmul; two 1-D operands give a 0-d array (not a numpy scalar)."""
-    return np.asarray(np.matmul(a, b))
+    try:
+        return np.asarray(np.matmul(a, b))
+    except ValueError as e:  # run-time shapes that shape inference could not check (symbolic dims)
+        raise InvalidModelError(f"MatMul {ctx.node.name!r}: operands {list(a.shape)} and {list(b.shape)}: {e}") from e

@@ -14,7 +14,7 @@ from convertmodel.errors import InvalidModelError
 from convertmodel.ir.ops.elementwise import normalize_axes
 from convertmodel.ir.ops.shape import reshape_target, slice_range, split_sizes
 from convertmodel.ir.ops.shape_data import shape_bounds
-from convertmodel.limits import check_alloc
+from convertmodel.limits import MAX_DIM, check_alloc, check_growth
 from convertmodel.runtime.registry import KernelContext, kernel
 
 
@@ -35,6 +35,8 @@ def reshape(ctx: KernelContext, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
         target = reshape_target(x.shape, _ints(shape), bool(ctx.attrs["allowzero"]))
     except InvalidModelError as e:
         raise _fail(ctx, str(e)) from e
+    if any(isinstance(d, int) and d > MAX_DIM for d in target):  # huge dims beside a 0: numpy's intp overflows
+        raise _fail(ctx, f"target shape {target} has a dimension above 2**62")
     return x.reshape(target)  # type: ignore[arg-type]
 
 
@@ -126,9 +128,8 @@ def pad(
         crop[a] = slice(max(0, -b), x.shape[a] - max(0, -e))
         width[a] = (max(0, b), max(0, e))
     x = x[tuple(crop)]
-    check_alloc(
-        [d + b + e for d, (b, e) in zip(x.shape, width, strict=True)], x.dtype.itemsize, f"Pad {ctx.node.name!r}"
-    )
+    out = [d + b + e for d, (b, e) in zip(x.shape, width, strict=True)]
+    check_growth(out, x.dtype.itemsize, x.nbytes, f"Pad {ctx.node.name!r}")
     mode = ctx.attrs["mode"]
     if mode == "constant":
         cval = np.asarray(value).reshape(-1)[0] if value is not None and value.size else 0
@@ -168,7 +169,7 @@ def expand(ctx: KernelContext, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
         out = np.broadcast_shapes(x.shape, tuple(_ints(shape)))
     except ValueError as e:
         raise _fail(ctx, f"input shape {list(x.shape)} does not broadcast to {_ints(shape)}") from e
-    check_alloc(out, x.dtype.itemsize, f"Expand {ctx.node.name!r}")
+    check_growth(out, x.dtype.itemsize, x.nbytes, f"Expand {ctx.node.name!r}")
     return np.broadcast_to(x, out).copy()
 
 
@@ -180,7 +181,7 @@ def tile(ctx: KernelContext, x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     if min(reps, default=0) < 0:
         raise _fail(ctx, f"repeats {reps} must be >= 0")
     out = [d * r for d, r in zip(x.shape, reps, strict=True)]
-    check_alloc(out, x.dtype.itemsize, f"Tile {ctx.node.name!r}")
+    check_growth(out, x.dtype.itemsize, x.nbytes, f"Tile {ctx.node.name!r}")
     if x.size == 0 or 0 in reps:  # np.tile cannot reshape an empty result to a shape with large dims
         return np.zeros(out, dtype=x.dtype)
     return np.tile(x, reps)
