@@ -46,6 +46,12 @@ BUILTIN: tuple[WriterInfo, ...] = (
         "Caffe .caffemodel + deploy .prototxt",
         options=("prototxt_out",),
     ),
+    WriterInfo(
+        "bigdl",
+        (".bigdl",),
+        "convertmodel.writers.bigdl",
+        "BigDL 2.x protobuf model (Module.loadModule); int8 layers as BigDL-quantized modules",
+    ),
 )
 
 WRITERS: Registry[WriterKey, WriterInfo] = Registry("writer")

@@ -34,8 +34,16 @@ WHEELS24 = {
     ),
 }
 VENV24_DEPS = ["pyspark==3.4.4", "numpy<1.24", "six"]
-WHEEL03 = ("BigDL-0.3.0-py2.py3-none-manylinux1_x86_64.whl", "BigDL==0.3.0", None)
-PYSPARK248 = "pyspark==2.4.8"
+WHEEL03 = (
+    "BigDL-0.3.0-py2.py3-none-manylinux1_x86_64.whl",
+    "BigDL==0.3.0",
+    "f03ece156ed7c3eee6b1c2d9a1ca72c717b39c6ea63ef70adb84235e5a33f160",
+)
+PYSPARK248 = (
+    "pyspark-2.4.8.tar.gz",
+    "pyspark==2.4.8",
+    "3a19b71b8dc8dd91ebc943604a05e1ab01bce052456d42937035632d852d78dc",
+)
 OPENS = (
     "java.lang java.lang.invoke java.lang.reflect java.io java.net java.nio java.util java.util.concurrent "
     "java.util.concurrent.atomic sun.nio.ch sun.nio.cs sun.security.action sun.util.calendar"
@@ -114,13 +122,8 @@ def bigdl03_classpath() -> str:
             jar = next(n for n in z.namelist() if n.endswith("jar-with-dependencies.jar"))
             with z.open(jar) as src, open(os.path.join(root, "bigdl-0.3.0-jar-with-dependencies.jar"), "wb") as dst:
                 shutil.copyfileobj(src, dst)
-        sdist = os.path.join(CACHE, "pyspark-2.4.8.tar.gz")
-        if not os.path.exists(sdist):
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-build-isolation", PYSPARK248,
-                 "-d", CACHE],
-                check=True,
-            )  # fmt: skip
+        # the sdist only for its deps/jars; without --no-build-isolation (and setuptools<70) pypandoc breaks it
+        sdist = _download(*PYSPARK248, extra=("--no-build-isolation",))
         with tarfile.open(sdist) as t:
             members = [m for m in t.getmembers() if "/deps/jars/" in m.name and m.name.endswith(".jar")]
             for m in members:
