@@ -73,15 +73,15 @@ def _guess_input(path: str, top: TorchObject) -> tuple[Dim, ...]:
             continue
         if cls in _PASS:
             continue
-        f = m.fields
+        ctx = T7Context(path, m, cls, cls.lower(), "", TypedBuilder("x", {}), lambda m_, a_: a_)
         if cls in ("SpatialConvolution", "SpatialConvolutionMM"):
-            return ("N", int(f["nInputPlane"]), "H", "W")
+            return ("N", ctx.i("nInputPlane"), "H", "W")
         if cls == "Linear":
-            w = f.get("weight")
-            return ("N", int(w.sizes[1])) if w is not None and len(w.sizes) == 2 else ("N", "K")
+            w = ctx.tensor("weight")
+            return ("N", int(w.shape[1])) if w is not None and w.ndim == 2 else ("N", "K")
         if cls == "SpatialBatchNormalization":
-            rm = f.get("running_mean")
-            return ("N", int(rm.sizes[0]) if rm is not None and rm.sizes else "C", "H", "W")
+            rm = ctx.tensor("running_mean")
+            return ("N", int(rm.size) if rm is not None else "C", "H", "W")
         if cls.startswith("Spatial"):
             return ("N", "C", "H", "W")
         break
