@@ -66,6 +66,11 @@ class Model:
         out = self.executor(backends, threads).run({self._graph.inputs[0].name: np.asarray(x)})
         return out[self._graph.outputs[0].name] if len(out) == 1 else out
 
+    def with_metadata(self, items: Mapping[str, str]) -> Model:
+        """A copy with ``items`` added to (or replacing entries of) the graph's metadata."""
+        meta = {**self._graph.metadata, **items}
+        return Model(self._graph.replace(metadata=meta, infer=False), self.source)
+
     def save(self, path: str | os.PathLike[str], format: str | None = None, **options: Any) -> None:
         """Write the model; the format follows the extension unless given (see convertmodel.writers)."""
         from convertmodel.writers import write_model
@@ -118,12 +123,8 @@ def load(
     (:mod:`convertmodel.passes.pipeline`; either can be switched off for the literal translation).
     ``options`` go to the format's reader (e.g. ``prototxt=`` for Caffe); unknown ones raise UsageError.
     """
-    from convertmodel.passes.pipeline import import_pipeline
-    from convertmodel.readers import detect_format, read_model, reader_info
+    from convertmodel.readers import load_graph
 
     p = os.fspath(path)
-    fmt = format or detect_format(p)
-    graph = read_model(p, fmt, **options)
-    if reader_info(fmt).pipeline:
-        graph = import_pipeline(graph, fold_constants=fold_constants, simplify=simplify)
+    graph = load_graph(p, format, fold_constants=fold_constants, simplify=simplify, **options)
     return Model(graph, p)

@@ -1,4 +1,4 @@
-"""The one registration pattern used for readers, schemas, kernels and quantization rules.
+"""The one registration pattern used for readers, writers, schemas, kernels and quantization rules.
 
 Keys are small NamedTuples. Registering a key twice raises. When a key has a ``version``
 field, :meth:`Registry.lookup` returns the entry with the newest version not above the one
@@ -9,7 +9,7 @@ asked for (the ONNX ``since_version`` rule), so an op schema or reader handler r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 from convertmodel.errors import UsageError
 
@@ -80,14 +80,6 @@ class Registry(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-class OpKey(NamedTuple):
-    """Key of op schemas: (domain, op_type, version)."""
-
-    domain: str
-    op_type: str
-    version: int = 1
 
 
 def check_options(what: str, path: str, options: Mapping[str, object], known: Iterable[str]) -> None:

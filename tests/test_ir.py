@@ -11,8 +11,8 @@ import pytest
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir import Graph, GraphBuilder, Node, TensorType, ValueInfo, check_graph, dump, prune, toposort
 from convertmodel.ir.graph import rename_values
-from convertmodel.ir.schema import get_schema
-from convertmodel.registry import OpKey, Registry
+from convertmodel.ir.schema import OpKey, get_schema
+from convertmodel.registry import Registry
 from convertmodel.runtime import run_graph
 
 

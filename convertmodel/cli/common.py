@@ -1,12 +1,20 @@
-"""Helpers shared by the CLI commands: output (rich tables or JSON), atomic output paths."""
+"""Helpers shared by the CLI commands: options several commands take, and the one way a command ends.
+
+Every command builds a report dict and calls :func:`finish`: ``--json`` prints it, ``--quiet`` prints
+nothing, otherwise the command's table function draws it. Options that several commands share are
+defined once here (``threads_option``, ``quantize_options``) so they read and behave the same.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def state(ctx: click.Context | None = None) -> Any:
@@ -57,6 +65,71 @@ def progress(enabled: bool) -> Any:
         disable=not enabled,
         transient=True,
     )
+
+
+def finish(report: dict[str, Any], table: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """The end of every command: the report as JSON (``--json``), nothing (``--quiet``), or ``table(report)``."""
+    st = state()
+    if st.json:
+        emit_json(report)
+    elif not st.quiet and table is not None:
+        table(report)
+
+
+def shows_progress() -> bool:
+    """Progress bars and tables only for a person: not with --json or --quiet."""
+    st = state()
+    return not (st.json or st.quiet)
+
+
+def threads_option(fn: F) -> F:
+    """``--threads N``: threads for the native kernels and BLAS; 0 = all CPUs this process may use.
+
+    The value is resolved here (runtime/threads.py), so every command passes a real count down.
+    """
+
+    def resolve(ctx: click.Context, param: click.Parameter, value: int) -> int:
+        from convertmodel.runtime.threads import resolve_threads
+
+        return resolve_threads(value)
+
+    return click.option(
+        "--threads",
+        type=click.IntRange(0),
+        default=0,
+        show_default=True,
+        callback=resolve,
+        help="Threads for the native kernels and BLAS (0 = all CPUs this process may use).",
+    )(fn)
+
+
+def quantize_options(fn: F) -> F:
+    """``--exclude``, ``--compat``, ``--input-levels``: what :class:`QuantizeOptions` holds."""
+    fn = click.option(
+        "--input-levels",
+        type=click.IntRange(1, 255),
+        default=None,
+        help="Levels of the per-patch input windows (default 255; 127 with --compat bigdl).",
+    )(fn)
+    fn = click.option(
+        "--compat",
+        type=click.Choice(["bigdl"]),
+        default=None,
+        help="Reproduce BigDL 0.3's numerics: 127 input levels, weights re-quantized to 64 levels.",
+    )(fn)
+    return click.option(
+        "--exclude",
+        multiple=True,
+        metavar="PATTERN",
+        help="Keep these layers fp32: layer names or op types, glob patterns (fnmatch); "
+        "repeatable and/or comma-separated, e.g. --exclude 'fc8,conv1_*'.",
+    )(fn)
+
+
+def make_quantize_options(exclude: tuple[str, ...], compat: str | None, input_levels: int | None) -> Any:
+    from convertmodel.quant.options import QuantizeOptions
+
+    return QuantizeOptions(exclude=exclude, compat=compat, input_levels=input_levels)
 
 
 def load_model(path: str, prototxt: str | None = None) -> Any:

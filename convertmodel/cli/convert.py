@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, emit_json, human_bytes, io_rows, load_model, ops_rows, state
+from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows
 
 
 @click.command("convert")
@@ -31,17 +32,11 @@ def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) 
     convertmodel convert --in net.caffemodel --prototxt deploy.prototxt --out net.q8
     convertmodel convert --in model.onnx --out model.caffemodel
     """
-    st = state()
     t0 = time.perf_counter()
     model = load_model(src, prototxt)
     t_read = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if dst.lower().endswith(".caffemodel"):
-        from convertmodel.writers import write_model
-
-        write_model(model.graph, dst, prototxt_out=prototxt_out)
-    else:
-        model.save(dst)
+    model.save(dst, **({"prototxt_out": prototxt_out} if prototxt_out else {}))
     t_write = time.perf_counter() - t1
     g = model.graph
     report = {
@@ -58,20 +53,19 @@ def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) 
         "inputs": [{"name": n, "type": t} for kind, n, t in io_rows(g) if kind == "input"],
         "outputs": [{"name": n, "type": t} for kind, n, t in io_rows(g) if kind == "output"],
     }
-    if st.json:
-        emit_json(report)
-        return
-    if st.quiet:
-        return
+    finish(report, _print)
+
+
+def _print(report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    c = console()
-    t = Table(title=f"{os.path.basename(src)} -> {os.path.basename(dst)}", show_header=False)
+    t = Table(title=f"{os.path.basename(report['input'])} -> {os.path.basename(report['output'])}", show_header=False)
     t.add_row("source format", report["format"])
     t.add_row("nodes", str(report["nodes"]))
     t.add_row("parameters", f"{report['parameters']:,}")
-    for kind, n, ty in io_rows(g):
-        t.add_row(kind, f"{n}: {ty}")
+    for kind in ("input", "output"):
+        for v in report[f"{kind}s"]:
+            t.add_row(kind, f"{v['name']}: {v['type']}")
     t.add_row("size", f"{human_bytes(report['input_bytes'])} -> {human_bytes(report['output_bytes'])}")
-    t.add_row("time", f"read {t_read:.2f} s, write {t_write:.2f} s")
-    c.print(t)
+    t.add_row("time", f"read {report['read_seconds']:.2f} s, write {report['write_seconds']:.2f} s")
+    console().print(t)

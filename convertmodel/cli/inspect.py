@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, emit_json, human_bytes, io_rows, load_model, ops_rows, state
+from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows
 from convertmodel.errors import UnsupportedOpError
 
 
@@ -20,22 +20,10 @@ def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
 
     Exits 3 (listing every unsupported op type) when the model cannot be converted.
     """
-    st = state()
     try:
         model = load_model(model_path, prototxt)
     except UnsupportedOpError as e:
-        if st.json:
-            emit_json({"model": model_path, "supported": False, "unsupported": e.unsupported})
-        elif not st.quiet:
-            from rich.table import Table
-
-            t = Table(title=f"{model_path}: unsupported op types")
-            t.add_column("op type")
-            t.add_column("count", justify="right")
-            t.add_column("first nodes")
-            for op, names in sorted(e.unsupported.items()):
-                t.add_row(op, str(len(names)), ", ".join(names[:3]))
-            console().print(t)
+        finish({"model": model_path, "supported": False, "unsupported": e.unsupported}, _print_unsupported)
         raise
     g = model.graph
     size = os.path.getsize(model_path)
@@ -60,39 +48,53 @@ def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
     }
     if breakdown is not None:
         report["size_breakdown"] = breakdown
-    if st.json:
-        emit_json(report)
-        return
-    if st.quiet:
-        return
+    finish(report, lambda r: _print(r, g if show_graph else None))
+
+
+def _print_unsupported(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{report['model']}: unsupported op types")
+    t.add_column("op type")
+    t.add_column("count", justify="right")
+    t.add_column("first nodes")
+    for op, names in sorted(report["unsupported"].items()):
+        t.add_row(op, str(len(names)), ", ".join(names[:3]))
+    console().print(t)
+
+
+def _print(report: dict[str, Any], graph: Any) -> None:
+    """The tables; ``graph`` is given with --graph (its IR dump follows)."""
     from rich.table import Table
 
     c = console()
-    head = Table(title=os.path.basename(model_path), show_header=False)
+    meta = report["metadata"]
+    head = Table(title=os.path.basename(report["model"]), show_header=False)
     head.add_row("format", report["format"])
-    head.add_row("file size", human_bytes(size))
+    head.add_row("file size", human_bytes(report["file_bytes"]))
     head.add_row("parameters", f"{report['parameters']:,}")
-    head.add_row("nodes", str(len(g.nodes)))
-    head.add_row("weights", "int8 (BigDL local-window)" if model.is_quantized else "fp32")
-    for kind, n, ty in io_rows(g):
-        head.add_row(kind, f"{n}: {ty}")
+    head.add_row("nodes", str(report["nodes"]))
+    head.add_row("weights", "int8 (BigDL local-window)" if report["quantized"] else "fp32")
+    for kind in ("input", "output"):
+        for v in report[f"{kind}s"]:
+            head.add_row(kind, f"{v['name']}: {v['type']}")
     for k in ("producer", "source_file", "source_sha256", "opset"):
-        if k in g.metadata:
-            head.add_row(k, g.metadata[k])
+        if k in meta:
+            head.add_row(k, meta[k])
     c.print(head)
     ops = Table(title="ops")
     ops.add_column("op type")
     ops.add_column("count", justify="right")
     ops.add_column("parameters", justify="right")
-    for op, cnt, p in ops_rows(g):
-        ops.add_row(op, str(cnt), f"{p:,}")
+    for row in report["ops"]:
+        ops.add_row(row["op"], str(row["count"]), f"{row['parameters']:,}")
     c.print(ops)
-    if breakdown is not None:
-        _print_breakdown(c, breakdown)
-    if show_graph:
+    if "size_breakdown" in report:
+        _print_breakdown(c, report["size_breakdown"])
+    if graph is not None:
         from convertmodel.ir.dump import dump
 
-        c.print(dump(g), markup=False)
+        c.print(dump(graph), markup=False)
 
 
 def _print_breakdown(c: Any, breakdown: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
-from convertmodel.cli.common import console, emit_json, load_model, state
+from convertmodel.cli.common import console, finish, load_model, threads_option
 from convertmodel.errors import InvalidModelError, ModelIOError
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -71,7 +71,7 @@ def _default_preprocess(shape: Any) -> Any:
     "in a .q8, else the image resized to the input size with raw 0..255 pixel values.",
 )
 @click.option("--top", default=5, show_default=True, help="Classes to show for a classifier output.")
-@click.option("--threads", default=0, help="Threads for the native kernels (0 = all cores).")
+@threads_option
 def command(
     model_path: str,
     input_path: str,
@@ -82,28 +82,31 @@ def command(
     threads: int,
 ) -> None:
     """Run MODEL (.q8 or any source format) on one input and print or save the output."""
-    st = state()
+    from convertmodel.runtime.threads import limit_threads
+
     model = load_model(model_path, prototxt)
     x = _load_input(input_path, model, preset)
-    outs = model.predict({model.graph.inputs[0].name: x}, threads=threads)
+    with limit_threads(threads):
+        outs = model.predict({model.graph.inputs[0].name: x}, threads=threads)
     first = outs[model.graph.outputs[0].name]
     if out_path:
-        tmp = out_path + ".tmp.npy"
-        np.save(tmp, first)
-        os.replace(tmp, out_path)
+        from convertmodel.fsutil import atomic_open
+
+        with atomic_open(out_path, "wb", [model_path, input_path], what=".npy output") as f:
+            np.save(f, first)
     summary: dict[str, Any] = {name: {"shape": list(v.shape), "dtype": str(v.dtype)} for name, v in outs.items()}
     if first.ndim == 2 and first.shape[1] > 1:
         k = min(top, first.shape[1])
         idx = np.argsort(-first, axis=1)[:, :k]
         summary["top"] = [[{"class": int(c), "score": float(first[i, c])} for c in row] for i, row in enumerate(idx)]
-    if st.json:
-        emit_json(summary)
-    elif not st.quiet:
+
+    def table(_: dict[str, Any]) -> None:
         c = console()
         for name, v in outs.items():
             c.print(f"{name}: {v.dtype}{list(v.shape)}")
-        if "top" in summary:
-            for i, row in enumerate(summary["top"]):
-                c.print(f"sample {i}: " + ", ".join(f"{r['class']} ({r['score']:.4f})" for r in row))
+        for i, row in enumerate(summary.get("top", [])):
+            c.print(f"sample {i}: " + ", ".join(f"{r['class']} ({r['score']:.4f})" for r in row))
         if out_path:
             c.print(f"wrote {out_path}")
+
+    finish(summary, table)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, emit_json, human_bytes, load_model, progress, state
+from convertmodel.cli.common import (
+    console,
+    finish,
+    human_bytes,
+    load_model,
+    make_quantize_options,
+    progress,
+    quantize_options,
+    shows_progress,
+    threads_option,
+)
 
 
 def _fp32_bytes(graph: Any) -> int:
@@ -20,25 +29,7 @@ def _fp32_bytes(graph: Any) -> int:
 @click.option("--in", "src", required=True, type=click.Path(), help="Source model file (or SavedModel directory).")
 @click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output .q8 file.")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside --in).")
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="PATTERN",
-    help="Keep these layers fp32: layer names or op types, glob patterns (fnmatch); "
-    "repeatable and/or comma-separated, e.g. --exclude 'fc8,conv1_*'.",
-)
-@click.option(
-    "--compat",
-    type=click.Choice(["bigdl"]),
-    default=None,
-    help="Reproduce BigDL 0.3's numerics: 127 input levels, weights re-quantized to 64 levels.",
-)
-@click.option(
-    "--input-levels",
-    type=click.IntRange(1, 255),
-    default=None,
-    help="Levels of the per-patch input windows (default 255; 127 with --compat bigdl).",
-)
+@quantize_options
 @click.option(
     "--calib",
     type=click.Path(exists=True),
@@ -48,9 +39,8 @@ def _fp32_bytes(graph: Any) -> int:
 @click.option("--calib-labels", type=click.Path(dir_okay=False), help="Labels for --calib (as `verify --labels`).")
 @click.option("--max-drop", type=float, help="With --calib: the accuracy budget in percentage points.")
 @click.option("--preset", "preset_name", help="With --calib: preprocessing preset (see `verify --help`).")
-@click.pass_context
+@threads_option
 def command(
-    ctx: click.Context,
     src: str,
     dst: str,
     prototxt: str | None,
@@ -61,6 +51,7 @@ def command(
     calib_labels: str | None,
     max_drop: float | None,
     preset_name: str | None,
+    threads: int,
 ) -> None:
     """Quantize a model to int8 and write it as .q8.
 
@@ -82,72 +73,49 @@ def command(
         )
     if (calib is None) != (max_drop is None):
         raise click.BadParameter("--calib and --max-drop go together", param_hint="--calib/--max-drop")
-    if calib is not None:
-        if compat or input_levels:
-            raise click.BadParameter(
-                "accuracy-aware quantization uses the default scheme; --compat/--input-levels are not supported "
-                "with --calib",
-                param_hint="--calib",
-            )
-        # The fallback search is verify's (it measures the drop layer by layer); reuse that command whole.
-        from convertmodel.cli.verify import command as verify_command
+    qopts = make_quantize_options(exclude, compat, input_levels)
+    if calib is not None and max_drop is not None:
+        from convertmodel.cli.verify import calibrated_quantize
 
-        ctx.invoke(
-            verify_command,
-            model=src,
-            data=calib,
-            labels=calib_labels,
-            prototxt=prototxt,
-            max_drop=max_drop,
-            preset_name=preset_name,
-            fallback_out=dst,
-            exclude=exclude,
-        )
+        calibrated_quantize(src, dst, prototxt, qopts, calib, calib_labels, preset_name, max_drop, threads)
         return
-    st = state()
     t0 = time.perf_counter()
     model = load_model(src, prototxt)
     t_read = time.perf_counter() - t0
     g = model.graph
     n_layers = sum(1 for n in g.nodes if n.domain == "" and n.op_type in ("Conv", "Gemm", "MatMul"))
-    show = not (st.quiet or st.json) and n_layers >= 8
     t1 = time.perf_counter()
-    with progress(show) as bar:
+    with progress(shows_progress() and n_layers >= 8) as bar:
         task = bar.add_task("quantizing", total=n_layers)
 
         def step(done: int, total: int, name: str) -> None:
             bar.update(task, completed=done, total=total, description=f"quantizing {name}")
 
-        qmodel = model.quantize(exclude=exclude, compat=compat, input_levels=input_levels, progress=step)
+        qmodel = model.quantize(qopts, progress=step)
     t_quant = time.perf_counter() - t1
     t2 = time.perf_counter()
     qmodel.save(dst)  # atomic: the .q8 writer writes a temp file and renames it
     t_write = time.perf_counter() - t2
-    report = _report(src, dst, g, qmodel.graph, t_read, t_quant, t_write)
-    if st.json:
-        emit_json(report)
-    elif not st.quiet:
-        _print(report)
+    finish(_report(src, dst, g, qmodel, t_read, t_quant, t_write), _print)
 
 
 def _report(src: str, dst: str, g: Any, q: Any, t_read: float, t_quant: float, t_write: float) -> dict[str, Any]:
-    info = json.loads(q.metadata.get("quantization", "{}"))
-    quantized = info.get("counts", {}).get("quantized", {})
+    info = q.quantization
     out_bytes = os.path.getsize(dst)
     fp32 = _fp32_bytes(g)
     return {
         "input": src,
         "output": dst,
-        "scheme": info.get("scheme"),
-        "compat": info.get("compat"),
-        "input_levels": info.get("input_levels"),
-        "weight_levels": info.get("weight_levels"),
-        "excluded": info.get("excluded", []),
-        "layers_quantized": int(sum(quantized.values())),
-        "quantized_by_op": quantized,
-        "layers_kept_fp32": info.get("kept", {}),
-        "fused_relu": info.get("counts", {}).get("fused_relu", 0),
-        "folded_norm": info.get("counts", {}).get("folded", 0),
+        "scheme": info.scheme,
+        "compat": info.compat,
+        "input_levels": info.input_levels,
+        "weight_levels": info.weight_levels,
+        "excluded": list(info.excluded),
+        "layers_quantized": info.layers_quantized,
+        "quantized_by_op": dict(info.quantized),
+        "layers_kept_fp32": {k: {"op": v.op, "reason": v.reason} for k, v in info.kept.items()},
+        "fused_relu": info.fused_relu,
+        "folded_norm": info.folded,
         "fp32_weight_bytes": fp32,
         "input_bytes": os.path.getsize(src),
         "output_bytes": out_bytes,

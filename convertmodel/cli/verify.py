@@ -5,44 +5,23 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, emit_json, load_model, progress, state
+from convertmodel.cli.common import (
+    console,
+    finish,
+    load_model,
+    make_quantize_options,
+    progress,
+    quantize_options,
+    shows_progress,
+    threads_option,
+)
 from convertmodel.errors import AccuracyGateError, ModelIOError
-
-PREPROCESS_KEY = "preprocessing"
-
-
-def resolve_preprocess(preset_name: str | None, flags: dict[str, Any], model_meta: Any, dataset: Any) -> Any:
-    """--preset and flags > the model's stored metadata["preprocessing"] > the data's default > plain.
-
-    Returns (spec, explicit) where explicit tells whether the user or the model fixed it.
-    """
-    from convertmodel.data.preprocess import Preprocess, parse_floats, parse_size, preset
-
-    given = {k: v for k, v in flags.items() if v is not None}
-    if preset_name:
-        base, explicit = preset(preset_name), True
-    elif model_meta.get(PREPROCESS_KEY):
-        base, explicit = Preprocess.from_json(model_meta[PREPROCESS_KEY]), True
-    else:
-        base, explicit = (dataset.default_preprocess or Preprocess()), False
-    changes: dict[str, Any] = {}
-    if "resize" in given:
-        changes["resize"] = parse_size(given["resize"], "--resize")
-    if "crop" in given:
-        changes["crop"] = parse_size(given["crop"], "--crop")
-    for k in ("mean", "std"):
-        if k in given:
-            changes[k] = parse_floats(given[k], f"--{k}")
-    for k in ("scale", "color", "layout"):
-        if k in given:
-            changes[k] = given[k]
-    if changes:
-        explicit = True
-    return (base.with_(**changes) if changes else base), explicit
+from convertmodel.fsutil import atomic_open
 
 
 def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
@@ -98,7 +77,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 @click.option("--per-layer", is_flag=True, help="Report SQNR and cosine of every int8 layer vs fp32, worst first.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N samples.")
-@click.option("--threads", type=click.IntRange(0), default=0, help="Runtime threads (0: default).")
+@threads_option
 @click.option(
     "--preset",
     "preset_name",
@@ -124,7 +103,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
     help="Accuracy-aware quantization: keep the most harmful layers fp32 until --max-drop holds; "
     "write the best model found here (.q8).",
 )
-@click.option("--exclude", multiple=True, help="Layers/op types kept fp32 when MODEL is quantized on the fly.")
+@quantize_options
 def command(
     model: str,
     data: str,
@@ -151,6 +130,8 @@ def command(
     save_preprocessing: bool,
     fallback_out: str | None,
     exclude: tuple[str, ...],
+    compat: str | None,
+    input_levels: int | None,
 ) -> None:
     """Measure the fp32 -> int8 accuracy drop of MODEL on real data.
 
@@ -161,73 +142,98 @@ def command(
     convertmodel verify lenet5.q8 --data t10k-images-idx3-ubyte.gz --max-drop 0.1
     convertmodel verify vgg16.caffemodel --data val/ --labels synsets.txt --preset caffe-vgg --per-layer
     """
-    from convertmodel.data.datasets import open_dataset
-    from convertmodel.verify.report import build_report, json_safe, print_report
-    from convertmodel.verify.runner import VerifyOptions, fit_preprocess, run_verify
+    from convertmodel.verify.inputs import open_verify_data
+    from convertmodel.verify.runner import VerifyOptions, run_verify
 
-    st = state()
     t0 = time.perf_counter()
     m = load_model(model, prototxt)
+    qopts = make_quantize_options(exclude, compat, input_levels)
     if m.is_quantized:
-        found = _reference_path(model, m, reference)
-        ref_path: str | None = found
-        fp32, int8 = load_model(found, prototxt), m
+        ref_path: str = _reference_path(model, m, reference)
+        fp32, int8 = load_model(ref_path, prototxt), m
         t_quant = 0.0
     else:
         ref_path, fp32 = model, m
         t1 = time.perf_counter()
-        int8 = fp32.quantize(exclude=exclude) if fallback_out is None else None
+        int8 = fp32.quantize(qopts) if fallback_out is None else None
         t_quant = time.perf_counter() - t1
     t_load = time.perf_counter() - t0 - t_quant
-
-    ds = open_dataset(data, labels=labels, images=images)
     flags = {"resize": resize, "crop": crop, "mean": mean, "std": std, "scale": scale, "color": color, "layout": layout}
-    pre, explicit = resolve_preprocess(preset_name, flags, m.metadata, ds)
-    if not explicit:
-        pre = fit_preprocess(pre, fp32.graph.inputs[0].type.shape if fp32.graph.inputs else None, ds)
+    ds, pre = open_verify_data(
+        data, fp32, labels=labels, images=images, preset_name=preset_name, flags=flags, model_meta=m.metadata
+    )
     opts = VerifyOptions(batch_size=batch_size, limit=limit, metric=metric, threads=threads, per_layer=per_layer)
-    show = not (st.quiet or st.json)
-    total = len(ds) if limit is None else min(limit, len(ds))
-    fb = None
-    with progress(show) as bar:
-        task = bar.add_task("verify fp32 vs int8", total=total)
+    if fallback_out is not None:
+        if max_drop is None:
+            raise click.BadParameter(
+                "--fallback-out needs --max-drop (the budget to fall back to)", param_hint="--max-drop"
+            )
+        fb, result = _fallback(fp32, ds, pre, opts, max_drop, relative, qopts, fallback_out)
+        int8 = fb.model
+    else:
+        total = len(ds) if limit is None else min(limit, len(ds))
+        with progress(shows_progress()) as bar:
+            task = bar.add_task("verify fp32 vs int8", total=total)
+            result = run_verify(fp32, int8, ds, pre, opts, lambda done, n: bar.update(task, completed=done))
+        fb = None
+    where = Where(fallback_out or model, ref_path, data, ds.kind, pre, batch_size, limit, max_drop, relative)
+    rep = _report(result, where, int8, fp32, fb, {"load_seconds": t_load, "quantize_seconds": t_quant})
+    _end(rep, json_path)
+    if save_preprocessing:
+        _store_preprocessing(model, m, pre.to_json())
+    _gate(rep, model, data, result, max_drop, relative)
 
-        def step(done: int, n: int) -> None:
-            bar.update(task, completed=done)
 
-        if fallback_out is not None:
-            fb = _fallback(fp32, ds, pre, opts, max_drop, relative, exclude, fallback_out, bar, task)
-            int8, result = fb.model, fb.result
-        else:
-            result = run_verify(fp32, int8, ds, pre, opts, step)
+@dataclass(frozen=True)
+class Where:
+    """What a verify report says it measured: which files, which data, which budget."""
+
+    model_path: str
+    reference_path: str | None
+    data: str
+    data_kind: str
+    pre: Any
+    batch_size: int
+    limit: int | None
+    max_drop: float | None
+    relative: bool
+
+
+def _report(result: Any, w: Where, int8: Any, fp32: Any, fb: Any, timing: dict[str, float]) -> dict[str, Any]:
+    from convertmodel.verify.report import build_report, json_safe
+
     rep = build_report(
         result,
-        model_path=fallback_out or model,
+        model_path=w.model_path,
         model=int8,
-        reference_path=ref_path,
+        reference_path=w.reference_path,
         reference=fp32,
-        data_path=data,
-        data_kind=ds.kind,
-        preprocessing=pre.to_dict(),
-        batch_size=batch_size,
-        limit=limit,
-        max_drop=max_drop,
-        relative=relative,
-        extra_timing={"load_seconds": t_load, "quantize_seconds": t_quant},
+        data_path=w.data,
+        data_kind=w.data_kind,
+        preprocessing=w.pre.to_dict(),
+        batch_size=w.batch_size,
+        limit=w.limit,
+        max_drop=w.max_drop,
+        relative=w.relative,
+        extra_timing=timing,
     )
     if fb is not None:
         rep["fallback"] = fb.as_dict()
-    rep = json_safe(rep)
+    return json_safe(rep)  # type: ignore[no-any-return]
+
+
+def _end(rep: dict[str, Any], json_path: str | None) -> None:
+    from convertmodel.verify.report import print_report
+
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as f:
+        with atomic_open(json_path, "w", what="JSON report") as f:
             json.dump(rep, f, indent=2, sort_keys=True)
             f.write("\n")
-    if st.json:
-        emit_json(rep)
-    elif not st.quiet:
-        print_report(rep, console())
-    if save_preprocessing:
-        _store_preprocessing(model, m, pre.to_json())
+    finish(rep, lambda r: print_report(r, console()))
+
+
+def _gate(rep: dict[str, Any], model: str, data: str, result: Any, max_drop: float | None, relative: bool) -> None:
+    """AccuracyGateError (exit 6) when the report's drop is over budget; after the report was printed."""
     d = rep["drop"]
     if not d["passed"]:
         unit = "%" if relative else " pp"
@@ -239,50 +245,60 @@ def command(
 
 
 def _fallback(
-    fp32: Any,
-    ds: Any,
-    pre: Any,
-    opts: Any,
-    max_drop: float | None,
-    relative: bool,
-    exclude: tuple[str, ...],
-    out: str,
-    bar: Any,
-    task: Any,
-) -> Any:
+    fp32: Any, ds: Any, pre: Any, opts: Any, max_drop: float, relative: bool, qopts: Any, out: str
+) -> tuple[Any, Any]:
+    """The accuracy-aware search; the best model found is saved to ``out`` even when the budget is missed."""
     from convertmodel.verify.fallback import accuracy_aware_quantize
 
-    if max_drop is None:
-        raise click.BadParameter(
-            "--fallback-out needs --max-drop (the budget to fall back to)", param_hint="--max-drop"
-        )
     if not out.lower().endswith(".q8"):
         raise click.BadParameter(f"{out}: the fallback model is written as .q8", param_hint="--fallback-out")
+    total = len(ds) if opts.limit is None else min(opts.limit, len(ds))
+    with progress(shows_progress()) as bar:
+        task = bar.add_task("verify fp32 vs int8", total=total)
 
-    def on_step(s: Any) -> None:
-        bar.update(task, description=f"fallback: {len(s.fp32_layers)} fp32 layer(s), drop {s.drop:.3f}")
+        def on_step(s: Any) -> None:
+            bar.update(task, description=f"fallback: {len(s.fp32_layers)} fp32 layer(s), drop {s.drop:.3f}")
 
-    fb = accuracy_aware_quantize(
-        fp32, ds, pre, opts, max_drop, relative=relative, quantize_options={"exclude": list(exclude)}, on_step=on_step
-    )
-    meta = dict(fb.model.graph.metadata)
-    meta[PREPROCESS_KEY] = pre.to_json()
-    meta["fallback_fp32_layers"] = json.dumps(fb.fp32_layers)
-    from convertmodel.model import Model
+        fb = accuracy_aware_quantize(
+            fp32, ds, pre, opts, max_drop, relative=relative, quantize_options=qopts, on_step=on_step
+        )
+    fb.model = fb.model_with_record(pre)
+    fb.model.save(out)
+    return fb, fb.result
 
-    best = Model(fb.model.graph.replace(metadata=meta, infer=False), fb.model.source)
-    best.save(out)  # saved even when the budget is not met: the best model found
-    fb.model = best
-    return fb
+
+def calibrated_quantize(
+    src: str,
+    dst: str,
+    prototxt: str | None,
+    qopts: Any,
+    data: str,
+    labels: str | None,
+    preset_name: str | None,
+    max_drop: float,
+    threads: int,
+) -> None:
+    """``quantize --calib``: the accuracy-aware search with every quantize option, its report and gate."""
+    from convertmodel.verify.inputs import open_verify_data
+    from convertmodel.verify.runner import VerifyOptions
+
+    t0 = time.perf_counter()
+    fp32 = load_model(src, prototxt)
+    t_load = time.perf_counter() - t0
+    ds, pre = open_verify_data(data, fp32, labels=labels, preset_name=preset_name)
+    opts = VerifyOptions(batch_size=64, threads=threads)
+    fb, result = _fallback(fp32, ds, pre, opts, max_drop, False, qopts, dst)
+    where = Where(dst, src, data, ds.kind, pre, opts.batch_size, None, max_drop, False)
+    rep = _report(result, where, fb.model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
+    _end(rep, None)
+    _gate(rep, src, data, result, max_drop, False)
 
 
 def _store_preprocessing(path: str, model: Any, spec: str) -> None:
-    from convertmodel.model import Model
+    from convertmodel.verify.inputs import PREPROCESS_KEY
 
     if not path.lower().endswith(".q8"):
         raise click.BadParameter(
             f"{path}: preprocessing is stored in .q8 files only", param_hint="--save-preprocessing"
         )
-    meta = dict(model.graph.metadata)
-    meta[PREPROCESS_KEY] = spec
-    Model(model.graph.replace(metadata=meta, infer=False), path).save(path)
+    model.with_metadata({PREPROCESS_KEY: spec}).save(path)

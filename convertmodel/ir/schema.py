@@ -7,7 +7,7 @@ Schemas live in ``convertmodel/ir/ops/*.py`` (one module per op family) and regi
     def _relu(ctx: InferContext) -> list[TensorType]:
         return [ctx.input_type(0)]
 
-The key is :class:`~convertmodel.registry.OpKey` ``(domain, op_type, version)``. IR ops use
+The key is :class:`OpKey` ``(domain, op_type, version)``. IR ops use
 ONNX names and ONNX semantics in the default domain ``""``; ops ONNX lacks (Caffe's SSD
 layers, quantized ops) live in the domain ``"convertmodel"``.
 """
@@ -17,15 +17,23 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import AttrValue, Dim, Node, TensorType
-from convertmodel.registry import OpKey, Registry
+from convertmodel.registry import Registry
 
 CM_DOMAIN = "convertmodel"
+
+
+class OpKey(NamedTuple):
+    """Key of op schemas: (domain, op_type, version)."""
+
+    domain: str
+    op_type: str
+    version: int = 1
 
 
 class AttrType(enum.Enum):

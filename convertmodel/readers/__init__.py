@@ -164,3 +164,17 @@ def read_model(path: str, format: str | None = None, **options: object) -> Graph
         return mod.read(path, **options)  # type: ignore[no-any-return]
     except FileNotFoundError as e:
         raise ModelIOError(f"{e.filename or path}: no such file") from e
+
+
+def load_graph(
+    path: str, format: str | None = None, *, fold_constants: bool = True, simplify: bool = True, **options: object
+) -> Graph:
+    """What :func:`convertmodel.load` returns the graph of: the reader's translation, then the import
+    pipeline (:mod:`convertmodel.passes.pipeline`) unless the format stores a finished graph (.q8)."""
+    from convertmodel.passes.pipeline import import_pipeline
+
+    fmt = format or detect_format(path)
+    graph = read_model(path, fmt, **options)
+    if reader_info(fmt).pipeline:
+        graph = import_pipeline(graph, fold_constants=fold_constants, simplify=simplify)
+    return graph

@@ -19,6 +19,7 @@ import numpy as np
 
 from convertmodel.errors import InvalidModelError
 from convertmodel.metrics.detection import parse_ssd_output
+from convertmodel.quant.error import cosine_rows
 
 
 class Forward:
@@ -66,10 +67,7 @@ def agreement_columns(ref: np.ndarray, test: np.ndarray, classify: bool) -> dict
         raise InvalidModelError(f"fp32 output shape {list(r.shape)} differs from int8 output {list(t.shape)}")
     r2 = r.reshape(r.shape[0], -1)
     t2 = t.reshape(t.shape[0], -1)
-    nx, ny = np.linalg.norm(r2, axis=1), np.linalg.norm(t2, axis=1)
-    dots = np.einsum("ij,ij->i", r2, t2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where((nx == 0) & (ny == 0), 1.0, np.where((nx == 0) | (ny == 0), 0.0, dots / (nx * ny)))
+    cos = cosine_rows(r2, t2)
     d = r2 - t2
     cols = {
         "cosine": cos,

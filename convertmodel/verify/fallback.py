@@ -7,32 +7,34 @@
 
 The best model found (smallest drop; among equal drops, fewest fp32 layers) is always returned,
 with every step's drop, weight bytes and int8 time, so the caller can save it and report what the
-fallback cost even when the budget cannot be met.
+fallback cost even when the budget cannot be met. The layers fall back by exact name
+(``QuantizeOptions.fp32_layers``), on top of every other quantize option the caller gave.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from convertmodel.data.datasets import Dataset
 from convertmodel.data.preprocess import Preprocess
+from convertmodel.quant.options import QuantizeOptions
+from convertmodel.verify.inputs import PREPROCESS_KEY
 from convertmodel.verify.report import within_budget
 from convertmodel.verify.runner import VerifyOptions, VerifyResult, run_verify
+
+#: ``graph.metadata`` key of the layers the fallback kept fp32 (a JSON list).
+FALLBACK_KEY = "fallback_fp32_layers"
 
 
 def weight_bytes(graph: Any) -> int:
     """Bytes of all constants of a graph (int8 weights, scales, fp32 tensors left unquantized)."""
     return int(sum(np.asarray(a).nbytes for a in graph.constants.values()))
-
-
-def escape_glob(name: str) -> str:
-    """A layer name as an fnmatch pattern matching only itself (the quantize pass takes globs)."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @dataclass
@@ -70,6 +72,10 @@ class FallbackResult:
             "seconds": self.seconds,
         }
 
+    def model_with_record(self, pre: Preprocess) -> Any:
+        """The best model with its preprocessing and fallback layers in the metadata (what gets saved)."""
+        return self.model.with_metadata({PREPROCESS_KEY: pre.to_json(), FALLBACK_KEY: json.dumps(self.fp32_layers)})
+
 
 def accuracy_aware_quantize(
     fp32: Any,
@@ -80,19 +86,17 @@ def accuracy_aware_quantize(
     *,
     relative: bool = False,
     max_steps: int | None = None,
-    quantize_options: dict[str, Any] | None = None,
+    quantize_options: QuantizeOptions | None = None,
     on_step: Callable[[FallbackStep], None] | None = None,
 ) -> FallbackResult:
     """Quantize ``fp32`` so its drop on ``dataset`` is within ``max_drop`` (pp, or % with ``relative``)."""
     t0 = time.perf_counter()
-    qopts = dict(quantize_options or {})
-    base_exclude = _as_list(qopts.pop("exclude", ()))
+    qopts = quantize_options or QuantizeOptions()
     cache: list[list[np.ndarray]] = []
 
     def measure(fp32_layers: list[str], per_layer: bool) -> tuple[Any, VerifyResult, FallbackStep]:
-        model = fp32.quantize(exclude=base_exclude + [escape_glob(n) for n in fp32_layers], **qopts)
-        o = VerifyOptions(**{**opts.__dict__, "per_layer": per_layer})
-        res = run_verify(fp32, model, dataset, pre, o, fp32_cache=cache)
+        model = fp32.quantize(qopts.with_fp32_layers([*qopts.fp32_layers, *fp32_layers]))
+        res = run_verify(fp32, model, dataset, pre, replace(opts, per_layer=per_layer), fp32_cache=cache)
         step = FallbackStep(
             list(fp32_layers),
             res.fp32_value,
@@ -124,11 +128,3 @@ def accuracy_aware_quantize(
         if s.drop < best[2].drop:
             best = (m, r, s)
     return FallbackResult(best[0], best[1], best[2].fp32_layers, ok(best[2]), steps, ranking, time.perf_counter() - t0)
-
-
-def _as_list(v: str | Iterable[str] | None) -> list[str]:
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [p for p in v.split(",") if p]
-    return [str(p) for p in v]

@@ -22,6 +22,7 @@ from convertmodel.data.preprocess import Preprocess
 from convertmodel.engines.base import BatchResult, Job, ModelRef
 from convertmodel.errors import InvalidModelError, UsageError
 from convertmodel.metrics.detection import DetectionMAP, detections_as_truth
+from convertmodel.quant.error import sqnr_from_sums
 from convertmodel.verify.batch import VerifyBatch
 
 #: Metric names accepted by ``--metric``; "auto" picks from the data (labels, boxes or neither).
@@ -226,12 +227,7 @@ def _agreement(results: list[BatchResult], n: int) -> dict[str, Any]:
                 "top1_agreement": nan}  # fmt: skip
     cos = _column(results, "cosine")
     signal, noise = math.fsum(_column(results, "signal")), math.fsum(_column(results, "noise"))
-    if noise == 0.0:
-        sq = math.inf
-    elif signal == 0.0:
-        sq = -math.inf
-    else:
-        sq = 10.0 * math.log10(signal / noise)
+    sq = sqnr_from_sums(signal, noise)
     agree = 0
     if "argmax_fp32" in results[_first(results)].columns:
         agree = int((_column(results, "argmax_fp32") == _column(results, "argmax_int8")).sum())

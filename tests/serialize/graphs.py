@@ -15,8 +15,7 @@ import numpy as np
 
 from convertmodel.ir import GraphBuilder, find_schema
 from convertmodel.ir.graph import Graph, TensorType
-from convertmodel.ir.schema import SCHEMAS, Attr, AttrType, InferContext, Port, op_schema
-from convertmodel.registry import OpKey
+from convertmodel.ir.schema import SCHEMAS, Attr, AttrType, InferContext, OpKey, Port, op_schema
 from convertmodel.serialize import write_q8
 from convertmodel.serialize.format import DTYPES
 

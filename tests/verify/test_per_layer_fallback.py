@@ -10,7 +10,8 @@ from convertmodel.data.datasets import open_dataset
 from convertmodel.data.preprocess import preset
 from convertmodel.metrics.agreement import cosine, sqnr_db
 from convertmodel.quant.ops import quantized_nodes
-from convertmodel.verify.fallback import accuracy_aware_quantize, escape_glob, weight_bytes
+from convertmodel.quant.options import QuantizeOptions
+from convertmodel.verify.fallback import accuracy_aware_quantize, weight_bytes
 from convertmodel.verify.runner import VerifyOptions, run_verify
 from tests.verify.conftest import SUBSET_IMAGES
 
@@ -57,7 +58,9 @@ def test_fallback_reaches_budget_and_keeps_best(lenet):
     ds = open_dataset(SUBSET_IMAGES)
     opts = VerifyOptions(batch_size=60, limit=N)
     # 1-level (binary) input windows make a real, large drop that falling back layers repairs.
-    fb = accuracy_aware_quantize(fp32, ds, preset("fmnist"), opts, max_drop=0.0, quantize_options={"input_levels": 1})
+    fb = accuracy_aware_quantize(
+        fp32, ds, preset("fmnist"), opts, max_drop=0.0, quantize_options=QuantizeOptions(input_levels=1)
+    )
     first = fb.steps[0]
     assert first.fp32_layers == [] and first.drop > 0.0
     assert fb.met and fb.result.drop <= 0.0
@@ -83,16 +86,8 @@ def test_fallback_unmeetable_budget_still_returns_best(lenet):
         VerifyOptions(batch_size=60, limit=60),
         max_drop=-1.0,
         max_steps=2,
-        quantize_options={"input_levels": 1},
+        quantize_options=QuantizeOptions(input_levels=1),
     )
     assert not fb.met and len(fb.steps) == 3
     assert fb.result.drop == min(s.drop for s in fb.steps)
     assert fb.model.is_quantized or fb.fp32_layers
-
-
-def test_escape_glob():
-    import fnmatch
-
-    name = "conv[1]/x*?"
-    assert fnmatch.fnmatchcase(name, escape_glob(name))
-    assert not fnmatch.fnmatchcase("conv1/xab", escape_glob(name))

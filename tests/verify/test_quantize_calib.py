@@ -76,3 +76,31 @@ def test_met_budget_exits_0(tmp_path: str, capsys: pytest.CaptureFixture[str]) -
     )
     assert code == 0
     assert load(out).is_quantized
+
+
+def test_calib_combines_with_compat_and_levels(tmp_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every quantize option holds on the accuracy-aware path: the fallback keeps layers fp32 by name on
+    top of --compat bigdl and --input-levels, and the model records all of it."""
+    import numpy as np
+
+    from convertmodel.quant.ops import quantized_nodes
+
+    out = os.path.join(str(tmp_path), "bigdl.q8")
+    args = ["--json", "quantize", "--in", LENET, "--out", out, "--calib", DATA, "--calib-labels", LABELS]
+    # 2-level input windows cost real accuracy (8 points), so the search has to fall layers back.
+    code = _run([*args, "--max-drop", "0.5", "--compat", "bigdl", "--input-levels", "2", "--exclude", "fc1/*"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["drop"]
+    q = load(out)
+    info = q.quantization
+    assert info is not None and info.compat == "bigdl" and info.weight_levels == 64 and info.input_levels == 2
+    fallen = report["fallback"]["fp32_layers"]
+    assert fallen and list(info.fp32_layers) == fallen == json.loads(q.metadata["fallback_fp32_layers"])
+    assert info.excluded == ("fc1/*",) and info.kept["fc1/MatMul"].reason == "excluded by pattern 'fc1/*'"
+    for name in fallen:
+        assert info.kept[name].reason == "kept fp32 by the accuracy-aware fallback"
+    nodes = quantized_nodes(q.graph)
+    assert nodes and not {n.name for n in nodes} & {"fc1/MatMul", *fallen}
+    for n in nodes:
+        assert n.attrs["input_levels"] == 2
+        assert int(np.abs(q.graph.constants[n.inputs[1]]).max()) <= 64  # BigDL's re-quantized weights

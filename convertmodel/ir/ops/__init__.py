@@ -9,5 +9,7 @@ from convertmodel.ir.ops import (  # noqa: F401
     norm,
     pool,
     quantized,
+    resize,
     shape,
+    shape_data,
 )

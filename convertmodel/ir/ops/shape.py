@@ -321,5 +321,3 @@ def _pad(ctx: InferContext) -> list[TensorType]:
         dims[a] = d + extra if isinstance(d, int) else (d if extra == 0 else None)
     return [TensorType(t.dtype, tuple(dims))]
 
-
-from convertmodel.ir.ops import resize, shape_data  # noqa: E402, F401  (register Resize, Shape, Gather ...)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from convertmodel.errors import UnsupportedOpError
+from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.readers.caffe.context import LayerContext, layer_handler
 
 
@@ -89,7 +90,7 @@ def scale_bias(ctx: LayerContext) -> list[str]:
     # The common case, one value per channel: the IR's ChannelAffine (foldable into a preceding Conv).
     if covered == 1 and axis == 1 and not second:
         ins = [ctx.inputs[0], scale or ""] + ([bias] if bias else [])
-        return [ctx.node("ChannelAffine", ins, out=ctx.top(), domain="convertmodel", axis=1)]
+        return [ctx.node("ChannelAffine", ins, out=ctx.top(), domain=CM_DOMAIN, axis=1)]
     y = ctx.inputs[0]
     if scale is not None:
         s_b = _broadcastable(ctx, scale, axis, covered, len(x), "scale_b")
