@@ -200,3 +200,11 @@ def test_dropout_v1_scales_and_v2_is_identity(tmp_path: object) -> None:
         p = os.path.join(str(tmp_path), f"d{v2}.t7")
         open(p, "wb").write(dumps(seq(lin, drop)))
         np.testing.assert_allclose(convertmodel.load(p).predict(x), want, rtol=1e-6)
+
+
+def test_missing_field_is_typed(tmp_path: object) -> None:
+    """Fuzz case bytes:torch7:1525: a conv without nInputPlane (the input-shape guess needs it)."""
+    conv = module("nn.SpatialConvolutionMM", nOutputPlane=2, kW=1, kH=1, weight=tensor(np.ones((2, 1), np.float32)))
+    p = _hostile(tmp_path, "noin.t7", dumps(seq(conv)))
+    with pytest.raises(InvalidModelError, match=r"noin\.t7: module 'spatialconvolutionmm'.*'nInputPlane' is missing"):
+        read(p)
