@@ -58,7 +58,7 @@ def load_image(path: str, pre: Preprocess) -> tuple[np.ndarray, bytes]:
     except FormatError:
         raise
     except Image.DecompressionBombError as e:
-        raise FormatError(path, f"image exceeds the pixel cap: {e}") from e
+        raise FormatError(path, f"image exceeds the cap of {cap} pixels (set {MAX_PIXELS_ENV} to allow it): {e}") from e
     except MemoryError as e:
         raise FormatError(path, "image too large to decode") from e
     except Image.UnidentifiedImageError as e:  # its message names an in-memory buffer's address, not the file
