@@ -173,6 +173,8 @@ class SparkEngine:
         self._last_partitions = len(ranges)
         local = _is_local(self.session())
         blas = job.threads or (blas_threads() if local else 0)
+        # Runtime threads for a job that asks for 0: on a local master the tasks share the driver's cores.
+        share = max(1, (os.cpu_count() or 1) // max(1, sc.defaultParallelism)) if local else 0
         tmp = tempfile.mkdtemp(prefix="convertmodel-spark-")
         try:
             spec = TaskSpec(
@@ -183,7 +185,7 @@ class SparkEngine:
                 job.total,
                 job.fn,
                 ranges,
-                job.threads,
+                job.threads or share,
                 fail,
                 uuid.uuid4().int & 0x7FFFFFFF,
                 blas,

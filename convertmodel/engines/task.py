@@ -20,7 +20,7 @@ from typing import Any
 from convertmodel.engines.base import BatchFn, Job, run_range
 from convertmodel.errors import ConvertModelError
 
-_MODELS: dict[tuple[str, int, int], Any] = {}
+_MODELS: dict[tuple[str, int, int, int], Any] = {}
 _DATA: dict[int, Any] = {}
 
 
@@ -52,30 +52,33 @@ class TaskSpec:
 class TaskModel:
     """A model as a task sees it: the graph read from a .q8 (tensors memory-mapped) and its executors."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, default_threads: int = 0) -> None:
         from convertmodel.serialize import read_q8
 
         self.source = path
         self.graph = read_q8(path)
+        #: Runtime threads when the job asks for 0 (the driver's cores shared by the tasks of a local master).
+        self.default_threads = default_threads
         self._executors: dict[tuple[tuple[str, ...] | None, int], Any] = {}
 
     def executor(self, backends: tuple[str, ...] | None = None, threads: int = 0) -> Any:
         from convertmodel.runtime.executor import Executor
         from convertmodel.runtime.registry import BACKENDS
 
+        threads = threads or self.default_threads
         key = (backends, threads)
         if key not in self._executors:
             self._executors[key] = Executor(self.graph, backends or BACKENDS, threads)
         return self._executors[key]
 
 
-def open_model(path: str) -> TaskModel:
+def open_model(path: str, default_threads: int = 0) -> TaskModel:
     st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, default_threads)
     if key not in _MODELS:
         if len(_MODELS) > 8:
             _MODELS.clear()
-        _MODELS[key] = TaskModel(path)
+        _MODELS[key] = TaskModel(path, default_threads)
     return _MODELS[key]  # type: ignore[no-any-return]
 
 
@@ -104,7 +107,7 @@ def run_partition(spec: TaskSpec, counter: Any, part: int, _rows: Iterator[Any])
         raise InjectedFailure(f"injected failure of partition {part}, attempt 0")
     start, stop = spec.ranges[part]
     try:
-        models = {k: open_model(_resolve(p, shipped)) for k, (p, shipped) in spec.models.items()}
+        models = {k: open_model(_resolve(p, shipped), spec.threads) for k, (p, shipped) in spec.models.items()}
         dataset = _dataset(spec)
         job = Job({}, spec.open_data, spec.preprocess, spec.batch_size, spec.total, spec.fn)
         with _thread_limit(spec.blas_threads):
