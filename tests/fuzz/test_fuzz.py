@@ -27,7 +27,7 @@ def _budget(family: str) -> int:
 def test_fuzz_family_gives_only_typed_errors(family: str) -> None:
     t0 = time.monotonic()
     s = run_cases(((family, SEED0 + i) for i in range(_budget(family))), deadline=t0 + 60)
-    counts = s.counts.get(family, {})
+    counts: dict[str, int] = dict(s.counts.get(family, {}))
     assert sum(counts.values()) >= min(_budget(family), 50), f"too few cases ran: {dict(counts)}"
     bad = [o for o in s.failures if o.kind in FAILURES or o.kind == "generator"]
     assert not bad, f"{family}: {dict(counts)}\n" + "\n".join(

@@ -103,7 +103,7 @@ def test_onnx_node_attributes(tmp_path_factory: Any, op: str, attrs: dict[str, l
 
     monkeypatch.setenv("CONVERTMODEL_MAX_ALLOC", "64M")
     scalar = {"group", "axis", "size", "blocksize"}
-    a = {k: (v[0] if k in scalar else v) for k, v in attrs.items()}
+    a: dict[str, Any] = {k: (v[0] if k in scalar else v) for k, v in attrs.items()}
     ins, inits = ["x"], []
     if op == "Conv":
         inits.append(numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w"))
