@@ -142,6 +142,7 @@ def command(
     convertmodel verify lenet5.q8 --data t10k-images-idx3-ubyte.gz --max-drop 0.1
     convertmodel verify vgg16.caffemodel --data val/ --labels synsets.txt --preset caffe-vgg --per-layer
     """
+    from convertmodel.runtime.threads import limit_threads
     from convertmodel.verify.inputs import open_verify_data
     from convertmodel.verify.runner import VerifyOptions, run_verify
 
@@ -163,19 +164,20 @@ def command(
         data, fp32, labels=labels, images=images, preset_name=preset_name, flags=flags, model_meta=m.metadata
     )
     opts = VerifyOptions(batch_size=batch_size, limit=limit, metric=metric, threads=threads, per_layer=per_layer)
-    if fallback_out is not None:
-        if max_drop is None:
-            raise click.BadParameter(
-                "--fallback-out needs --max-drop (the budget to fall back to)", param_hint="--max-drop"
-            )
-        fb, result = _fallback(fp32, ds, pre, opts, max_drop, relative, qopts, fallback_out)
-        int8 = fb.model
-    else:
-        total = len(ds) if limit is None else min(limit, len(ds))
-        with progress(shows_progress()) as bar:
-            task = bar.add_task("verify fp32 vs int8", total=total)
-            result = run_verify(fp32, int8, ds, pre, opts, lambda done, n: bar.update(task, completed=done))
-        fb = None
+    if fallback_out is not None and max_drop is None:
+        raise click.BadParameter(
+            "--fallback-out needs --max-drop (the budget to fall back to)", param_hint="--max-drop"
+        )
+    with limit_threads(threads):
+        if fallback_out is not None and max_drop is not None:
+            fb, result = _fallback(fp32, ds, pre, opts, max_drop, relative, qopts, fallback_out)
+            int8 = fb.model
+        else:
+            total = len(ds) if limit is None else min(limit, len(ds))
+            with progress(shows_progress()) as bar:
+                task = bar.add_task("verify fp32 vs int8", total=total)
+                result = run_verify(fp32, int8, ds, pre, opts, lambda done, n: bar.update(task, completed=done))
+            fb = None
     where = Where(fallback_out or model, ref_path, data, ds.kind, pre, batch_size, limit, max_drop, relative)
     rep = _report(result, where, int8, fp32, fb, {"load_seconds": t_load, "quantize_seconds": t_quant})
     _end(rep, json_path)
@@ -279,6 +281,7 @@ def calibrated_quantize(
     threads: int,
 ) -> None:
     """``quantize --calib``: the accuracy-aware search with every quantize option, its report and gate."""
+    from convertmodel.runtime.threads import limit_threads
     from convertmodel.verify.inputs import open_verify_data
     from convertmodel.verify.runner import VerifyOptions
 
@@ -287,7 +290,8 @@ def calibrated_quantize(
     t_load = time.perf_counter() - t0
     ds, pre = open_verify_data(data, fp32, labels=labels, preset_name=preset_name)
     opts = VerifyOptions(batch_size=64, threads=threads)
-    fb, result = _fallback(fp32, ds, pre, opts, max_drop, False, qopts, dst)
+    with limit_threads(threads):
+        fb, result = _fallback(fp32, ds, pre, opts, max_drop, False, qopts, dst)
     where = Where(dst, src, data, ds.kind, pre, opts.batch_size, None, max_drop, False)
     rep = _report(result, where, fb.model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
     _end(rep, None)
