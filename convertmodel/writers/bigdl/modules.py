@@ -111,13 +111,29 @@ def spatial(ctx: Ctx, what: str) -> tuple[list[int], list[int], list[int], list[
     if ctx.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", ""):
         raise NotExpressible(f"auto_pad {ctx.attrs['auto_pad']} (explicit pads only)")
     pre: list[Mod] = []
+    if (p[0] != p[2] or p[1] != p[3]) and what == "pooling" and _is_same(ctx, k, s, p):
+        return k, s, [-1, -1], pre  # BigDL's pad -1: TensorFlow's SAME padding
     if p[0] != p[2] or p[1] != p[3]:
         if what != "convolution":
-            raise NotExpressible(f"asymmetric pads {p}")
+            raise NotExpressible(f"asymmetric pads {p} (other than TensorFlow's SAME)")
         attrs = {"padLeft": a_int(p[1]), "padRight": a_int(p[3]), "padTop": a_int(p[0]), "padBottom": a_int(p[2])}
         pre.append(Mod("SpatialZeroPadding", attrs))
         p = [0, 0, 0, 0]
     return k, s, [p[0], p[1]], pre
+
+
+def _is_same(ctx: Ctx, k: list[int], s: list[int], p: list[int]) -> bool:
+    """Whether explicit pads are TensorFlow's SAME for this input (extra pad after)."""
+    try:
+        hw = ctx.static(0)[1:3]
+    except NotExpressible:
+        return False
+    for i in range(2):
+        out = -(-hw[i] // s[i])
+        total = max((out - 1) * s[i] + k[i] - hw[i], 0)
+        if (p[i], p[i + 2]) != (total // 2, total - total // 2):
+            return False
+    return True
 
 
 @emits("Conv")

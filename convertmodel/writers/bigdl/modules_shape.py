@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.writers.bigdl.build import Mod, a_bool, a_double, a_format, a_int, a_ints, a_null_regularizer
 from convertmodel.writers.bigdl.modules import INT_MIN, Ctx, NotExpressible, emits
 
@@ -163,17 +164,46 @@ def _unsqueeze(ctx: Ctx) -> list[Mod]:
 
 @emits("Pad")
 def _pad(ctx: Ctx) -> list[Mod]:
+    """Constant padding: SpatialZeroPadding for zeros around H and W of a 4-D input, else one BigDL Padding
+    per padded side (``Padding(dim, pad, nInputDim, value)``: pad > 0 after, < 0 before; the batch kept)."""
     if ctx.attrs.get("mode", "constant") != "constant":
         raise NotExpressible(f"mode {ctx.attrs.get('mode')}")
-    value = ctx.const(2)
-    if value is not None and float(value.reshape(-1)[0]) != 0.0:
-        raise NotExpressible("a non-zero pad value")
+    cv = ctx.const(2)
+    value = 0.0 if cv is None else float(cv.reshape(-1)[0])
     p = [int(v) for v in ctx.need_const(1, "pads").reshape(-1)]
     rank = len(ctx.shape(0))
-    if rank != 4 or any(p[i] or p[i + rank] for i in (0, 1)) or min(p) < 0:
-        raise NotExpressible(f"pads {p} (zero padding of H and W of a 4-D input only)")
-    attrs = {"padLeft": a_int(p[3]), "padRight": a_int(p[7]), "padTop": a_int(p[2]), "padBottom": a_int(p[6])}
-    return [Mod("SpatialZeroPadding", attrs)]
+    if len(p) != 2 * rank or min(p) < 0 or p[0] or p[rank]:
+        raise NotExpressible(f"pads {p} (non-negative, not along the batch axis)")
+    if rank == 4 and value == 0.0 and not (p[1] or p[5]):
+        attrs = {"padLeft": a_int(p[3]), "padRight": a_int(p[7]), "padTop": a_int(p[2]), "padBottom": a_int(p[6])}
+        return [Mod("SpatialZeroPadding", attrs)]
+    mods = []
+    for axis in range(1, rank):
+        for amount, sign in ((p[axis], -1), (p[axis + rank], 1)):
+            if amount:
+                attrs = {"dim": a_int(axis), "pad": a_int(sign * amount), "nInputDim": a_int(rank - 1),
+                         "value": a_double(value), "nIndex": a_int(1)}  # fmt: skip
+                mods.append(Mod("Padding", attrs))
+    return mods or [Mod("Identity")]
+
+
+@emits("ChannelAffine", domain=CM_DOMAIN)
+def _channel_affine(ctx: Ctx) -> list[Mod]:
+    """Y = X * scale + B per channel (Caffe's Scale/Bias): CMul then CAdd over (1, C, 1, ...)."""
+    rank = len(ctx.shape(0))
+    if int(ctx.attrs.get("axis", 1)) % rank != 1:
+        raise NotExpressible("a channel axis other than 1")
+    mods = []
+    for i, cls, reg in ((1, "CMul", "wRegularizer"), (2, "CAdd", "bRegularizer")):
+        v = ctx.const(i)
+        if ctx.node.inputs[i : i + 1] and ctx.node.inputs[i] and v is None:
+            raise NotExpressible("scale and B must be constants")
+        if v is not None:
+            size = [1, v.size] + [1] * (rank - 2)
+            mods.append(
+                Mod(cls, {"size": a_ints(size), reg: a_null_regularizer()}, [v.astype(np.float32).reshape(size)])
+            )
+    return mods
 
 
 @emits("Resize")
