@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
 import numpy as np
 
 from convertmodel.cli.common import console, finish, load_model, threads_option
-from convertmodel.errors import InvalidModelError, ModelIOError
+from convertmodel.errors import FormatError, InvalidModelError
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def _load_input(path: str, model: Any, preset: str | None) -> np.ndarray:
-    if not os.path.exists(path):
-        raise ModelIOError(f"{path}: no such file")
-    if path.lower().endswith(".npy"):
-        try:
-            return np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise InvalidModelError(f"{path}: not a plain .npy array: {e}") from e
-    if path.lower().endswith(IMAGE_EXT):
-        from PIL import Image, UnidentifiedImageError
+def _load_input(path: str, model: Any, preset: str | None, strict: bool = False) -> np.ndarray:
+    from convertmodel.data.checks import NonFinite, check_data_path, load_numpy
 
+    check_data_path(path, "an input file (.npy or image)", allow_dir=False)  # a FIFO or device would block
+    if path.lower().endswith(".npy"):
+        x = load_numpy(path, "an .npy input")
+        if x.dtype.kind not in "biuf":
+            raise FormatError(path, f"the input must be a numeric array, found dtype {x.dtype}")
+        nonfinite = NonFinite(path, strict)
+        nonfinite.check(x.reshape(1, -1) if x.ndim == 0 else x, 0)
+        nonfinite.warn()
+        return x  # type: ignore[no-any-return]
+    if path.lower().endswith(IMAGE_EXT):
+        from convertmodel.data.images import load_image
         from convertmodel.data.preprocess import Preprocess
         from convertmodel.data.preprocess import preset as named_preset
 
@@ -34,11 +36,8 @@ def _load_input(path: str, model: Any, preset: str | None) -> np.ndarray:
             pre = Preprocess.from_json(model.metadata["preprocessing"])
         else:
             pre = _default_preprocess(model.graph.inputs[0].type.shape)
-        try:
-            with Image.open(path) as img:
-                return pre.apply_array(pre.decode(img)[None])
-        except UnidentifiedImageError as e:
-            raise InvalidModelError(f"{path}: not a readable image: {e}") from e
+        arr, _ = load_image(path, pre)  # pixel cap; an undecodable image is a FormatError naming the file
+        return pre.apply_array(arr[None])
     raise InvalidModelError(f"{path}: input must be .npy or an image ({', '.join(IMAGE_EXT)})")
 
 
@@ -71,6 +70,7 @@ def _default_preprocess(shape: Any) -> Any:
     "in a .q8, else the image resized to the input size with raw 0..255 pixel values.",
 )
 @click.option("--top", default=5, show_default=True, help="Classes to show for a classifier output.")
+@click.option("--strict", is_flag=True, help="Refuse an input with NaN/Inf values (default: a warning with counts).")
 @threads_option
 def command(
     model_path: str,
@@ -79,20 +79,24 @@ def command(
     prototxt: str | None,
     preset: str | None,
     top: int,
+    strict: bool,
     threads: int,
 ) -> None:
     """Run MODEL (.q8 or any source format) on one input and print or save the output."""
+    from convertmodel.fsutil import refuse_overwrite
     from convertmodel.runtime.threads import limit_threads
 
+    if out_path:  # before any work: --out naming the model or the input would destroy it
+        refuse_overwrite(out_path, [model_path, input_path, prototxt], ".npy output")
     model = load_model(model_path, prototxt)
-    x = _load_input(input_path, model, preset)
+    x = _load_input(input_path, model, preset, strict)
     with limit_threads(threads):
         outs = model.predict({model.graph.inputs[0].name: x}, threads=threads)
     first = outs[model.graph.outputs[0].name]
     if out_path:
         from convertmodel.fsutil import atomic_open
 
-        with atomic_open(out_path, "wb", [model_path, input_path], what=".npy output") as f:
+        with atomic_open(out_path, "wb", [model_path, input_path, prototxt], what=".npy output") as f:
             np.save(f, first)
     summary: dict[str, Any] = {name: {"shape": list(v.shape), "dtype": str(v.dtype)} for name, v in outs.items()}
     if first.ndim == 2 and first.shape[1] > 1:

@@ -32,9 +32,24 @@ class DataWarning(UserWarning):
     """Data that can be used but probably is not what was meant (NaN/Inf inputs)."""
 
 
-def check_data_path(path: str, what: str = "data", allow_dir: bool = True) -> None:
+_format_warning = warnings.formatwarning
+
+
+def _format(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    # A DataWarning is about the user's data, not about a line of convertmodel: one plain line on stderr.
+    if issubclass(category, DataWarning):
+        return f"warning: {message}\n"
+    return _format_warning(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _format
+
+
+def check_data_path(path: str, what: str = "a data file or folder", allow_dir: bool = True) -> None:
     """The path exists and is a regular file (or a directory): a FIFO or device would block or never end."""
-    check_regular_file(path, f"{what} (a file{' or a folder' if allow_dir else ''})", allow_dir=allow_dir)
+    check_regular_file(path, what, allow_dir=allow_dir)
 
 
 def load_numpy(path: str, what: str = "numpy data", mmap: bool = False) -> Any:

@@ -393,7 +393,7 @@ def open_dataset(path: str, labels: str | None = None, images: str | None = None
     The result's ``reopen`` opens the same data again (a picklable partial: engines' tasks call it)."""
     check_data_path(path)
     if labels:
-        check_data_path(labels, "labels")
+        check_data_path(labels, "a labels file")
     ds = _open_dataset(path, labels, images)
     ds.strict = strict
     ds.reopen = functools.partial(open_dataset, path, labels, images, strict)  # type: ignore[attr-defined]

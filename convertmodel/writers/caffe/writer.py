@@ -14,13 +14,13 @@ atomically (temporary file + fsync + rename).
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 from google.protobuf import text_format
 
-from convertmodel.errors import ModelIOError, UnsupportedOpError
+from convertmodel.errors import UnsupportedOpError
+from convertmodel.fsutil import atomic_open
 from convertmodel.ir.graph import Graph
 from convertmodel.readers.caffe.proto import pb
 from convertmodel.writers.caffe.layers import EMITTERS, EmitContext, EmitKey, Emitted, NotExpressible
@@ -134,25 +134,9 @@ def _plan(graph: Graph) -> tuple[set[str], set[str]]:
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot write: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ModelIOError(f"{path}: cannot write: {e.strerror or e}") from e
+    # Temp file .NAME.cm-tmp-PID, fsync, rename; removed on any error or SIGTERM (convertmodel.fsutil).
+    with atomic_open(path, "wb", what="Caffe file") as f:
+        f.write(data)
 
 
 def write_caffe(graph: Graph, path: str, prototxt_out: Any = None) -> str:
