@@ -86,11 +86,6 @@ def _output(ctx: KernelContext) -> np.ndarray | None:
     return None
 
 
-def _keep(ctx: KernelContext, y: np.ndarray) -> np.ndarray:
-    ctx.cache["fp32_out"] = y
-    return y
-
-
 def _epilogue(ctx: KernelContext, bias: np.ndarray | None, n: int) -> tuple[Any, Any, float, float]:
     """(scale, shift, lo, hi) of the fused epilogue over ``n`` channels, cached per bias object."""
     key = (id(bias), n)
@@ -198,52 +193,51 @@ if _ext is not None:
                 y = y * v if op[0] == "mul" else y + v
         return y
 
+    def _conv_plan(ctx: KernelContext, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> tuple[Any, ...]:
+        """Everything a Conv call needs but the input, computed once per (W, B, input shape)."""
+        geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, w.shape)
+        if geo.kernel != tuple(w.shape[2:]):
+            raise InvalidModelError(f"Conv {ctx.node.name!r}: kernel_shape {list(geo.kernel)} != W {list(w.shape)}")
+        name = isa()
+        scale, shift, lo, hi = _epilogue(ctx, b, int(w.shape[0]))
+        p = geo.pads
+        args = (list(geo.strides), [p[0], p[1], p[2], p[3]], list(geo.dilations), ctx.threads)
+        if w.shape[1] == 1 and geo.group == x.shape[1] and geo.group > 1:
+            fn, weights, extra = _ext.fp32_depthwise, np.ascontiguousarray(w), (name,)
+        else:
+            fn, weights, extra = (
+                _ext.fp32_conv,
+                _call(ctx, _ext.fp32_pack_conv, np.ascontiguousarray(w), geo.group, name),
+                (),
+            )
+        return (w, b, x.shape[1:], fn, weights, scale, shift, lo, hi, *args, *extra)
+
     @kernel("Conv", backend="native")
     def conv(ctx: KernelContext, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         """2-D float32 Conv; other ranks and dtypes use the numpy reference."""
         if x.ndim != 4 or w.ndim != 4 or x.dtype != np.float32 or w.dtype != np.float32:
             return _apply_post_ref(ctx, _ref_conv.conv(ctx, x, w, b), 1)
-        geo = ctx.cache.get("geo")
-        if geo is None or ctx.cache.get("xshape") != x.shape[1:]:
-            geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, w.shape)
-            if geo.kernel != tuple(w.shape[2:]):
-                raise InvalidModelError(f"Conv {ctx.node.name!r}: kernel_shape {list(geo.kernel)} != W {list(w.shape)}")
-            ctx.cache["geo"], ctx.cache["xshape"] = geo, x.shape[1:]
-        m = int(w.shape[0])
-        scale, shift, lo, hi = _epilogue(ctx, b, m)
-        p = geo.pads
-        args = (list(geo.strides), [p[0], p[1], p[2], p[3]], list(geo.dilations))
-        x = np.ascontiguousarray(x)
-        out = _output(ctx)
-        name = _ext.fp32_isa("")
-        if w.shape[1] == 1 and geo.group == x.shape[1] and geo.group > 1:
-            wc = np.ascontiguousarray(w)
-            y = _call(ctx, _ext.fp32_depthwise, x, wc, scale, shift, lo, hi, *args, ctx.threads, name, out)
-            return _keep(ctx, y)
-        key = (name, id(w), w.shape, geo.group)
-        hit = ctx.cache.get("fp32_w")
-        if hit is None or hit[0] != key:
-            packed = _call(ctx, _ext.fp32_pack_conv, np.ascontiguousarray(w), geo.group, name)
-            hit = ctx.cache["fp32_w"] = (key, packed, w)  # keeps w alive so its id stays unique
-        y = _call(ctx, _ext.fp32_conv, x, hit[1], scale, shift, lo, hi, *args, ctx.threads, out)
-        return _keep(ctx, y)
+        plan = ctx.cache.get("fp32_plan")
+        if plan is None or plan[0] is not w or plan[1] is not b or plan[2] != x.shape[1:]:
+            plan = ctx.cache["fp32_plan"] = _conv_plan(ctx, x, w, b)  # holds W and B: their ids stay unique
+        y = _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], _output(ctx))
+        ctx.cache["fp32_out"] = y
+        return y
 
     conv.fuse = _make_fuse(1, _conv_channels)  # type: ignore[attr-defined]
 
     def _dense(ctx: KernelContext, a: np.ndarray, b: np.ndarray, trans: bool, alpha: float, c: Any) -> np.ndarray:
-        name = _ext.fp32_isa("")
-        key = (name, id(b), b.shape, trans, alpha)
         hit = ctx.cache.get("fp32_w")
-        if hit is None or hit[0] != key:
-            packed = _call(ctx, _ext.fp32_pack_dense, np.ascontiguousarray(b), trans, alpha, name)
-            hit = ctx.cache["fp32_w"] = (key, packed, b)
+        if hit is None or hit[2] is not b or hit[0] != (trans, alpha):  # packed once per B (the ISA of then)
+            packed = _call(ctx, _ext.fp32_pack_dense, np.ascontiguousarray(b), trans, alpha, isa())
+            hit = ctx.cache["fp32_w"] = ((trans, alpha), packed, b)
         n = int(b.shape[0] if trans else b.shape[1])
         scale, shift, lo, hi = _epilogue(ctx, c, n)
         lead, k = a.shape[:-1], a.shape[-1]
         x2 = np.ascontiguousarray(a).reshape(-1, k)
         out = _output(ctx)
-        y = _call(ctx, _ext.fp32_dense, x2, hit[1], scale, shift, lo, hi, ctx.threads, out)
-        return _keep(ctx, y).reshape(*lead, n)
+        y = ctx.cache["fp32_out"] = _call(ctx, _ext.fp32_dense, x2, hit[1], scale, shift, lo, hi, ctx.threads, out)
+        return y.reshape(*lead, n)
 
     @kernel("Gemm", backend="native")
     def gemm(ctx: KernelContext, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:

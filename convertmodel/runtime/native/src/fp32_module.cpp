@@ -126,6 +126,9 @@ int nthreads(int threads) {
   return hc ? static_cast<int>(hc) : 1;
 }
 
+// Below ~2^18 multiply-adds (a few microseconds) waking the pool costs more than it saves.
+int threads_for(double work, int T) { return work < 262144.0 ? 1 : T; }  // double: no overflow
+
 // Run items [0, total) on up to T threads; fn(item, scratch) with a thread-local scratch of `floats`.
 void parallel(i64 total, int T, size_t floats, const std::function<void(i64, float*)>& fn) {
   if (total <= 0) return;
@@ -275,7 +278,7 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
     }
     const float* xs = x.data();
     float* xd = xp.data();
-    parallel(g.N * g.C, T, 0, [&](i64 pl, float*) {  // only the borders are zeroed
+    parallel(g.N * g.C, threads_for(static_cast<double>(need), T), 0, [&](i64 pl, float*) {  // zero only borders
       float* d = xd + pl * Hp * Wp;
       std::fill(d, d + g.pt * Wp, 0.0f);
       for (i64 r = 0; r < g.H; ++r) {
@@ -314,7 +317,7 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   mchunks = cmf::ceil_div(mpanels, ppc);
   const i64 ncb = cmf::ceil_div(nc, NR) * NR;
   const size_t floats = static_cast<size_t>(ops.kc * ncb + MR * NR + 2 * (4 * ncb + ncb / NR + 2) + 16);
-  parallel(pc.G * cblocks * mchunks, T, floats, [&](i64 item, float* s) {
+  parallel(pc.G * cblocks * mchunks, threads_for(static_cast<double>(Q) * pc.M * pc.K, T), floats, [&](i64 item, float* s) {
     const i64 mc = item % mchunks, rest = item / mchunks;
     const i64 cb = rest % cblocks, gi = rest / cblocks;
     const i64 q0 = cb * nc, nq = std::min(nc, Q - q0);
@@ -346,7 +349,8 @@ py::array_t<float> depthwise(FArr x, FArr w, py::object scale, py::object shift,
   const size_t floats = static_cast<size_t>(cmf::dw_scratch_floats(job, ops.vw));
   const int T = nthreads(threads);
   const i64 per = std::max<i64>(1, planes / (4 * T));
-  parallel(cmf::ceil_div(planes, per), T, floats, [&](i64 item, float* s) {
+  const int Tw = threads_for(static_cast<double>(planes) * g.OH * g.OW * g.kh * g.kw, T);
+  parallel(cmf::ceil_div(planes, per), Tw, floats, [&](i64 item, float* s) {
     ops.dw_item(job, item * per, std::min(planes, (item + 1) * per), s);
   });
   return y;
@@ -377,7 +381,7 @@ py::array_t<float> dense(FArr x, const PackedDense& pd, py::object scale, py::ob
   const i64 ppc = cmf::ceil_div(cpanels, cchunks);
   cchunks = cmf::ceil_div(cpanels, ppc);
   const size_t floats = static_cast<size_t>(cmf::ceil_div(rb, MR) * MR * ops.kc + MR * NR + 16);
-  parallel(rblocks * cchunks, T, floats, [&](i64 item, float* s) {
+  parallel(rblocks * cchunks, threads_for(static_cast<double>(R) * pd.Ncol * pd.K, T), floats, [&](i64 item, float* s) {
     const i64 cc = item % cchunks, rbi = item / cchunks;
     const i64 r0 = rbi * rb, nr = std::min(rb, R - r0);
     const i64 c0 = cc * ppc * NR, c1 = std::min(pd.Ncol, (cc + 1) * ppc * NR);
@@ -423,7 +427,8 @@ py::array_t<float> pool(FArr x, int kind, std::vector<i64> kernel, std::vector<i
   const int T = nthreads(threads);
   const i64 per = std::max<i64>(1, planes / (4 * T));
   const size_t floats = kind == 2 ? 0 : static_cast<size_t>(cmf::pool_row_floats(job));
-  parallel(cmf::ceil_div(planes, per), T, floats,
+  const int Tw = threads_for(static_cast<double>(planes) * (static_cast<double>(job.OH) * job.OW * std::max<i64>(job.kh * job.kw, 1) + static_cast<double>(H) * W), T);
+  parallel(cmf::ceil_div(planes, per), Tw, floats,
            [&](i64 item, float* s) { ops.pool_item(job, item * per, std::min(planes, (item + 1) * per), s); });
   return y;
 }
