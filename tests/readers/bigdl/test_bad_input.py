@@ -11,7 +11,6 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from convertmodel.cli.main import main
 from convertmodel.errors import (
     EXIT_CORRUPT_FILE,
     EXIT_INVALID_MODEL,
@@ -23,19 +22,13 @@ from convertmodel.errors import (
 )
 from convertmodel.readers.bigdl import read
 from convertmodel.readers.bigdl.proto import pb
+from tests.cli import run_cli
 from tests.helpers import FIXTURES
 from tests.readers.bigdl.bigdl_util import linear_relu, module, write
 
 LENET = os.path.join(FIXTURES, "bigdl", "v2.4", "lenet.bigdl")
 SPLIT = os.path.join(FIXTURES, "bigdl", "v2.4", "lenet_split.bigdl")
 SPLIT_W = os.path.join(FIXTURES, "bigdl", "v2.4", "lenet_split.weights")
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ei:
-        main(args)
-    out, err = capsys.readouterr()
-    return (0 if ei.value.code is None else int(ei.value.code)), out, err
 
 
 def _bytes(path: str) -> bytes:

@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 
 import convertmodel
-from convertmodel.cli.main import main
+from tests.cli import run_cli
 from tests.helpers import FIXTURES
 
 BIGDL = os.path.join(FIXTURES, "bigdl", "v2.4")
 FMNIST = os.path.join(FIXTURES, "fmnist", "data")
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ei:
-        main(args)
-    out, err = capsys.readouterr()
-    return (0 if ei.value.code is None else int(ei.value.code)), out, err
 
 
 @pytest.mark.parametrize("name", ["lenet.bigdl", "lenet_split.bigdl", "lenet.t7"])
