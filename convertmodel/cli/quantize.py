@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from convertmodel.cli.common import (
+    BUDGET,
     console,
     finish,
     human_bytes,
@@ -19,6 +20,7 @@ from convertmodel.cli.common import (
     shows_progress,
     threads_option,
 )
+from convertmodel.fsutil import refuse_overwrite
 
 
 def _fp32_bytes(graph: Any) -> int:
@@ -27,7 +29,9 @@ def _fp32_bytes(graph: Any) -> int:
 
 @click.command("quantize")
 @click.option("--in", "src", required=True, type=click.Path(), help="Source model file (or SavedModel directory).")
-@click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output .q8 file.")
+@click.option(
+    "--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output .q8 (or BigDL-quantized .bigdl) file."
+)
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside --in).")
 @quantize_options
 @click.option(
@@ -37,7 +41,7 @@ def _fp32_bytes(graph: Any) -> int:
     "back to fp32, one at a time, until --max-drop holds.",
 )
 @click.option("--calib-labels", type=click.Path(dir_okay=False), help="Labels for --calib (as `verify --labels`).")
-@click.option("--max-drop", type=float, help="With --calib: the accuracy budget in percentage points.")
+@click.option("--max-drop", type=BUDGET, help="With --calib: the accuracy budget in percentage points.")
 @click.option("--preset", "preset_name", help="With --calib: preprocessing preset (see `verify --help`).")
 @threads_option
 def command(
@@ -67,12 +71,15 @@ def command(
     With --calib the best model found is always written, and the exit code is 6 when even that
     misses the budget (the report says which layers fell back and what it cost).
     """
-    if not dst.lower().endswith(".q8"):
+    if not dst.lower().endswith((".q8", ".bigdl")):
         raise click.BadParameter(
-            f"{dst}: the quantized model is written as .q8; use an OUT ending in .q8", param_hint="--out"
+            f"{dst}: the quantized model is written as .q8 or as a BigDL-quantized .bigdl; use an OUT ending in "
+            ".q8 or .bigdl",
+            param_hint="--out",
         )
     if (calib is None) != (max_drop is None):
         raise click.BadParameter("--calib and --max-drop go together", param_hint="--calib/--max-drop")
+    refuse_overwrite(dst, [src, prototxt, calib, calib_labels], "quantized model")
     qopts = make_quantize_options(exclude, compat, input_levels)
     if calib is not None and max_drop is not None:
         from convertmodel.cli.verify import calibrated_quantize
@@ -140,7 +147,7 @@ def _print(r: dict[str, Any]) -> None:
     t.add_row(
         "size",
         f"{human_bytes(r['fp32_weight_bytes'])} fp32 weights -> {human_bytes(r['output_bytes'])} "
-        f"(.q8, {r['ratio']}x smaller)",
+        f"({os.path.splitext(r['output'])[1]}, {r['ratio']}x smaller)",
     )
     t.add_row(
         "time",

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convertmodel.errors import UnsupportedOpError
+from convertmodel.cli.main import main
+from convertmodel.errors import EXIT_UNSUPPORTED, UnsupportedOpError
 from convertmodel.ir.graph import GraphBuilder
 from convertmodel.model import Model, load
 from convertmodel.passes.fold_bn import fold_bn
@@ -79,9 +80,10 @@ def bigdl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cases: dict[str, Any] = {}
     jobs = []
 
-    def job(case: str, graph: Any, inp: str, expect: Any = None, quantize: bool = False) -> None:
-        path = str(d / f"{case}.bigdl")
-        write_model(graph, path)
+    def job(case: str, graph: Any, inp: str, expect: Any = None, quantize: bool = False, path: str = "") -> None:
+        if not path:
+            path = str(d / f"{case}.bigdl")
+            write_model(graph, path)
         jobs.append({"model": path, "input": inp, "output": path + ".npy", "quantize": quantize})
         cases[case] = {"model": path, "expect": expect}
 
@@ -94,6 +96,14 @@ def bigdl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for mode in ("bigdl", None):
             q = m.quantize(compat=mode)
             job(f"{net}_q_{mode or 'default'}", q.graph, str(d / "x.npy"), q.predict(x))
+    # the CLI: convert and quantize --out .bigdl
+    lenet = os.path.join(FMNIST, "lenet5.onnx")
+    for case, args in (("cli_convert", ["convert"]), ("cli_quantize", ["quantize", "--compat", "bigdl"])):
+        out = str(d / f"{case}.bigdl")
+        with pytest.raises(SystemExit) as ei:
+            main([*args, "--in", lenet, "--out", out])
+        assert ei.value.code in (0, None), f"{case} exited {ei.value.code}"
+        job(case, None, str(d / "x.npy"), path=out)
     rng = np.random.default_rng(20261201)
     for name, (pkg, fname) in REAL.items():
         path = os.path.join(cache_dir(), "models", pkg, fname)
@@ -146,6 +156,13 @@ def test_fp32_onnx_nets_run_in_bigdl(bigdl: dict[str, Any], net: str) -> None:
 
 
 @pytest.mark.slow
+def test_cli_writes_bigdl(bigdl: dict[str, Any]) -> None:
+    """`convertmodel convert/quantize --out X.bigdl` give the files the library writes (same BigDL outputs)."""
+    assert _rel(_out(bigdl, "cli_convert"), _out(bigdl, "lenet5_fp32")) < 1e-6
+    assert _rel(_out(bigdl, "cli_quantize"), _out(bigdl, "lenet5_q_bigdl")) < 1e-6
+
+
+@pytest.mark.slow
 @pytest.mark.real_model
 @pytest.mark.parametrize("name", list(REAL))
 def test_real_models_run_in_bigdl(bigdl: dict[str, Any], name: str) -> None:
@@ -194,3 +211,19 @@ def test_unsupported_ops_one_error_no_file(tmp_path: Any) -> None:
     assert "Exp x1 ('exp1')" in msg and "Sqrt x1 ('sqrt1')" in msg and "Softmax (axis 2 of a rank-4 input)" in msg
     assert "\n" not in msg
     assert os.listdir(tmp_path) == []
+
+
+def test_cli_unsupported_exit_code_one_line_no_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model BigDL cannot express: exit code 3 (unsupported), one line naming the layers, no output file."""
+    gb = GraphBuilder("odd")
+    x = gb.add_input("x", "float32", ["N", 3, 8, 8])
+    gb.mark_output(gb.add_node("Exp", [x], name="exp1")[0])
+    src = tmp_path / "odd.q8"
+    Model(gb.build()).save(str(src))
+    out = tmp_path / "odd.bigdl"
+    with pytest.raises(SystemExit) as ei:
+        main(["convert", "--in", str(src), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert ei.value.code == EXIT_UNSUPPORTED
+    assert len(err.splitlines()) == 1 and "Exp x1 ('exp1')" in err and "BigDL" in err
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["odd.q8"]
