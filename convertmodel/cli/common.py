@@ -17,6 +17,25 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Budget(click.ParamType):
+    """An accuracy budget (``--max-drop``): a finite number >= 0; ``nan``, ``inf`` and negatives are usage errors
+    (a NaN budget would make every comparison false, so a gate could never fail or never pass)."""
+
+    name = "budget"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not x >= 0 or x == float("inf"):
+            self.fail(f"{value!r} must be a finite number >= 0", param, ctx)
+        return x
+
+
+BUDGET = Budget()
+
+
 def state(ctx: click.Context | None = None) -> Any:
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows
+from convertmodel.fsutil import refuse_overwrite
 
 
 @click.command("convert")
@@ -32,6 +33,9 @@ def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) 
     convertmodel convert --in net.caffemodel --prototxt deploy.prototxt --out net.q8
     convertmodel convert --in model.onnx --out model.caffemodel
     """
+    for out in (dst, prototxt_out):
+        if out:
+            refuse_overwrite(out, [src, prototxt], "converted model")
     t0 = time.perf_counter()
     model = load_model(src, prototxt)
     t_read = time.perf_counter() - t0

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from convertmodel.cli.common import (
+    BUDGET,
     console,
     finish,
     load_model,
@@ -21,7 +22,7 @@ from convertmodel.cli.common import (
     threads_option,
 )
 from convertmodel.errors import AccuracyGateError, ModelIOError
-from convertmodel.fsutil import atomic_open
+from convertmodel.fsutil import atomic_open, refuse_overwrite
 
 
 def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
@@ -68,13 +69,14 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 )
 @click.option(
     "--max-drop",
-    type=float,
+    type=BUDGET,
     default=None,
     help="Fail (exit 6) when fp32 - int8 exceeds this many percentage points (percent with --relative).",
 )
 @click.option("--relative", is_flag=True, help="--max-drop is a percentage of the fp32 value, not points.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the JSON report here.")
 @click.option("--per-layer", is_flag=True, help="Report SQNR and cosine of every int8 layer vs fp32, worst first.")
+@click.option("--strict", is_flag=True, help="Refuse data with NaN/Inf input values (default: a warning with counts).")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N samples.")
 @threads_option
@@ -132,6 +134,7 @@ def command(
     exclude: tuple[str, ...],
     compat: str | None,
     input_levels: int | None,
+    strict: bool = False,
 ) -> None:
     """Measure the fp32 -> int8 accuracy drop of MODEL on real data.
 
@@ -146,6 +149,9 @@ def command(
     from convertmodel.verify.inputs import open_verify_data
     from convertmodel.verify.runner import VerifyOptions, run_verify
 
+    for out in (json_path, fallback_out):  # before any work: never write a report or model over an input
+        if out:
+            refuse_overwrite(out, [model, data, labels, reference, prototxt], "output")
     t0 = time.perf_counter()
     m = load_model(model, prototxt)
     qopts = make_quantize_options(exclude, compat, input_levels)
@@ -161,7 +167,14 @@ def command(
     t_load = time.perf_counter() - t0 - t_quant
     flags = {"resize": resize, "crop": crop, "mean": mean, "std": std, "scale": scale, "color": color, "layout": layout}
     ds, pre = open_verify_data(
-        data, fp32, labels=labels, images=images, preset_name=preset_name, flags=flags, model_meta=m.metadata
+        data,
+        fp32,
+        labels=labels,
+        images=images,
+        preset_name=preset_name,
+        flags=flags,
+        model_meta=m.metadata,
+        strict=strict,
     )
     opts = VerifyOptions(batch_size=batch_size, limit=limit, metric=metric, threads=threads, per_layer=per_layer)
     if fallback_out is not None and max_drop is None:

@@ -14,18 +14,26 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import FormatError
+from convertmodel.errors import EXIT_CORRUPT_FILE, ConvertModelError, FormatError
 from convertmodel.fsutil import check_regular_file
 
 __all__ = [
     "DataWarning",
     "NonFinite",
+    "NonFiniteInputError",
     "check_data_path",
     "check_inputs",
     "check_labels",
     "load_numpy",
     "stream_errors",
 ]
+
+
+class NonFiniteInputError(ConvertModelError, ValueError):
+    """``strict``: a sample's model input has NaN/Inf values. Not a FormatError on purpose: engines skip
+    unreadable samples (FormatError) and go on, while strict mode must stop the run (exit 5)."""
+
+    exit_code = EXIT_CORRUPT_FILE
 
 
 class DataWarning(UserWarning):
@@ -130,8 +138,8 @@ class NonFinite:
         k = int(idx[0])
         name = f" ({ids[k]})" if ids and k < len(ids) and ids[k] != str(start + k) else ""
         if self.strict:
-            raise FormatError(
-                self.path, f"sample {start + k}{name} has {int(per[k])} NaN/Inf input values (strict: refused)"
+            raise NonFiniteInputError(
+                f"{self.path}: sample {start + k}{name} has {int(per[k])} NaN/Inf input values (strict: refused)"
             )
         self.samples += len(idx)
         self.values += int(per.sum())

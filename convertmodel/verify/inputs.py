@@ -57,9 +57,11 @@ def open_verify_data(
     preset_name: str | None = None,
     flags: Mapping[str, Any] | None = None,
     model_meta: Mapping[str, str] | None = None,
+    strict: bool = False,
 ) -> tuple[Dataset, Preprocess]:
-    """The data set and the preprocessing to run ``fp32`` (and its int8 copy) on."""
-    ds = open_dataset(data, labels=labels, images=images)
+    """The data set and the preprocessing to run ``fp32`` (and its int8 copy) on (``strict``: NaN/Inf
+    inputs are an error, see :func:`convertmodel.data.open_dataset`)."""
+    ds = open_dataset(data, labels=labels, images=images, strict=strict)
     meta = fp32.metadata if model_meta is None else model_meta
     pre, explicit = resolve_preprocess(preset_name, flags or {}, meta, ds)
     if not explicit:

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from convertmodel.data import open_dataset
-from convertmodel.data.checks import DataWarning
+from convertmodel.data.checks import DataWarning, NonFiniteInputError
 from convertmodel.errors import FormatError
 
 
@@ -142,7 +142,7 @@ def test_nan_inputs_warn_with_counts_and_strict_refuses(tmp_path) -> None:
         f"{p}: 2 sample(s) have NaN/Inf input values (3 values, first at sample 1); results on them are "
         "meaningless (use --strict to refuse such data)"
     ]
-    with pytest.raises(FormatError, match=r"sample 1 has 1 NaN/Inf input values \(strict: refused\)"):
+    with pytest.raises(NonFiniteInputError, match=r"sample 1 has 1 NaN/Inf input values \(strict: refused\)"):
         _run(p, strict=True)
 
 
