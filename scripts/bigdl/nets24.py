@@ -13,8 +13,10 @@ from bigdl.dllib.nn.layer import (
     CMulTable,
     Concat,
     ConcatTable,
+    DetectionOutputSSD,
     Dropout,
     Identity,
+    InferReshape,
     Input,
     JoinTable,
     LeakyReLU,
@@ -22,7 +24,9 @@ from bigdl.dllib.nn.layer import (
     LogSoftMax,
     Model,
     Normalize,
+    NormalizeScale,
     PReLU,
+    PriorBox,
     ReLU,
     ReLU6,
     Reshape,
@@ -155,6 +159,29 @@ def graph():
     return Model([x], [out])
 
 
+def ssd():
+    """A two-scale SSD head: NormalizeScale, PriorBox per feature map, loc/conf convs flattened NHWC-wise
+    (Transpose + InferReshape), JoinTable, DetectionOutputSSD (softmax + decode + NMS)."""
+    x = Input()
+    c1 = ReLU()(SpatialConvolution(3, 8, 3, 3, 2, 2, 1, 1)(x))  # 16 x 16
+    n1 = NormalizeScale(2.0, 1.0, [1, 8, 1, 1])(c1)
+    c2 = ReLU()(SpatialConvolution(8, 8, 3, 3, 2, 2, 1, 1)(c1))  # 8 x 8
+    locs, confs, priors = [], [], []
+    for f, (mn, mx, step) in ((n1, (6.0, 12.0, 2.0)), (c2, (12.0, 24.0, 4.0))):
+        # 1 + 1 (max size) + 2 (aspect ratio 2 and its flip) = 4 priors per position
+        for conv_out, lst in ((4 * 4, locs), (3 * 4, confs)):
+            t = Transpose([(2, 3), (3, 4)])(SpatialConvolution(8, conv_out, 3, 3, 1, 1, 1, 1)(f))
+            lst.append(InferReshape([0, -1])(t))
+        priors.append(PriorBox([mn], [mx], [2.0], is_flip=True, is_clip=False, variances=[0.1, 0.1, 0.2, 0.2],
+                               img_h=32, img_w=32, step_h=step, step_w=step)(f))  # fmt: skip
+    loc = JoinTable(2, 2)(locs)
+    conf = JoinTable(2, 2)(confs)
+    prior = JoinTable(3, 3)(priors)
+    det = DetectionOutputSSD(n_classes=3, share_location=True, bg_label=0, nms_thresh=0.45, nms_topk=100,
+                             keep_top_k=20, conf_thresh=0.01)([loc, conf, prior])  # fmt: skip
+    return Model([x], [det])
+
+
 def nhwc():
     return seq(
         SpatialConvolution(3, 8, 3, 3, 1, 1, 1, 1, data_format="NHWC"), ReLU(),
@@ -209,6 +236,13 @@ NETS = {
         "input": "fmnist",
         "bn_warmup": True,
         "doc": "functional Graph model: BN, two branches, CAddTable, CMulTable, JoinTable, SoftMax",
+    },
+    "ssd": {
+        "build": ssd,
+        "input": "seeded",
+        "shape": [2, 3, 32, 32],
+        "quantize": False,
+        "doc": "SSD head: NormalizeScale, PriorBox, Transpose + InferReshape, JoinTable, DetectionOutputSSD",
     },
     "nhwc": {
         "build": nhwc,
