@@ -58,7 +58,7 @@ def test_predict_out_over_model_or_input_is_refused(work, capsys) -> None:
 
 
 def test_verify_and_convert_outputs_over_inputs_are_refused(work, capsys) -> None:
-    d, m, x = work
+    _, m, x = work
     for args in (
         ["verify", m, "--data", x, "--json", x],
         ["verify", m, "--data", x, "--json", m],
