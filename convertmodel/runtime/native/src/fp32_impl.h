@@ -231,9 +231,12 @@ static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
       toff[ky * J.kw + kx] = ((y % J.sh) * J.sw + x % J.sw) * pstride + (y / J.sh) * Wph + x / J.sw;
     }
   const i64 n_out = J.OH * Wph;
+  const float* have = nullptr;  // the input plane the phases hold (channel multipliers reuse it)
   for (i64 pl = p0; pl < p1; ++pl) {
     const i64 n = pl / J.M, m = pl % J.M, c = m / J.mult;
     const float* src = J.x + (n * J.C + c) * J.H * J.W;
+    if (src != have) {
+    have = src;
     for (i64 i = 0; i < nph * pstride; ++i) phases[i] = 0.0f;
     for (i64 iy = 0; iy < J.H; ++iy) {
       const i64 y = iy + J.ph;
@@ -251,6 +254,7 @@ static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
           for (i64 ix = ix0, t = 0; ix < xmax; ix += J.sw, ++t) d[t] = s[ix];
         }
       }
+    }
     }
     const float* w = J.w + m * taps;
     const typename V::T vsc = V::set1(J.post.scale[m]), vsf = V::set1(J.post.shift[m]);
