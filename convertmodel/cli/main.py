@@ -79,7 +79,12 @@ def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in args
     try:
         cli.main(args=args, prog_name="convertmodel", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, EOFError):  # click turns any EOFError into Abort: a bug, not Ctrl-C
+            if debug:
+                raise e.__context__ from None
+            click.echo(f"internal error: EOFError: {e.__context__} (rerun with --debug for the traceback)", err=True)
+            return sys.exit(errors.EXIT_INTERNAL)
         click.echo("interrupted", err=True)
         return sys.exit(errors.EXIT_INTERRUPTED)
     except click.exceptions.Exit as e:
