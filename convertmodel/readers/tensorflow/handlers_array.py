@@ -242,12 +242,6 @@ def reshape(node: Node) -> None:
     node.set_out(node.emit("Reshape", [node.tf(0), shape_ir]))
 
 
-def _check_strided_slice(node: Node) -> str | None:
-    if int(node.attr("new_axis_mask", 0)):
-        return "new_axis_mask"
-    return None
-
-
 def _bits(mask: int, n: int) -> list[bool]:
     return [bool(mask >> i & 1) for i in range(n)]
 
@@ -258,49 +252,69 @@ def _expand_ellipsis(
     """Replace the ellipsis entry by full-range entries for the axes it stands for (rank must be known)."""
     ell = masks[3]
     if not any(ell):
-        return spec, masks[:3]
+        return spec, [*masks[:3], masks[4]]
     rank = node.tr.tf_rank(node.x(0))
     if rank is None:
         raise node.fail("an ellipsis in the slice needs a known input rank")
     e, n = ell.index(True), len(ell)
-    fill = rank - (n - 1)
+    fill = rank - (n - 1 - sum(masks[4]))  # new axes take no input axis
     spec = [s[:e] + [d] * fill + s[e + 1 :] for s, d in zip(spec, (0, 0, 1), strict=True)]
     out = []
-    for m, full in zip(masks[:3], (True, True, False), strict=True):
+    for m, full in zip([masks[0], masks[1], masks[2], masks[4]], (True, True, False, False), strict=True):
         out.append(m[:e] + [full] * fill + m[e + 1 :])
     return spec, out
 
 
-@tf_op("StridedSlice", check=_check_strided_slice)
+@tf_op("StridedSlice")
 def strided_slice(node: Node) -> None:
     begin = node.require_const(1, "begin").astype(np.int64).reshape(-1).tolist()
     end = node.require_const(2, "end").astype(np.int64).reshape(-1).tolist()
     steps = node.require_const(3, "strides").astype(np.int64).reshape(-1).tolist()
     n = len(begin)
-    keys = ("begin_mask", "end_mask", "shrink_axis_mask", "ellipsis_mask")
+    keys = ("begin_mask", "end_mask", "shrink_axis_mask", "ellipsis_mask", "new_axis_mask")
     masks = [_bits(int(node.attr(k, 0)), n) for k in keys]
-    (begin, end, steps), (bm, em, sm) = _expand_ellipsis(node, [begin, end, steps], masks)
-    starts, ends, shrink = [], [], []
+    (begin, end, steps), (bm, em, sm, nm) = _expand_ellipsis(node, [begin, end, steps], masks)
+    starts, ends, axes, kept_steps, shrink, new_axes = [], [], [], [], [], []
+    ax = pos = 0  # next input axis, next output axis
     for i, (b, e, s) in enumerate(zip(begin, end, steps, strict=True)):
+        if nm[i]:  # a new unit axis in the output; consumes no input axis
+            new_axes.append(pos)
+            pos += 1
+            continue
+        axes.append(ax)
+        kept_steps.append(s)
         if sm[i]:  # one element, axis dropped
             starts.append(b)
             ends.append(b + 1 if b != -1 else _BIG)
-            shrink.append(i)
-            continue
-        starts.append((0 if s > 0 else _BIG) if bm[i] else b)
-        ends.append((_BIG if s > 0 else -_BIG) if em[i] else e)
+            shrink.append(ax)
+        else:
+            starts.append((0 if s > 0 else _BIG) if bm[i] else b)
+            ends.append((_BIG if s > 0 else -_BIG) if em[i] else e)
+            pos += 1
+        ax += 1
     v = node.x(0)
-    axes = list(range(len(begin)))
     # An NCHW-held feature map is sliced in place (axes remapped) when what remains keeps TF's order.
-    nchw = v.nchw and len(begin) == 4 and (not shrink or _keeps_order([a for a in range(4) if a not in shrink]))
+    keep = not shrink or _keeps_order([a for a in range(4) if a not in shrink])
+    nchw = v.nchw and not new_axes and axes == [0, 1, 2, 3][: len(axes)] and node.tr.tf_rank(v) == 4 and keep
     if nchw:
         axes, shrink = [TO_NHWC[a] for a in axes], sorted(TO_NHWC[a] for a in shrink)
     ins = [v.ir if nchw else node.tf(0), node.ints("starts", starts), node.ints("ends", ends)]
-    ins += [node.ints("axes", axes), node.ints("steps", steps)]
-    out = node.emit("Slice", ins, "/slice" if shrink else "")
+    ins += [node.ints("axes", axes), node.ints("steps", kept_steps)]
+    out = node.emit("Slice", ins, "/slice" if shrink or new_axes else "")
     if shrink:
-        out = node.emit("Squeeze", [out, node.ints("shrink", shrink)])
+        out = node.emit("Squeeze", [out, node.ints("shrink", shrink)], "/squeeze" if new_axes else "")
+    if new_axes:
+        out = node.emit("Unsqueeze", [out, node.ints("new_axes", new_axes)])
     node.set_out(out, nchw=nchw and not shrink)
+
+
+@tf_op("DivNoNan")
+def div_no_nan(node: Node) -> None:
+    ins, nchw = binary_inputs(node, [node.x(0), node.x(1)])
+    q = node.emit("Div", ins, "/div")
+    zero = node.floats("zero", 0.0)
+    eq = node.emit("Equal", [ins[1], zero], "/is_zero")
+    node.set_out(node.emit("Where", [eq, zero, q]), nchw=nchw)
 
 
 @tf_op("Slice")

@@ -52,11 +52,22 @@ def _check_format(node: Node) -> str | None:
     return None if fmt in ("NHWC", "NCHW", "") else f"data_format={fmt}"
 
 
-def _filter(node: Node, i: int, convert: object) -> str:
+def _filter(node: Node, i: int, convert: object, depthwise: bool = False) -> str:
+    """The filter in IR layout: converted here when constant, else by IR ops (Conv1D's ExpandDims of
+    the kernel, say) that the import pipeline folds."""
     w = node.const(i)
-    if w is None:
-        raise node.fail("the filter must be a constant (freeze the graph first)")
-    return node.tr.add_const(f"{node.name}/filter", convert(w))  # type: ignore[operator]
+    if w is not None:
+        return node.tr.add_const(f"{node.name}/filter", convert(w))  # type: ignore[operator]
+    src = node.tf(i)
+    if not depthwise:
+        return node.tr.transpose(src, (3, 2, 0, 1), f"{node.name}/filter")
+    shape = node.tr.tf_shape(node.x(i))
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        raise node.fail("a computed depthwise filter needs a static shape")
+    h, wd, c, m = (int(d) for d in shape)  # type: ignore[arg-type]
+    flat = node.emit("Reshape", [src, node.ints("filter_hwk", [h, wd, c * m])], "/filter_flat")
+    t = node.tr.transpose(flat, (2, 0, 1), f"{node.name}/filter_khw")
+    return node.emit("Reshape", [t, node.ints("filter_shape", [c * m, 1, h, wd])], "/filter")
 
 
 @tf_op("Conv2D", check=_check_format)
@@ -66,9 +77,10 @@ def conv(node: Node) -> None:
     groups = 1
     t = node.tr.type_of(x)
     cin = t.shape[1] if t is not None and t.shape is not None and len(t.shape) == 4 else None
-    wshape = node.tr.const_value(w).shape  # type: ignore[union-attr]
-    if isinstance(cin, int) and cin != wshape[1]:
-        groups = cin // int(wshape[1])  # grouped Conv2D: the filter's in-dim is in / groups
+    wt = node.tr.type_of(w)
+    win = wt.shape[1] if wt is not None and wt.shape is not None else None
+    if isinstance(cin, int) and isinstance(win, int) and cin != win:
+        groups = cin // win  # grouped Conv2D: the filter's in-dim is in / groups
     pad = str(node.attr("padding", "VALID"))
     ir = conv2d(node, x, w, None, _spatial(node, "strides"), _spatial(node, "dilations"), pad, groups, _explicit(node))
     _set(node, ir)
@@ -76,8 +88,8 @@ def conv(node: Node) -> None:
 
 @tf_op("DepthwiseConv2dNative", check=_check_format)
 def depthwise(node: Node) -> None:
-    w = _filter(node, 1, depthwise_to_oihw)
-    c = int(node.const(1).shape[2])  # type: ignore[union-attr]
+    w = _filter(node, 1, depthwise_to_oihw, depthwise=True)
+    c = int(node.tr.tf_shape(node.x(1))[2])  # type: ignore[index, arg-type]
     pad = str(node.attr("padding", "VALID"))
     ir = conv2d(
         node, _x(node), w, None, _spatial(node, "strides"), _spatial(node, "dilations"), pad, c, _explicit(node)

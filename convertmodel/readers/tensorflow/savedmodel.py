@@ -74,8 +74,10 @@ def _freeze(path: str, signature: str) -> tuple[bytes, list[str], list[str], str
             "frozen GraphDefs (.pb) and Keras files (.h5, .keras) are read without it"
         ) from e
     try:
-        loaded = tf.saved_model.load(path)
-        fn = loaded.signatures[signature]
+        try:
+            fn = tf.saved_model.load(path).signatures[signature]
+        except Exception as first:  # e.g. a Keras 2 optimizer in the object graph that TF 2.21 cannot revive
+            fn = _v1_signature(tf, path, signature, first)
         frozen = convert_variables_to_constants_v2(fn)
     except Exception as e:  # TensorFlow raises many types for broken checkpoints/graphs
         raise InvalidModelError(
@@ -85,6 +87,28 @@ def _freeze(path: str, signature: str) -> tuple[bytes, list[str], list[str], str
     ins = [t.name for t in frozen.inputs if t.dtype != tf.resource]
     outs = [t.name for t in frozen.outputs]
     return gd.SerializeToString(), ins, outs, str(tf.__version__)
+
+
+def _v1_signature(tf: Any, path: str, signature: str, first: Exception) -> Any:
+    """The signature as a concrete function via the TF1 loader, which restores only the variables.
+
+    The session graph is frozen with its function library kept; wrapping it and pruning to the
+    signature's tensors gives a function that convert_variables_to_constants_v2 inlines.
+    """
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_from_session_graph
+
+    with tf.Graph().as_default() as g, tf.compat.v1.Session(graph=g) as sess:
+        mg = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+        if signature not in mg.signature_def:
+            raise first
+        sig = mg.signature_def[signature]
+        ins = [sig.inputs[k].name for k in sorted(sig.inputs)]
+        outs = [sig.outputs[k].name for k in sorted(sig.outputs)]
+        nodes = sorted({o.split(":")[0] for o in outs})
+        gd = convert_variables_to_constants_from_session_graph(sess, g.as_graph_def(), nodes)
+    w = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(gd, name=""), [])
+    get = w.graph.get_tensor_by_name
+    return w.prune(feeds=[get(i) for i in ins], fetches=[get(o) for o in outs])
 
 
 def read(

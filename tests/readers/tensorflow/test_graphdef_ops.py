@@ -95,6 +95,9 @@ CASES: dict[str, tuple[Callable[..., Any], list[tuple[int, ...]]]] = {
         [(2, 4, 4, 4)],
     ),
     "strided_slice": (lambda x: tf.nn.relu(x)[:, 1:-1:2, ::-1, 2], [(1, 7, 6, 4)]),
+    "strided_slice_new_axis": (lambda x: tf.nn.relu(x)[..., tf.newaxis, 1, :3], [(2, 3, 5, 4)]),
+    "strided_slice_new_axis_front": (lambda x: tf.reshape(x, [2, -1])[tf.newaxis, :, 3:], [(2, 3, 3, 4)]),
+    "div_no_nan": (lambda a, b: tf.math.divide_no_nan(a, tf.nn.relu(b)), [(1, 3, 3, 4), (1, 3, 3, 4)]),
     "resize_bilinear_half_pixel": (
         lambda x: tf.compat.v1.image.resize_bilinear(tf.nn.relu(x), [7, 9], half_pixel_centers=True),
         [(1, 4, 5, 4)],

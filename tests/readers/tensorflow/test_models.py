@@ -124,3 +124,47 @@ def test_tf_model_and_its_onnx_twin_agree(images: Any, tmp_path: Any) -> None:
     qa, qb = a.quantize().predict(x), b.quantize().predict({b.graph.inputs[0].name: x})
     qb = qb if isinstance(qb, np.ndarray) else next(iter(qb.values()))
     assert float((qa.argmax(1) == qb.argmax(1)).mean()) > 0.99
+
+
+def _chord(n: int = 43844, sr: int = 22050) -> np.ndarray:
+    """A decaying C-major chord (C4 E4 G4 C5) with two harmonics each: music for a note transcriber."""
+    t = np.arange(n) / sr
+    notes = (261.63, 329.63, 392.0, 523.25)
+    x = sum(0.15 / h * np.sin(2 * np.pi * f * h * t) * np.exp(-1.5 * t) for f in notes for h in (1, 2))
+    return np.asarray(x, np.float32)[None, :, None]
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_basic_pitch_savedmodel_matches_tensorflow_and_its_onnx_twin() -> None:
+    """Spotify Basic Pitch (Keras 2 SavedModel; TF 2.21 cannot revive its optimizer, so the reader
+    takes the TF1 loader path) against a TF1 session on the same SavedModel, and the ONNX twin the
+    package ships, run by onnxruntime and by convertmodel."""
+    path = real_model("basic_pitch", "nmp/saved_model.pb")
+    sm_dir, onnx_path = os.path.dirname(path), os.path.join(os.path.dirname(os.path.dirname(path)), "nmp.onnx")
+    x = _chord()
+    with tf.Graph().as_default() as g, tf.compat.v1.Session(graph=g) as s:
+        sig = tf.compat.v1.saved_model.loader.load(s, ["serve"], sm_dir).signature_def["serving_default"]
+        keys = sorted(sig.outputs)
+        vals = s.run([sig.outputs[k].name for k in keys], {sig.inputs["input_2"].name: x})
+    ref = dict(zip(keys, vals, strict=True))
+    m = convertmodel.load(sm_dir)
+    assert m.metadata["source_format"] == "savedmodel" and m.metadata["signature"] == "serving_default"
+    assert sorted(o.name for o in m.graph.outputs) == ["contour", "note", "onset"]
+    got = m.predict({m.graph.inputs[0].name: x})
+    for k in keys:
+        _close(got[k], ref[k], f"basic_pitch {k}")
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    twin = convertmodel.load(onnx_path)
+    tw = twin.predict({twin.graph.inputs[0].name: x})
+    # The twin's outputs are the SavedModel's flattened in sorted-key order (StatefulPartitionedCall:i).
+    for o in sess.get_outputs():
+        i = int(o.name.rsplit(":", 1)[1])
+        (ort_out,) = sess.run([o.name], {sess.get_inputs()[0].name: x})
+        _close(got[keys[i]], ort_out, f"basic_pitch {keys[i]} vs onnxruntime on the ONNX twin")
+        _close(got[keys[i]], tw[o.name], f"basic_pitch {keys[i]} vs convertmodel on the ONNX twin")
+    q = m.quantize().predict({m.graph.inputs[0].name: x})
+    for k in keys:  # note/onset decisions at 0.5: the twin quantized the same way agrees 98.05% on "note"
+        agree = float(((q[k] > 0.5) == (ref[k] > 0.5)).mean())
+        assert agree > 0.97, (k, agree)
