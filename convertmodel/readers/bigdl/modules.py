@@ -7,6 +7,8 @@ Attribute names are the Scala constructor parameters BigDL's reflection serializ
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from convertmodel.errors import UnsupportedOpError
@@ -368,3 +370,54 @@ def resize_bilinear(ctx: ModuleContext) -> Act:
     ctm = "align_corners" if bool(ctx.attr("alignCorners", False)) else "asymmetric"
     y = ctx.node("Resize", [x, "", "", sizes], mode="linear", coordinate_transformation_mode=ctm, axes=[2, 3])
     return emit.from_nchw(ctx.b, ctx.name, y, fmt)
+
+
+@module_handler("InferReshape")
+def infer_reshape(ctx: ModuleContext) -> Act:
+    """BigDL InferReshape: 0 copies the input's dimension, -1 is inferred (ONNX Reshape's own rules);
+    batchMode keeps the batch dimension in front."""
+    size = [int(v) for v in ctx.attr("size")]
+    if bool(ctx.attr("batchMode", False)):
+        size = [0, *size]
+    return emit.reshape(ctx.b, ctx.name, ctx.tensor_in(), size)
+
+
+@module_handler("PriorBox")
+def prior_box(ctx: ModuleContext) -> Act:
+    """BigDL's PriorBox (a port of Caffe SSD's): feature map, or a table (feature map, image)."""
+    feat = ctx.x
+    image = None
+    if isinstance(feat, list):
+        xs = ctx.table_in()
+        feat, image = xs[0], xs[1] if len(xs) > 1 else None
+    mins = [float(v) for v in ctx.attr("minSizes")]
+    maxs = [float(v) for v in (ctx.attr("maxSizes", None) or [])]
+    ratios = [float(v) for v in (ctx.attr("_aspectRatios", None) or [])]
+    variances = [float(v) for v in (ctx.attr("variances", None) or [0.1])]
+    for what, vals in (("minSizes", mins), ("maxSizes", maxs), ("aspectRatios", ratios), ("variances", variances)):
+        if any(not math.isfinite(v) or v <= 0 for v in vals):
+            raise ctx.fail(f"{what} must be finite and > 0, got {vals}")
+    if not mins:
+        raise ctx.fail("minSizes is required")
+    img_size = ctx.i("imgSize", 0)
+    img_h, img_w = ctx.i("imgH", 0) or img_size, ctx.i("imgW", 0) or img_size
+    step = float(ctx.attr("step", 0.0))
+    step_h, step_w = float(ctx.attr("stepH", 0.0)) or step, float(ctx.attr("stepW", 0.0)) or step
+    if image is None and (img_h <= 0 or img_w <= 0):
+        raise ctx.fail("needs imgH/imgW (or imgSize) or an image input")
+    return ctx.node(
+        "PriorBox",
+        [str(feat), str(image if image is not None else feat)],
+        domain="convertmodel",
+        min_sizes=mins,
+        max_sizes=maxs,
+        aspect_ratios=ratios,
+        flip=int(bool(ctx.attr("isFlip", True))),
+        clip=int(bool(ctx.attr("isClip", False))),
+        variances=variances,
+        img_h=img_h,
+        img_w=img_w,
+        step_h=step_h,
+        step_w=step_w,
+        offset=float(ctx.attr("offset", 0.5)),
+    )
