@@ -14,6 +14,18 @@ from convertmodel.runtime import run_graph
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, "fixtures")
+#: The trained Fashion-MNIST fixtures (scripts/train_fmnist.py) and the 1,000-image test subset.
+FMNIST = os.path.join(FIXTURES, "fmnist")
+SUBSET_IMAGES = os.path.join(FMNIST, "data", "t10k-1000-images-idx3-ubyte.gz")
+SUBSET_LABELS = os.path.join(FMNIST, "data", "t10k-1000-labels-idx1-ubyte.gz")
+
+
+def fixture_model(name: str) -> str:
+    """A trained Fashion-MNIST ONNX fixture (lenet5, mobilenet); fails when it is missing."""
+    path = os.path.join(FMNIST, f"{name}.onnx")
+    if not os.path.exists(path):
+        pytest.fail(f"{path} missing: run python scripts/train_fmnist.py")
+    return path
 
 
 def cache_dir() -> str:
@@ -126,3 +138,41 @@ def run_onnx_node(
     model.ir_version = min(model.ir_version, 8)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return list(sess.run(None, feeds))
+
+
+def mini_vgg(rng: np.random.Generator, batch: int = 2, softmax: bool = True) -> Graph:
+    """A VGG-shaped net small enough for fast tests: 3x3 convs + ReLU, max pools, fc + ReLU, softmax."""
+    b = GraphBuilder("mini_vgg")
+    x = b.add_input("data", "float32", (batch, 3, 16, 16))
+    c_in = 3
+    for i, c_out in enumerate((8, 16, "M", 16, "M")):
+        if c_out == "M":
+            (x,) = b.add_node("MaxPool", [x], name=f"pool{i}", kernel_shape=[2, 2], strides=[2, 2])
+            continue
+        w = (rng.standard_normal((c_out, c_in, 3, 3)) * np.sqrt(2 / (9 * c_in))).astype(np.float32)
+        bias = (rng.standard_normal(c_out) * 0.1).astype(np.float32)
+        (x,) = b.add_node(
+            "Conv",
+            [x, b.add_const(f"w{i}", w), b.add_const(f"b{i}", bias)],
+            name=f"conv{i}",
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+        )
+        (x,) = b.add_node("Relu", [x], name=f"relu{i}")
+        c_in = int(c_out)
+    (x,) = b.add_node("Flatten", [x], name="flatten", axis=1)
+    dims = [16 * 4 * 4, 32, 10]
+    for k in range(2):
+        w = (rng.standard_normal((dims[k + 1], dims[k])) * np.sqrt(2 / dims[k])).astype(np.float32)
+        (x,) = b.add_node(
+            "Gemm",
+            [x, b.add_const(f"fw{k}", w), b.add_const(f"fb{k}", np.zeros(dims[k + 1], np.float32))],
+            name=f"fc{k}",
+            transB=1,
+        )
+        if k == 0:
+            (x,) = b.add_node("Relu", [x], name="relu_fc")
+    if softmax:
+        (x,) = b.add_node("Softmax", [x], name="prob", axis=1)
+    b.mark_output(x)
+    return b.build()

@@ -132,3 +132,16 @@ def test_every_part_has_a_layer() -> None:
     parts = {p.stem if p.is_file() else p.name for p in (REPO / PACKAGE).iterdir() if p.suffix == ".py" or p.is_dir()}
     parts = {p for p in parts if p not in ("__init__", "__pycache__")}
     assert parts <= set(LEVEL), f"add {sorted(parts - set(LEVEL))} to LAYERS and docs/architecture.md"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared builders live in helper modules (tests/helpers.py, a package's __init__), not in test modules."""
+    tests = REPO / "tests"
+    bad = []
+    for path in sorted(tests.rglob("*.py")):
+        module = module_name(tests, path)
+        for line, target in imports_of(path, module):
+            leaf = target.rsplit(".", 1)[-1]
+            if target.startswith("tests.") and (leaf.startswith("test_") or leaf == "conftest"):
+                bad.append(f"{path}:{line}: imports {target}")
+    assert not bad, "move what is shared into a helper module:\n" + "\n".join(bad)

@@ -11,10 +11,6 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIXTURES
-
-FMNIST = os.path.join(FIXTURES, "fmnist")
-SUBSET_IMAGES = os.path.join(FMNIST, "data", "t10k-1000-images-idx3-ubyte.gz")
 MASTER = "local[2,2]"
 
 

@@ -15,7 +15,7 @@ from convertmodel.engines import ModelRef, SparkEngine
 from convertmodel.engines.predict import SCHEMA_TOP, PredictBatch, batch_rows, make_job, predict_rows
 from convertmodel.errors import InvalidModelError
 from convertmodel.verify.runner import VerifyOptions, run_verify
-from tests.engines.conftest import FMNIST, SUBSET_IMAGES
+from tests.helpers import FMNIST, SUBSET_IMAGES
 
 LENET = os.path.join(FMNIST, "lenet5.onnx")
 

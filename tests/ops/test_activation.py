@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,31 +9,8 @@ import pytest
 
 from convertmodel.errors import InvalidModelError
 from convertmodel.ir.ops.activation import IR_DTYPE_TO_ONNX, ONNX_DTYPE_CODES, onnx_dtype_name
-from tests.helpers import assert_close, run_onnx_node
-from tests.ops import infer_node, run_and_infer
-
-
-def check_against_ort(
-    op: str,
-    inputs: Mapping[str, Any],
-    consts: Sequence[str] = (),
-    *,
-    opset: int = 17,
-    n_outputs: int = 1,
-    rtol: float = 1e-5,
-    atol: float = 1e-6,
-    **attrs: Any,
-) -> list[np.ndarray]:
-    """Run ``op`` in onnxruntime and in our runtime; outputs, dtypes and inferred shapes must agree."""
-    expected = run_onnx_node(op, inputs, consts, n_outputs=n_outputs, opset=opset, **attrs)
-    got, types = run_and_infer(op, inputs, consts, n_outputs=n_outputs, **attrs)
-    for k, (g, e, t) in enumerate(zip(got, expected, types, strict=True)):
-        assert t.shape == g.shape, f"{op} output {k}: inferred {t} but the kernel made {g.shape}"
-        assert g.dtype == e.dtype, f"{op} output {k}: dtype {g.dtype}, onnxruntime gives {e.dtype}"
-        assert t.dtype == str(g.dtype)
-        assert_close(g, e, rtol=rtol, atol=atol, what=f"{op} output {k}")
-    return got
-
+from tests.helpers import assert_close
+from tests.ops import check_against_ort, infer_node, run_and_infer
 
 # (op, attrs, low, high): inputs are drawn uniformly from [low, high).
 UNARY_CASES: list[tuple[str, dict[str, Any], float, float]] = [

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from convertmodel.errors import InvalidModelError
-from tests.ops import infer_node, run_and_infer
-from tests.ops.test_activation import check_against_ort
+from tests.ops import check_against_ort, infer_node, run_and_infer
 
 # Pairs of shapes covering broadcasting in both directions, scalars and size-1 axes on either side.
 BROADCAST_SHAPES = [

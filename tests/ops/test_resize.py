@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from convertmodel.errors import UnsupportedOpError
-from tests.ops import infer_node
-from tests.ops.test_activation import check_against_ort
-from tests.ops.test_shape import check_both, i64
+from tests.ops import check_against_ort, check_both, i64, infer_node
 
 COORD_MODES = [
     "half_pixel",

@@ -3,54 +3,18 @@ fed at run time (honest-unknown inference, kernel reads the values)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pytest
 
 from convertmodel.errors import InvalidModelError
-from convertmodel.ir import GraphBuilder, TensorType
+from convertmodel.ir import GraphBuilder
 from tests.helpers import assert_close, run_onnx_node
-from tests.ops import infer_node, run_and_infer
-from tests.ops.test_activation import check_against_ort
+from tests.ops import check_against_ort, check_both, i64, infer_node, run_and_infer
 
 I64_MAX = np.iinfo(np.int64).max
 I64_MIN = np.iinfo(np.int64).min
-
-
-def i64(*v: int) -> np.ndarray:
-    return np.array(v, np.int64)
-
-
-def honest(t: TensorType, actual: tuple[int, ...]) -> bool:
-    """An inferred type is honest when every dim it claims matches the real output."""
-    if t.shape is None:
-        return True
-    return len(t.shape) == len(actual) and all(
-        not isinstance(d, int) or d == a for d, a in zip(t.shape, actual, strict=True)
-    )
-
-
-def check_both(
-    op: str,
-    inputs: Mapping[str, Any],
-    shape_inputs: Sequence[str],
-    *,
-    opset: int = 18,
-    n_outputs: int = 1,
-    rtol: float = 1e-5,
-    atol: float = 1e-6,
-    **attrs: Any,
-) -> list[np.ndarray]:
-    """Constant shape inputs: equal to onnxruntime with exact inferred shapes. Run-time shape inputs:
-    the same outputs, and inference that never claims a wrong dim."""
-    want = check_against_ort(op, inputs, shape_inputs, opset=opset, n_outputs=n_outputs, rtol=rtol, atol=atol, **attrs)
-    got, types = run_and_infer(op, inputs, [], n_outputs=n_outputs, **attrs)
-    for g, w, t in zip(got, want, types, strict=True):
-        assert_close(g, w, rtol=0, atol=0, what=f"{op} with run-time shape inputs")
-        assert honest(t, g.shape), f"{op}: inferred {t} for an actual {g.shape}"
-    return want
 
 
 # -- Reshape / Flatten / Transpose ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from convertmodel.passes.quantize import quantize_graph
 from convertmodel.quant.options import QuantizeOptions, parse_patterns
 from convertmodel.runtime import run_graph
 from convertmodel.zoo import vgg
-from tests.helpers import assert_close
+from tests.helpers import assert_close, mini_vgg
 
 
 @pytest.fixture(scope="module")
@@ -30,44 +30,6 @@ def _run(g: Graph, x: np.ndarray) -> np.ndarray:
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def mini_vgg(rng: np.random.Generator, batch: int = 2, softmax: bool = True) -> Graph:
-    """A VGG-shaped net small enough for fast tests: 3x3 convs + ReLU, max pools, fc + ReLU, softmax."""
-    b = GraphBuilder("mini_vgg")
-    x = b.add_input("data", "float32", (batch, 3, 16, 16))
-    c_in = 3
-    for i, c_out in enumerate((8, 16, "M", 16, "M")):
-        if c_out == "M":
-            (x,) = b.add_node("MaxPool", [x], name=f"pool{i}", kernel_shape=[2, 2], strides=[2, 2])
-            continue
-        w = (rng.standard_normal((c_out, c_in, 3, 3)) * np.sqrt(2 / (9 * c_in))).astype(np.float32)
-        bias = (rng.standard_normal(c_out) * 0.1).astype(np.float32)
-        (x,) = b.add_node(
-            "Conv",
-            [x, b.add_const(f"w{i}", w), b.add_const(f"b{i}", bias)],
-            name=f"conv{i}",
-            kernel_shape=[3, 3],
-            pads=[1, 1, 1, 1],
-        )
-        (x,) = b.add_node("Relu", [x], name=f"relu{i}")
-        c_in = int(c_out)
-    (x,) = b.add_node("Flatten", [x], name="flatten", axis=1)
-    dims = [16 * 4 * 4, 32, 10]
-    for k in range(2):
-        w = (rng.standard_normal((dims[k + 1], dims[k])) * np.sqrt(2 / dims[k])).astype(np.float32)
-        (x,) = b.add_node(
-            "Gemm",
-            [x, b.add_const(f"fw{k}", w), b.add_const(f"fb{k}", np.zeros(dims[k + 1], np.float32))],
-            name=f"fc{k}",
-            transB=1,
-        )
-        if k == 0:
-            (x,) = b.add_node("Relu", [x], name="relu_fc")
-    if softmax:
-        (x,) = b.add_node("Softmax", [x], name="prob", axis=1)
-    b.mark_output(x)
-    return b.build()
 
 
 def _bn_params(b: GraphBuilder, rng: np.random.Generator, c: int, name: str) -> list[str]:
@@ -268,9 +230,8 @@ def test_bad_options_raise(rng: np.random.Generator) -> None:
 
 
 def test_q8_round_trip_is_bit_identical(tmp_path, rng: np.random.Generator) -> None:
-    serialize = pytest.importorskip("convertmodel.serialize", reason="the .q8 writer/reader is not available yet")
-    if not hasattr(serialize, "write_q8") or not hasattr(serialize, "read_q8"):
-        pytest.skip("convertmodel.serialize.write_q8/read_q8 not available yet")
+    from convertmodel import serialize
+
     g = mini_vgg(rng)
     q = quantize_graph(g, QuantizeOptions(exclude="fc1"))
     path = str(tmp_path / "vgg.q8")

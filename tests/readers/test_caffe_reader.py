@@ -11,219 +11,8 @@ import pytest
 
 from convertmodel.errors import InvalidModelError
 from tests.helpers import assert_close
+from tests.readers.caffe_cases import CASES, R, layer_text, rand_w
 from tests.readers.caffe_util import input_block, read_checked, run_opencv, run_ours, write_net
-
-R = np.random.default_rng(7)
-
-
-def _w(*shape: int, scale: float = 0.3) -> np.ndarray:
-    return (R.standard_normal(shape) * scale).astype(np.float32)
-
-
-def _layer(name: str, type_: str, bottoms: list[str], params: str = "", tops: list[str] | None = None) -> str:
-    b = " ".join(f'bottom: "{x}"' for x in bottoms)
-    t = " ".join(f'top: "{x}"' for x in (tops or [name]))
-    return f'layer {{ name: "{name}" type: "{type_}" {b} {t} {params} }}\n'
-
-
-# (id, input shape, layers text, blobs, output blob)
-CASES = [
-    (
-        "conv_group_dilation",
-        (1, 4, 9, 8),
-        _layer(
-            "c",
-            "Convolution",
-            ["data"],
-            "convolution_param { num_output: 6 group: 2 kernel_size: 3 dilation: 2 "
-            "pad_h: 2 pad_w: 1 stride_h: 1 stride_w: 2 }",
-        ),
-        {"c": [_w(6, 2, 3, 3), _w(6)]},
-        "c",
-    ),
-    (
-        "conv_hw_kernel_nobias",
-        (1, 3, 8, 8),
-        _layer(
-            "c",
-            "Convolution",
-            ["data"],
-            "convolution_param { num_output: 4 kernel_h: 3 kernel_w: 1 pad: 1 stride: 2 bias_term: false }",
-        ),
-        {"c": [_w(4, 3, 3, 1)]},
-        "c",
-    ),
-    (
-        "deconv",
-        (1, 4, 5, 5),
-        _layer(
-            "d",
-            "Deconvolution",
-            ["data"],
-            "convolution_param { num_output: 6 group: 2 kernel_size: 4 stride: 2 pad: 1 }",
-        ),
-        {"d": [_w(4, 3, 4, 4), _w(6)]},
-        "d",
-    ),
-    (
-        "maxpool_ceil",
-        (1, 3, 8, 8),
-        _layer("p", "Pooling", ["data"], "pooling_param { pool: MAX kernel_size: 3 stride: 2 }"),
-        {},
-        "p",
-    ),
-    (
-        "avepool_pad_clip",
-        (1, 3, 6, 7),
-        _layer("p", "Pooling", ["data"], "pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 }"),
-        {},
-        "p",
-    ),
-    (
-        "maxpool_hw",
-        (1, 2, 7, 9),
-        _layer(
-            "p",
-            "Pooling",
-            ["data"],
-            "pooling_param { pool: MAX kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 3 pad_h: 1 pad_w: 0 }",
-        ),
-        {},
-        "p",
-    ),
-    (
-        "maxpool_floor",
-        (1, 2, 7, 7),
-        _layer("p", "Pooling", ["data"], "pooling_param { pool: MAX kernel_size: 2 stride: 2 ceil_mode: false }"),
-        {},
-        "p",
-    ),
-    (
-        "global_ave",
-        (1, 3, 5, 4),
-        _layer("p", "Pooling", ["data"], "pooling_param { pool: AVE global_pooling: true }"),
-        {},
-        "p",
-    ),
-    (
-        "global_max",
-        (1, 3, 5, 4),
-        _layer("p", "Pooling", ["data"], "pooling_param { pool: MAX global_pooling: true }"),
-        {},
-        "p",
-    ),
-    (
-        "inner_product_4d",
-        (2, 3, 2, 2),
-        _layer("fc", "InnerProduct", ["data"], "inner_product_param { num_output: 5 }"),
-        {"fc": [_w(5, 12), _w(5)]},
-        "fc",
-    ),
-    ("leaky_relu", (1, 3, 4, 4), _layer("r", "ReLU", ["data"], "relu_param { negative_slope: 0.1 }"), {}, "r"),
-    ("prelu", (1, 3, 4, 4), _layer("r", "PReLU", ["data"]), {"r": [_w(3)]}, "r"),
-    (
-        "prelu_shared",
-        (1, 3, 4, 4),
-        _layer("r", "PReLU", ["data"], "prelu_param { channel_shared: true }"),
-        {"r": [_w(1)]},
-        "r",
-    ),
-    ("elu", (1, 3, 4, 4), _layer("e", "ELU", ["data"], "elu_param { alpha: 0.7 }"), {}, "e"),
-    ("sigmoid", (1, 3, 4, 4), _layer("s", "Sigmoid", ["data"]), {}, "s"),
-    ("tanh", (1, 3, 4, 4), _layer("s", "TanH", ["data"]), {}, "s"),
-    ("absval", (1, 3, 4, 4), _layer("s", "AbsVal", ["data"]), {}, "s"),
-    ("bnll", (1, 3, 4, 4), _layer("s", "BNLL", ["data"]), {}, "s"),
-    ("power", (1, 3, 4, 4), _layer("s", "Power", ["data"], "power_param { power: 2 scale: 0.5 shift: 1.5 }"), {}, "s"),
-    (
-        "batchnorm_scale",
-        (1, 3, 4, 4),
-        _layer("bn", "BatchNorm", ["data"], "batch_norm_param { use_global_stats: true eps: 0.001 }")
-        + _layer("sc", "Scale", ["bn"], "scale_param { bias_term: true }"),
-        {"bn": [_w(3), np.abs(_w(3)) + 0.5, np.array([2.0], np.float32)], "sc": [_w(3), _w(3)]},
-        "sc",
-    ),
-    (
-        "scale_axis2",
-        (1, 3, 4, 5),
-        _layer("s", "Scale", ["data"], "scale_param { axis: 2 num_axes: 2 }"),
-        {"s": [_w(4, 5)]},
-        "s",
-    ),
-    (
-        "scale_second_bottom",
-        (2, 3, 4, 4),
-        _layer("gp", "Pooling", ["data"], "pooling_param { pool: AVE global_pooling: true }")
-        + _layer("fl", "Flatten", ["gp"])
-        + _layer("sg", "Sigmoid", ["fl"])
-        + _layer("s", "Scale", ["data", "sg"], "scale_param { axis: 0 }"),
-        {},
-        "s",
-    ),
-    (
-        "eltwise_sum_coeff",
-        (1, 3, 4, 4),
-        _layer("a", "ReLU", ["data"]) + _layer("e", "Eltwise", ["data", "a"], "eltwise_param { coeff: 0.5 coeff: -2 }"),
-        {},
-        "e",
-    ),
-    (
-        "eltwise_prod",
-        (1, 3, 4, 4),
-        _layer("a", "TanH", ["data"]) + _layer("e", "Eltwise", ["data", "a"], "eltwise_param { operation: PROD }"),
-        {},
-        "e",
-    ),
-    (
-        "eltwise_max3",
-        (1, 3, 4, 4),
-        _layer("a", "TanH", ["data"])
-        + _layer("b", "Sigmoid", ["data"])
-        + _layer("e", "Eltwise", ["data", "a", "b"], "eltwise_param { operation: MAX }"),
-        {},
-        "e",
-    ),
-    (
-        "concat_slice",
-        (1, 6, 4, 4),
-        _layer("sl", "Slice", ["data"], "slice_param { axis: 1 slice_point: 1 slice_point: 4 }", ["s0", "s1", "s2"])
-        + _layer("cc", "Concat", ["s2", "s0"], "concat_param { axis: 1 }"),
-        {},
-        "cc",
-    ),
-    (
-        "split_flatten",
-        (2, 3, 4, 4),
-        _layer("sp", "Split", ["data"], "", ["a", "b"])
-        + _layer("e", "Eltwise", ["a", "b"])
-        + _layer("f", "Flatten", ["e"]),
-        {},
-        "f",
-    ),
-    (
-        "reshape_permute",
-        (1, 6, 4, 2),
-        _layer("p", "Permute", ["data"], "permute_param { order: 0 order: 2 order: 3 order: 1 }")
-        + _layer("r", "Reshape", ["p"], "reshape_param { shape { dim: 0 dim: -1 dim: 3 } }"),
-        {},
-        "r",
-    ),
-    ("softmax_axis2", (1, 3, 5, 2), _layer("s", "Softmax", ["data"], "softmax_param { axis: 2 }"), {}, "s"),
-    (
-        "lrn_across",
-        (1, 7, 4, 4),
-        _layer("n", "LRN", ["data"], "lrn_param { local_size: 5 alpha: 0.01 beta: 0.75 }"),
-        {},
-        "n",
-    ),
-    (
-        "lrn_within",
-        (1, 3, 6, 6),
-        _layer("n", "LRN", ["data"], "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL }"),
-        {},
-        "n",
-    ),
-    ("dropout", (1, 3, 4, 4), _layer("d", "Dropout", ["data"], "dropout_param { dropout_ratio: 0.3 }"), {}, "d"),
-]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -243,7 +32,7 @@ def test_crop_matches_opencv(tmp_path: object) -> None:
     body = (
         input_block("data", (1, 3, 8, 9))
         + input_block("ref", (1, 3, 5, 4))
-        + _layer("c", "Crop", ["data", "ref"], "crop_param { axis: 2 offset: 2 offset: 3 }")
+        + layer_text("c", "Crop", ["data", "ref"], "crop_param { axis: 2 offset: 2 offset: 3 }")
     )
     proto, model = write_net(str(tmp_path), body)
     x = R.standard_normal((1, 3, 8, 9)).astype(np.float32)
@@ -257,8 +46,8 @@ def test_crop_matches_opencv(tmp_path: object) -> None:
 def test_inner_product_transpose_numpy(tmp_path: object) -> None:
     """transpose: true stores the weight as (K, N) and computes x @ W (inner_product_layer.cpp); OpenCV
     4.x ignores the flag, so the expected value is the formula."""
-    w, b = _w(6, 4), _w(4)
-    body = input_block("data", (2, 6)) + _layer(
+    w, b = rand_w(6, 4), rand_w(4)
+    body = input_block("data", (2, 6)) + layer_text(
         "fc", "InnerProduct", ["data"], "inner_product_param { num_output: 4 transpose: true }"
     )
     _, model = write_net(str(tmp_path), body, {"fc": [w, b]})
@@ -268,7 +57,7 @@ def test_inner_product_transpose_numpy(tmp_path: object) -> None:
 
 def test_lrn_across_k_numpy(tmp_path: object) -> None:
     """scale = k + alpha / size * sum of squares over size channels (lrn_layer.cpp); OpenCV 4.x ignores k."""
-    body = input_block("data", (1, 7, 4, 4)) + _layer(
+    body = input_block("data", (1, 7, 4, 4)) + layer_text(
         "n", "LRN", ["data"], "lrn_param { local_size: 5 alpha: 0.01 beta: 0.75 k: 2 }"
     )
     _, model = write_net(str(tmp_path), body)
@@ -280,8 +69,10 @@ def test_lrn_across_k_numpy(tmp_path: object) -> None:
 
 def test_bias_layer_numpy(tmp_path: object) -> None:
     """y = x + b per channel (bias_layer.cpp); OpenCV 4.x has no Bias layer."""
-    b = _w(3)
-    _, model = write_net(str(tmp_path), input_block("data", (1, 3, 2, 2)) + _layer("b", "Bias", ["data"]), {"b": [b]})
+    b = rand_w(3)
+    _, model = write_net(
+        str(tmp_path), input_block("data", (1, 3, 2, 2)) + layer_text("b", "Bias", ["data"]), {"b": [b]}
+    )
     x = R.standard_normal((1, 3, 2, 2)).astype(np.float32)
     g = read_checked(model)
     assert g.op_counts() == {"ChannelAffine": 1}
@@ -289,7 +80,7 @@ def test_bias_layer_numpy(tmp_path: object) -> None:
 
 
 def test_argmax_numpy(tmp_path: object) -> None:
-    body = input_block("data", (2, 5, 3)) + _layer(
+    body = input_block("data", (2, 5, 3)) + layer_text(
         "a", "ArgMax", ["data"], "argmax_param { top_k: 2 out_max_val: true }"
     )
     _, model = write_net(str(tmp_path), body)
@@ -314,7 +105,7 @@ layers { name: "prob" type: SOFTMAX bottom: "fc" top: "prob" }
 
 
 def test_v1_layers_and_legacy_blob_shapes(tmp_path: object) -> None:
-    blobs = {"conv": [_w(4, 3, 3, 3), _w(4)], "fc": [_w(3, 36), _w(3)]}
+    blobs = {"conv": [rand_w(4, 3, 3, 3), rand_w(4)], "fc": [rand_w(3, 36), rand_w(3)]}
     proto, model = write_net(str(tmp_path), V1_PROTO, blobs, legacy=True, v1_weights=True)
     g = read_checked(model)
     assert g.op_counts() == {"Conv": 1, "Relu": 1, "AveragePool": 1, "Flatten": 1, "Gemm": 1, "Softmax": 1}
@@ -326,11 +117,11 @@ def test_v1_layers_and_legacy_blob_shapes(tmp_path: object) -> None:
 def test_input_shape_form_and_in_place_ssa(tmp_path: object) -> None:
     text = (
         'input: "data"\ninput_shape { dim: 1 dim: 2 dim: 3 dim: 3 }\n'
-        + _layer("conv", "Convolution", ["data"], "convolution_param { num_output: 2 kernel_size: 1 }")
-        + _layer("bn", "BatchNorm", ["conv"], "", ["conv"])
-        + _layer("relu", "ReLU", ["conv"], "", ["conv"])
+        + layer_text("conv", "Convolution", ["data"], "convolution_param { num_output: 2 kernel_size: 1 }")
+        + layer_text("bn", "BatchNorm", ["conv"], "", ["conv"])
+        + layer_text("relu", "ReLU", ["conv"], "", ["conv"])
     )
-    blobs = {"conv": [_w(2, 2, 1, 1), _w(2)], "bn": [_w(2), np.ones(2, np.float32), np.ones(1, np.float32)]}
+    blobs = {"conv": [rand_w(2, 2, 1, 1), rand_w(2)], "bn": [rand_w(2), np.ones(2, np.float32), np.ones(1, np.float32)]}
     _, model = write_net(str(tmp_path), text, blobs)
     g = read_checked(model)
     assert [n.outputs[0] for n in g.nodes] == ["conv", "bn", "relu"]
@@ -341,8 +132,8 @@ def test_input_shape_form_and_in_place_ssa(tmp_path: object) -> None:
 def test_train_phase_layers_are_skipped(tmp_path: object) -> None:
     text = (
         input_block("data", (1, 3))
-        + _layer("r", "ReLU", ["data"])
-        + _layer("loss", "SoftmaxWithLoss", ["r", "label"], "include { phase: TRAIN }")
+        + layer_text("r", "ReLU", ["data"])
+        + layer_text("loss", "SoftmaxWithLoss", ["r", "label"], "include { phase: TRAIN }")
     )
     _, model = write_net(str(tmp_path), text)
     assert read_checked(model).op_counts() == {"Relu": 1}
@@ -351,7 +142,7 @@ def test_train_phase_layers_are_skipped(tmp_path: object) -> None:
 @pytest.mark.parametrize("proto_name", ["net.prototxt", "deploy.prototxt", "other.prototxt.txt"])
 def test_prototxt_found_beside_model(tmp_path: object, proto_name: str) -> None:
     d = str(tmp_path)
-    proto, model = write_net(d, input_block("data", (1, 2)) + _layer("r", "ReLU", ["data"]), name="net")
+    proto, model = write_net(d, input_block("data", (1, 2)) + layer_text("r", "ReLU", ["data"]), name="net")
     if proto_name != "net.prototxt":
         os.rename(proto, os.path.join(d, proto_name))
     assert read_checked(model).op_counts() == {"Relu": 1}
@@ -359,7 +150,7 @@ def test_prototxt_found_beside_model(tmp_path: object, proto_name: str) -> None:
 
 def test_prototxt_option_and_prototxt_path(tmp_path: object) -> None:
     d = str(tmp_path)
-    proto, model = write_net(d, input_block("data", (1, 2)) + _layer("r", "TanH", ["data"]), name="net")
+    proto, model = write_net(d, input_block("data", (1, 2)) + layer_text("r", "TanH", ["data"]), name="net")
     moved = os.path.join(d, "elsewhere.txt")
     os.rename(proto, moved)
     assert read_checked(model, prototxt=moved).op_counts() == {"Tanh": 1}
@@ -369,7 +160,7 @@ def test_prototxt_option_and_prototxt_path(tmp_path: object) -> None:
 
 def test_missing_prototxt_tells_user_to_pass_it(tmp_path: object) -> None:
     d = str(tmp_path)
-    proto, model = write_net(d, input_block("data", (1, 2)) + _layer("r", "ReLU", ["data"]), name="net")
+    proto, model = write_net(d, input_block("data", (1, 2)) + layer_text("r", "ReLU", ["data"]), name="net")
     os.remove(proto)
     with pytest.raises(InvalidModelError, match="--prototxt"):
         read_checked(model)

@@ -16,8 +16,8 @@ from convertmodel.ir.graph import Graph
 from convertmodel.writers.caffe import write_caffe
 from convertmodel.zoo import vgg
 from tests.helpers import REPO, assert_close
+from tests.readers.caffe_cases import CASES
 from tests.readers.caffe_util import input_block, read_checked, run_opencv, run_ours, write_net
-from tests.readers.test_caffe_reader import CASES
 
 R = np.random.default_rng(3)
 

@@ -218,7 +218,8 @@ Q8_MODELS = [("light", f"light_{n}.onnx") for n in LIGHT] + [
 @pytest.mark.slow
 @pytest.mark.parametrize("package,filename", Q8_MODELS, ids=[f for _, f in Q8_MODELS])
 def test_q8_round_trip_bit_identical(tmp_path, package, filename):
-    serialize = pytest.importorskip("convertmodel.serialize")
+    from convertmodel import serialize
+
     path = os.path.join(LIGHT_DIR, filename) if package == "light" else real_model(package, filename)
     if not os.path.exists(path):
         pytest.skip(f"{path} not shipped by this onnx version")

@@ -13,7 +13,7 @@ from convertmodel.quant.ops import quantized_nodes
 from convertmodel.quant.options import QuantizeOptions
 from convertmodel.verify.fallback import accuracy_aware_quantize, weight_bytes
 from convertmodel.verify.runner import VerifyOptions, run_verify
-from tests.verify.conftest import SUBSET_IMAGES
+from tests.helpers import SUBSET_IMAGES
 
 N = 120
 

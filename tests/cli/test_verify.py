@@ -10,20 +10,12 @@ import pytest
 
 import convertmodel
 from convertmodel import errors
-from convertmodel.cli.main import main
 from convertmodel.data.datasets import read_idx
 from convertmodel.fsutil import file_sha256
-from tests.verify.conftest import SUBSET_IMAGES, SUBSET_LABELS, fixture_model
+from tests.cli import run_cli
+from tests.helpers import SUBSET_IMAGES, SUBSET_LABELS, fixture_model
 
 N = 160
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ei:
-        main(args)
-    out, err = capsys.readouterr()
-    code = ei.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 def _ort_top1(path: str, n: int) -> tuple[float, np.ndarray]:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from convertmodel import errors, load
-from convertmodel.cli.main import main
+from tests.cli import run_cli
 from tests.helpers import FIXTURES
 
 DATA = os.path.join(FIXTURES, "fmnist", "data", "t10k-1000-images-idx3-ubyte.gz")
@@ -17,9 +17,7 @@ LENET = os.path.join(FIXTURES, "fmnist", "lenet5.onnx")
 
 
 def _run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as ei:
-        main(args)
-    return int(ei.value.code or 0)
+    return run_cli(args)[0]
 
 
 def test_unmeetable_budget_exits_6_and_keeps_best_model(tmp_path: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,15 +9,7 @@ import numpy as np
 import pytest
 
 from convertmodel import errors
-from convertmodel.cli.main import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ei:
-        main(args)
-    out, err = capsys.readouterr()
-    code = ei.value.code
-    return (0 if code is None else int(code)), out, err
+from tests.cli import run_cli
 
 
 @pytest.fixture
