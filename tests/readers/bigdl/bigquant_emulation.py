@@ -8,8 +8,8 @@ inputs alike through ``c_api.cc: InternalQuantizedConvDataInit``:
   its min and max; ``scale = 127 / (max - min)`` and ``shift = -min * scale`` in float32;
 * codes are written in blocks of ``shuffle_cols = 8`` along the window. Where a block is whole, a SIMD
   kernel computes ``cvtps2dq(fma(x, scale, shift))`` (round half to even); the scalar loops before and
-  after such blocks compute ``(uint8_t)(x * scale + shift)`` (truncation); padding gets
-  ``(uint8_t)shift``. Whole blocks exist only in rows of the window that lie inside the input
+  after such blocks compute ``(uint8_t)(x * scale + shift)``, which the compiler contracts to an FMA
+  (the fixtures agree only with the fused form), then truncates; padding gets ``(uint8_t)shift``. Whole blocks exist only in rows of the window that lie inside the input
   (``0 <= x0`` and ``x0 + kw < W``, no dilation: kw*C contiguous values) or, elsewhere, inside one
   position's C channels when C >= 8;
 * ``ratio = 1 / scale``; the GEMM epilogue is the contract's ``acc * ratio * w_ratio + min * w_sum + b``.
@@ -84,9 +84,9 @@ def bigquant_conv(
         const = rng == 0
         scale = np.where(const, np.float32(0), np.float32(127) / np.where(const, np.float32(1), rng)).astype(np.float32)
         shift = (-mn * scale).astype(np.float32)
+        # fma(x, scale, shift) rounded once to float32 (x * scale is exact in float64)
         fused = (v.astype(np.float64) * scale[:, None] + shift[:, None]).astype(np.float32)
-        plain = (v * scale[:, None]).astype(np.float32) + shift[:, None]
-        codes = np.where(simd, np.rint(fused), np.trunc(plain))
+        codes = np.where(simd, np.rint(fused), np.trunc(fused))
         codes = np.where(valid, codes, np.trunc(shift)[:, None])
         codes = np.clip(codes, 0, 255)
         codes[const] = 0  # BigQuant divides by zero here; its ratio is then 0, so the codes do not matter

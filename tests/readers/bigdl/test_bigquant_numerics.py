@@ -2,14 +2,15 @@
 statement of BigQuant's conv-input quantization (tests/readers/bigdl/bigquant_emulation.py).
 
 The BigDL-quantized graph convertmodel reads is run node by node: QConv through the emulation, every
-other node through convertmodel's own runtime. On the ResNet-style fixture (3x3 convs over 1, 8 and 16
-channels) that reproduces BigDL's recorded int8 output to float rounding, while the contract's
-round-half-up codes are ~100x further off: the weights, windows, biases and epilogue the reader
-produces are BigDL's, and the remaining difference is BigQuant's truncating scalar input codes.
+other node through convertmodel's own runtime. On the ResNet-style and functional-Graph fixtures that
+reproduces BigDL's recorded int8 output to float rounding, while the contract's round-half-up codes
+are >1000x further off: the weights, windows, biases and epilogue the reader produces are BigDL's,
+and the difference is BigQuant's input codes (truncating scalar paths, round-to-even SIMD blocks).
 
-Measured (max |diff| vs BigDL 2.4, emulated / contract): resnet 7.2e-7 / 6.9e-5, graph 2.0e-5 / 1.2e-4,
-inception 3.1e-4 / 1.2e-3, vgg_bn 4.9e-5 / 5.6e-5, lenet 5.6e-2 / 3.3e-1 (lenet's third sample 3.8e-6:
-what moves the other three is not yet found).
+Measured (max |diff| vs BigDL 2.4, emulated / contract): resnet 2.2e-8 / 6.9e-5, graph 2.2e-8 / 1.2e-4,
+lenet 6.1e-2 / 3.3e-1 (three of its four samples 4e-6), inception 1.8e-4 / 1.2e-3 (one sample 2e-7),
+vgg_bn 5.5e-5 / 5.6e-5: what moves the remaining samples is not found yet (not int16 saturation, not
+the fully connected layers).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 import convertmodel
 from convertmodel.ir.schema import resolve_attrs
@@ -51,13 +53,14 @@ def _run_emulated(path: str, x: np.ndarray) -> np.ndarray:
     return env[g.outputs[0].name]
 
 
-def test_bigquant_input_codes_explain_resnet_difference() -> None:
-    path = os.path.join(ROOT, "v2.4", "resnet_q.bigdl")
-    x = np.load(os.path.join(ROOT, "inputs", "resnet.npy"))
-    ref = np.load(os.path.join(ROOT, "v2.4", "resnet_q.bigdl.out.npy"))
+@pytest.mark.parametrize("net", ["resnet", "graph"])
+def test_bigquant_input_codes_explain_the_difference(net: str) -> None:
+    path = os.path.join(ROOT, "v2.4", f"{net}_q.bigdl")
+    x = np.load(os.path.join(ROOT, "inputs", f"{net}.npy"))
+    ref = np.load(os.path.join(ROOT, "v2.4", f"{net}_q.bigdl.out.npy"))
     contract = np.asarray(convertmodel.load(path).predict(x)).reshape(ref.shape)
     emulated = np.asarray(_run_emulated(path, x)).reshape(ref.shape)
     err_contract = float(np.abs(contract - ref).max())
     err_emulated = float(np.abs(emulated - ref).max())
-    assert err_emulated <= 2e-6, err_emulated
-    assert err_contract >= 20 * err_emulated, (err_contract, err_emulated)
+    assert err_emulated <= 1e-6, err_emulated
+    assert err_contract >= 50 * max(err_emulated, 1e-7), (err_contract, err_emulated)
