@@ -49,6 +49,23 @@ REAL = {
 }
 
 
+def _round_trip_files() -> list[dict[str, Any]]:
+    """The real BigDL files (fixtures/bigdl/manifest.json) the round trip covers: 2.4 and 0.3.0 protobuf
+    (fp32 and BigDL-quantized) and saveTorch .t7 files of the ROUND_TRIP nets."""
+    with open(os.path.join(BIGDL_FIX, "manifest.json")) as f:
+        files = json.load(f)["files"]
+    # 0.3.0's BigDL-quantized files are left out: BigDL 2.4's int8 kernels compute differently from 0.3.0's
+    # on the same stored weights (up to 1.8e-3 relative on these nets), so 0.3.0 recorded no 2.4 reference.
+    return [
+        e
+        for e in files
+        if "output" in e
+        and e["net"] in ROUND_TRIP
+        and e["format"] in ("protobuf", "t7")
+        and not (e["generation"] == "0.3.0" and e["kind"] == "quantized")
+    ]
+
+
 def _bigdl_env() -> Any:
     spec = importlib.util.spec_from_file_location("bigdl_env", os.path.join(REPO, "scripts", "bigdl", "bigdl_env.py"))
     assert spec is not None and spec.loader is not None
@@ -82,7 +99,7 @@ def bigdl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     def job(case: str, graph: Any, inp: str, expect: Any = None, quantize: bool = False, path: str = "") -> None:
         if not path:
-            path = str(d / f"{case}.bigdl")
+            path = str(d / (case.replace("/", "_") + ".bigdl"))
             write_model(graph, path)
         jobs.append({"model": path, "input": inp, "output": path + ".npy", "quantize": quantize})
         cases[case] = {"model": path, "expect": expect}
@@ -114,12 +131,10 @@ def bigdl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         xr = rng.random(shape, dtype=np.float32)
         np.save(d / f"{name}_x.npy", xr)
         job(f"real_{name}", m.graph, str(d / f"{name}_x.npy"), m.predict(xr))
-    manifest = json.load(open(os.path.join(BIGDL_FIX, "manifest.json")))["files"]
-    for e in manifest:
-        if e["generation"] == "2.4.0" and e["format"] == "protobuf" and e["kind"] == "fp32" and e["net"] in ROUND_TRIP:
-            inp = os.path.join(BIGDL_FIX, e["input"])
-            m = load(os.path.join(BIGDL_FIX, e["file"]), input_shape=list(np.load(inp).shape))
-            job(f"roundtrip_{e['net']}", m.graph, inp, np.load(os.path.join(BIGDL_FIX, e["output"])))
+    for e in _round_trip_files():
+        inp = os.path.join(BIGDL_FIX, e["input"])
+        m = load(os.path.join(BIGDL_FIX, e["file"]), input_shape=list(np.load(inp).shape))
+        job(f"roundtrip_{e['file']}", m.graph, inp, np.load(os.path.join(BIGDL_FIX, e["output"])))
     jobs_path = str(d / "jobs.json")
     with open(jobs_path, "w") as f:
         json.dump(jobs, f)
@@ -174,11 +189,12 @@ def test_real_models_run_in_bigdl(bigdl: dict[str, Any], name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("net", ROUND_TRIP)
-def test_bigdl_fixture_round_trip(bigdl: dict[str, Any], net: str) -> None:
-    """A real BigDL 2.4 file -> BigDL reader -> IR -> BigDL writer -> BigDL 2.4 gives BigDL's recorded output."""
-    y = _out(bigdl, f"roundtrip_{net}")
-    expect = bigdl[f"roundtrip_{net}"]["expect"]
+@pytest.mark.parametrize("file", [e["file"] for e in _round_trip_files()])
+def test_bigdl_fixture_round_trip(bigdl: dict[str, Any], file: str) -> None:
+    """A real BigDL file (2.4 or 0.3.0, fp32 or quantized, protobuf or .t7) -> BigDL/Torch7 reader -> IR -> BigDL
+    writer -> BigDL 2.4 gives BigDL's recorded output: an old model upgraded to a BigDL 2.x file."""
+    y = _out(bigdl, f"roundtrip_{file}")
+    expect = bigdl[f"roundtrip_{file}"]["expect"]
     assert y.shape == expect.shape
     assert _rel(y, expect) < 1e-5
 

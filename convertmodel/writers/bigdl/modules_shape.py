@@ -94,7 +94,14 @@ def _reshape(ctx: Ctx) -> list[Mod]:
     s = [int(v) for v in ctx.need_const(1, "the shape").reshape(-1)]
     if not s or (s[0] not in (0, -1) and s[0] != ctx.shape(0)[0]):
         raise NotExpressible(f"target shape {s} does not keep the batch dimension first")
-    per = ctx.static(0)
+    try:
+        per = ctx.static(0)
+    except NotExpressible:  # sizes after the batch unknown: BigDL infers them (-1, 0 = copy) at run time
+        if int(ctx.attrs.get("allowzero", 0)) or s[1:].count(-1) > 1:
+            raise
+        if -1 not in s[1:] and 0 not in s[1:]:
+            return [Mod("Reshape", {"size": a_ints(s[1:]), "batchMode": a_int(2)})]
+        return [Mod("InferReshape", {"size": a_ints(s[1:]), "batchMode": a_bool(True)})]
     rest = [per[i - 1] if v == 0 and not int(ctx.attrs.get("allowzero", 0)) else v for i, v in enumerate(s) if i]
     if rest.count(-1) > 1:
         raise NotExpressible(f"target shape {s}")
