@@ -13,8 +13,8 @@ from tests.fuzz.generators import families
 from tests.fuzz.runner import FAILURES, run_cases
 
 #: Cases per family in CI, and the seed range they start at (a long campaign uses other seeds).
-STRUCTURED_CASES = 400
-BYTES_CASES = 120
+STRUCTURED_CASES = 1000
+BYTES_CASES = 300
 SEED0 = 10_000_000
 
 

@@ -86,6 +86,8 @@ def lp_norm(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 def softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
     """Softmax along ``axis`` (opset 13), max-shifted."""
     axis = ctx.attrs["axis"]
+    if x.size == 0:  # an empty batch (or axis): an empty result, as numpy cannot take the max of nothing
+        return x.astype(x.dtype, copy=True)
     y = x - x.max(axis=axis, keepdims=True)  # shift for stability; exp(<= 0) never overflows
     np.exp(y, out=y)
     y /= y.sum(axis=axis, keepdims=True)
@@ -96,6 +98,8 @@ def softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 def log_softmax(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
     """LogSoftmax along ``axis`` (opset 13), max-shifted."""
     axis = ctx.attrs["axis"]
+    if x.size == 0:  # an empty batch (or axis): an empty result
+        return x.astype(x.dtype, copy=True)
     y = x - x.max(axis=axis, keepdims=True)
     y -= np.log(np.exp(y).sum(axis=axis, keepdims=True))
     return y

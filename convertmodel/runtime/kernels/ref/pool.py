@@ -109,6 +109,8 @@ def average_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 @kernel("GlobalMaxPool")
 def global_max_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
     """Max over all spatial axes, kept as size-1 dims."""
+    if x.size == 0:  # an empty batch: an empty (N, C, 1, ...) result (numpy has no max of nothing)
+        return np.zeros((*x.shape[:2], *([1] * (x.ndim - 2))), x.dtype)
     return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
 
 

@@ -131,6 +131,10 @@ def pad(
     out = [d + b + e for d, (b, e) in zip(x.shape, width, strict=True)]
     check_growth(out, x.dtype.itemsize, x.nbytes, f"Pad {ctx.node.name!r}")
     mode = ctx.attrs["mode"]
+    if not any(b or e for b, e in width):  # nothing to add (a scalar, all-zero pads): np.pad rejects an empty width
+        if mode not in ("constant", "reflect", "edge", "wrap"):
+            raise _fail(ctx, f"mode {mode!r} is not one of constant, reflect, edge, wrap")
+        return x.copy()
     if mode == "constant":
         cval = np.asarray(value).reshape(-1)[0] if value is not None and value.size else 0
         return np.pad(x, width, mode="constant", constant_values=np.asarray(cval, dtype=x.dtype))
