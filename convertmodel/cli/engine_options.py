@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -60,3 +61,36 @@ def engine_progress(bar: Any, task: Any) -> Callable[[int, int], None]:
         bar.update(task, completed=done, total=total)
 
     return step
+
+
+@contextlib.contextmanager
+def stopping(engine: Any) -> Iterator[Any]:
+    """Stop the engine's session (if it started one) when the command is done."""
+    try:
+        yield engine
+    finally:
+        stop = getattr(engine, "stop", None)
+        if stop is not None:
+            stop()
+
+
+def model_refs(fp32: Any, fp32_path: str | None, int8: Any, int8_path: str | None) -> tuple[Any, Any]:
+    """ModelRefs naming the .q8 files the models were loaded from, so Spark tasks map them in place."""
+    from convertmodel.engines import ModelRef
+
+    def ref(m: Any, p: str | None) -> Any:
+        return ModelRef(m, p if p and p.lower().endswith(".q8") else None)
+
+    return ref(fp32, fp32_path), ref(int8, int8_path)
+
+
+def fail_on_unreadable(unreadable: list[dict[str, Any]], total: int, data: str) -> None:
+    """After the report: samples that could not be read make the command fail (exit 5), naming the first."""
+    if unreadable:
+        from convertmodel.errors import FormatError
+
+        first = unreadable[0]
+        raise FormatError(
+            data,
+            f"{len(unreadable)} of {total} samples could not be read (the report lists them); first: {first['error']}",
+        )

@@ -1,4 +1,4 @@
-"""``convertmodel predict``: run a model on an .npy array or an image file."""
+"""``convertmodel predict``: run a model on an .npy array or an image file, or score a data set (``--data``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 import click
 import numpy as np
 
-from convertmodel.cli.common import console, finish, load_model, threads_option
-from convertmodel.errors import FormatError, InvalidModelError
+from convertmodel.cli.common import console, finish, load_model, progress, shows_progress, threads_option
+from convertmodel.cli.engine_options import engine_options, make_engine, stopping
+from convertmodel.errors import FormatError, InvalidModelError, UsageError
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -58,11 +59,21 @@ def _default_preprocess(shape: Any) -> Any:
 @click.option(
     "--input",
     "input_path",
-    required=True,
     type=click.Path(dir_okay=False),
     help="An .npy array shaped like the model input, or an image file.",
 )
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the first output to this .npy.")
+@click.option(
+    "--data",
+    "data",
+    type=click.Path(),
+    help="Score a data set instead (as verify --data: image folder, list, IDX, .npy, VOC, COCO), one row per sample.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(),
+    help="--input: write the first output to this .npy. --data: OUT.parquet (--engine spark) or OUT.jsonl.",
+)
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option(
     "--preset",
@@ -71,7 +82,12 @@ def _default_preprocess(shape: Any) -> Any:
 )
 @click.option("--top", default=5, show_default=True, help="Classes to show for a classifier output.")
 @click.option("--strict", is_flag=True, help="Refuse an input with NaN/Inf values (default: a warning with counts).")
+@click.option("--raw", is_flag=True, help="--data: each row holds the whole output (flattened), not the top classes.")
+@click.option("--images", type=click.Path(file_okay=False), help="--data: image root for a list file or COCO .json.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="--data: batch size.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="--data: only the first N samples.")
 @threads_option
+@engine_options
 def command(
     model_path: str,
     input_path: str,
@@ -81,11 +97,38 @@ def command(
     top: int,
     strict: bool,
     threads: int,
+    raw: bool = False,
+    images: str | None = None,
+    batch_size: int = 64,
+    limit: int | None = None,
+    data: str | None = None,
+    engine: str = "local",
+    master: str | None = None,
+    partitions: int | None = None,
+    spark_conf: tuple[str, ...] = (),
 ) -> None:
-    """Run MODEL (.q8 or any source format) on one input and print or save the output."""
+    """Run MODEL (.q8 or any source format) on one input and print or save the output.
+
+    With --data, score every sample of a data set on the local engine or on Spark:
+
+    \b
+    convertmodel predict lenet5.q8 --data images/ --out scores.jsonl
+    convertmodel predict lenet5.q8 --data images/ --engine spark --master yarn --out scores.parquet
+    """
     from convertmodel.fsutil import refuse_overwrite
     from convertmodel.runtime.threads import limit_threads
 
+    if (input_path is None) == (data is None):
+        raise UsageError("give one of --input FILE (one input) or --data DATA (a data set)")
+    eng = make_engine(engine, master, partitions, spark_conf)
+    if data is not None:
+        _predict_data(
+            model_path, prototxt, eng, data, images, out_path, preset, top, raw, batch_size, limit, threads, strict
+        )
+        return
+    if eng.name != "local":
+        raise UsageError("--engine spark scores a data set: use --data DATA")
+    assert input_path is not None
     if out_path:  # before any work: --out naming the model or the input would destroy it
         refuse_overwrite(out_path, [model_path, input_path, prototxt], ".npy output")
     model = load_model(model_path, prototxt)
@@ -114,3 +157,47 @@ def command(
             c.print(f"wrote {out_path}")
 
     finish(summary, table)
+
+
+def _predict_data(
+    model_path: str,
+    prototxt: str | None,
+    eng: Any,
+    data: str,
+    images: str | None,
+    out: str | None,
+    preset: str | None,
+    top: int,
+    raw: bool,
+    batch_size: int,
+    limit: int | None,
+    threads: int,
+    strict: bool,
+) -> None:
+    from convertmodel.cli.predict_data import check_unreadable, predict_data, print_rows
+    from convertmodel.fsutil import refuse_overwrite
+    from convertmodel.runtime.threads import limit_threads
+
+    if out:
+        refuse_overwrite(out, [model_path, data, prototxt], "predictions")
+    model = load_model(model_path, prototxt)
+    with limit_threads(threads), progress(shows_progress()) as bar, stopping(eng):
+        task = bar.add_task(f"predict ({eng.name})", total=None)
+        summary = predict_data(
+            model_path,
+            model,
+            eng,
+            data=data,
+            images=images,
+            out=out,
+            preset_name=preset,
+            top=top,
+            raw=raw,
+            batch_size=batch_size,
+            limit=limit,
+            threads=threads,
+            progress=lambda done, n: bar.update(task, completed=done, total=n),
+            strict=strict,
+        )
+    finish(summary, lambda s: print_rows(s, console()))
+    check_unreadable(summary)

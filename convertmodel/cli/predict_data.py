@@ -17,19 +17,12 @@ from convertmodel.errors import FormatError, UsageError
 SHOWN = 20
 
 
-def resolve_data(model: Any, data: str, images: str | None, preset_name: str | None) -> tuple[Any, Any]:
-    """The data set and its preprocessing: --preset > the model's stored one > the data's default, fitted."""
-    from convertmodel.data.datasets import open_dataset
-    from convertmodel.data.preprocess import Preprocess, preset
-    from convertmodel.verify.runner import fit_preprocess
+def resolve_data(model: Any, data: str, images: str | None, preset_name: str | None, strict: bool) -> tuple[Any, Any]:
+    """The data set and its preprocessing, by verify's rule: --preset > the model's stored one > the data's
+    default, fitted to the model input."""
+    from convertmodel.verify.inputs import open_verify_data
 
-    ds = open_dataset(data, images=images)
-    if preset_name:
-        return ds, preset(preset_name)
-    if model.metadata.get("preprocessing"):
-        return ds, Preprocess.from_json(model.metadata["preprocessing"])
-    shape = model.graph.inputs[0].type.shape if model.graph.inputs else None
-    return ds, fit_preprocess(ds.default_preprocess or Preprocess(), shape, ds)
+    return open_verify_data(data, model, images=images, preset_name=preset_name, strict=strict)
 
 
 def predict_data(
@@ -47,6 +40,7 @@ def predict_data(
     limit: int | None,
     threads: int,
     progress: Any,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Run the scoring; returns the summary report (rows included when nothing was written)."""
     from convertmodel.engines import ModelRef
@@ -56,7 +50,7 @@ def predict_data(
         raise UsageError(f"{out}: Parquet is written by Spark; add --engine spark (or write .jsonl)")
     if out and not out.lower().rstrip("/").endswith((".parquet", ".jsonl")):
         raise UsageError(f"{out}: predict --data writes .parquet (with --engine spark) or .jsonl")
-    ds, pre = resolve_data(model, data, images, preset_name)
+    ds, pre = resolve_data(model, data, images, preset_name, strict)
     ref = ModelRef(model, model_path if model_path.lower().endswith(".q8") else None)
     job = make_job(ref, ds, pre, batch_size, limit, PredictBatch(top, raw, None, threads))
     summary: dict[str, Any] = {"model": model_path, "data": data, "samples": job.total, "out": out}

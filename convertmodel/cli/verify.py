@@ -21,7 +21,8 @@ from convertmodel.cli.common import (
     shows_progress,
     threads_option,
 )
-from convertmodel.errors import AccuracyGateError, ModelIOError
+from convertmodel.cli.engine_options import engine_options, fail_on_unreadable, make_engine, model_refs, stopping
+from convertmodel.errors import AccuracyGateError, ModelIOError, UsageError
 from convertmodel.fsutil import atomic_open, refuse_overwrite
 
 
@@ -80,6 +81,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N samples.")
 @threads_option
+@engine_options
 @click.option(
     "--preset",
     "preset_name",
@@ -135,6 +137,10 @@ def command(
     compat: str | None,
     input_levels: int | None,
     strict: bool = False,
+    engine: str = "local",
+    master: str | None = None,
+    partitions: int | None = None,
+    spark_conf: tuple[str, ...] = (),
 ) -> None:
     """Measure the fp32 -> int8 accuracy drop of MODEL on real data.
 
@@ -144,6 +150,7 @@ def command(
     \b
     convertmodel verify lenet5.q8 --data t10k-images-idx3-ubyte.gz --max-drop 0.1
     convertmodel verify vgg16.caffemodel --data val/ --labels synsets.txt --preset caffe-vgg --per-layer
+    convertmodel verify lenet5.q8 --data t10k-images-idx3-ubyte.gz --engine spark --master spark://host:7077
     """
     from convertmodel.runtime.threads import limit_threads
     from convertmodel.verify.inputs import open_verify_data
@@ -152,6 +159,9 @@ def command(
     for out in (json_path, fallback_out):  # before any work: never write a report or model over an input
         if out:
             refuse_overwrite(out, [model, data, labels, reference, prototxt], "output")
+    eng = make_engine(engine, master, partitions, spark_conf)
+    if fallback_out is not None and eng.name != "local":
+        raise UsageError("--fallback-out runs on the local engine only; drop --engine spark")
     t0 = time.perf_counter()
     m = load_model(model, prototxt)
     qopts = make_quantize_options(exclude, compat, input_levels)
@@ -187,9 +197,10 @@ def command(
             int8 = fb.model
         else:
             total = len(ds) if limit is None else min(limit, len(ds))
-            with progress(shows_progress()) as bar:
-                task = bar.add_task("verify fp32 vs int8", total=total)
-                result = run_verify(fp32, int8, ds, pre, opts, lambda done, n: bar.update(task, completed=done))
+            with progress(shows_progress()) as bar, stopping(eng):
+                task = bar.add_task(f"verify fp32 vs int8 ({eng.name})", total=total)
+                refs = model_refs(fp32, ref_path, int8, model if m.is_quantized else None)
+                result = run_verify(*refs, ds, pre, opts, lambda done, n: bar.update(task, completed=done), engine=eng)
             fb = None
     where = Where(fallback_out or model, ref_path, data, ds.kind, pre, batch_size, limit, max_drop, relative)
     rep = _report(result, where, int8, fp32, fb, {"load_seconds": t_load, "quantize_seconds": t_quant})
@@ -197,6 +208,7 @@ def command(
     if save_preprocessing:
         _store_preprocessing(model, m, pre.to_json())
     _gate(rep, model, data, result, max_drop, relative)
+    fail_on_unreadable(result.unreadable, result.samples + len(result.unreadable), data)
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,12 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         f"{verdict} {_LABELS.get(metric, metric)} drop {_fmt(d['value'], 3)} pp "
         f"({_fmt(d['relative_percent'], 3)}% relative){budget}"
     )
+    eng = rep.get("engine") or {}
+    if eng.get("name", "local") != "local":
+        console.print(
+            f"engine {eng['name']} on {eng.get('master')}: {eng.get('partitions')} partitions, "
+            f"{eng.get('task_attempts_failed', 0)} failed task attempt(s) retried"
+        )
     bad = rep["data"].get("unreadable") or []
     if bad:
         console.print(f"[red]{len(bad)} sample(s) could not be read[/red], first: {bad[0]['error']}")

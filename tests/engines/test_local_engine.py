@@ -96,3 +96,32 @@ def test_engine_names():
         get_engine("spark", master="localhost:7077")
     ref = ModelRef(None, "m.q8")
     assert ref.path == "m.q8"
+
+
+def test_cli_engine_options_are_checked(capsys):
+    from tests.cli import run_cli
+
+    args = ["verify", LENET, "--data", IMAGES, "--limit", "10"]
+    code, _, err = run_cli([*args, "--master", "yarn"], capsys)
+    assert code == 2 and "--master need --engine spark" in err
+    code, _, err = run_cli([*args, "--engine", "spark", "--conf", "spark.executor.memory"], capsys)
+    assert code == 2 and "expected KEY=VALUE" in err
+    code, _, err = run_cli([*args, "--engine", "spark", "--master", "localhost"], capsys)
+    assert code == 2 and "not a Spark master URL" in err
+    code, _, err = run_cli(["predict", LENET, "--data", IMAGES, "--out", "x.parquet"], capsys)
+    assert code == 2 and "add --engine spark" in err
+
+
+def test_help_and_import_do_not_load_pyspark():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, convertmodel, convertmodel.engines\n"
+        "from convertmodel.cli.main import main\n"
+        "try:\n    main(['verify', '--help'])\nexcept SystemExit:\n    pass\n"
+        "try:\n    main(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED' if any(m.split('.')[0] in ('pyspark', 'py4j') for m in sys.modules) else 'CLEAN')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip().endswith("CLEAN") and "--engine" in r.stdout and "--partitions" in r.stdout

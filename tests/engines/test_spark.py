@@ -145,3 +145,59 @@ def test_10000_images_same_numbers_as_local(spark, net):
     assert dist.samples == local.samples == 10000
     assert dist.drop == local.drop and dist.fp32["per_class"] == local.fp32["per_class"]
     assert _numbers(dist) == _numbers(local)
+
+
+# -- through the CLI (the session above is the active one: the commands' getOrCreate picks it up) --------------
+
+
+def _report(path):
+    import json
+
+    rep = json.loads(open(path, encoding="utf-8").read())
+    return {k: v for k, v in rep.items() if k not in ("created", "timing", "engine")}, rep["engine"]
+
+
+def test_cli_verify_spark_report_and_gate_exit_code(spark, lenet_pair, tmp_path, capsys):
+    from tests.cli import run_cli
+
+    _, _, q8 = lenet_pair
+    args = ["verify", q8, "--reference", LENET, "--data", SUBSET_IMAGES, "--metric", "agreement", "--max-drop", "0.1"]
+    code_l, _, err_l = run_cli([*args, "--json", str(tmp_path / "l.json")], capsys)
+    code_s, out_s, err_s = run_cli(
+        [*args, "--engine", "spark", "--master", "local[2]", "--partitions", "5", "--json", str(tmp_path / "s.json")],
+        capsys,
+    )
+    assert code_l == code_s == 6, (err_l, err_s)  # agreement 99.8 %: a 0.2 pp drop is over the 0.1 budget
+    assert "exceeds --max-drop" in err_s and "engine spark" in out_s
+    local, eng_l = _report(tmp_path / "l.json")
+    dist, eng_s = _report(tmp_path / "s.json")
+    assert dist == local and local["data"]["samples"] == 1000
+    assert eng_l == {"name": "local"} and eng_s["name"] == "spark" and eng_s["partitions"] == 5
+
+
+def test_cli_predict_parquet_with_an_unreadable_image(spark, lenet_pair, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from convertmodel.data.datasets import read_idx
+    from tests.cli import run_cli
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i, a in enumerate(read_idx(SUBSET_IMAGES, 40)):
+        Image.fromarray(a).save(imgs / f"{i:02d}.png")
+    (imgs / "17.png").write_bytes(b"junk")
+    _, _, q8 = lenet_pair
+    base = ["predict", q8, "--data", str(imgs), "--preset", "fmnist", "--top", "2", "--batch-size", "16"]
+    code, _, err = run_cli([*base, "--engine", "spark", "--out", str(tmp_path / "p.parquet")], capsys)
+    assert code == 5 and "1 of 40 samples could not be read" in err
+    code_l, _, _ = run_cli([*base, "--out", str(tmp_path / "p.jsonl")], capsys)
+    assert code_l == 5
+    local = [json.loads(ln) for ln in open(tmp_path / "p.jsonl", encoding="utf-8")]
+    rows = [r.asDict() for r in spark.read.parquet(str(tmp_path / "p.parquet")).orderBy("index").collect()]
+    assert len(rows) == len(local) == 40
+    assert [(r["id"], r["top_classes"]) for r in rows] == [(r["id"], r["top_classes"]) for r in local]
+    assert rows[17]["error"] == local[17]["error"] and "cannot decode image" in rows[17]["error"]
+    assert rows[17]["top_classes"] is None and all(r["error"] is None for k, r in enumerate(rows) if k != 17)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "p.jsonl", "p.parquet"]
