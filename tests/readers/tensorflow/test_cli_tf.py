@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import convertmodel
-from convertmodel.cli.main import main
+from tests.cli import run_cli
 from tests.readers.tensorflow.tfhelp import FMNIST, fmnist_images
 
 IMAGES = os.path.join(FMNIST, "data", "t10k-1000-images-idx3-ubyte.gz")
@@ -26,13 +26,6 @@ SOURCES = {
     "keras-h5": "lenet5.h5",
     "keras": "lenet5.keras",
 }
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ei:
-        main(args)
-    out, err = capsys.readouterr()
-    return (0 if ei.value.code is None else int(ei.value.code)), out, err
 
 
 def _sha(path: str) -> str:

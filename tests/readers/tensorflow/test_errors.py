@@ -17,16 +17,9 @@ from typing import Any
 import pytest
 
 from convertmodel import errors
-from convertmodel.cli.main import main
 from convertmodel.readers.tensorflow import tf_graph_pb2 as pb
+from tests.cli import run_cli
 from tests.readers.tensorflow.tfhelp import FMNIST
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ei:
-        main(args)
-    out, err = capsys.readouterr()
-    return (0 if ei.value.code is None else int(ei.value.code)), out, err
 
 
 def convert_fails(src: str, tmp_path: Any, capsys: Any, code: int, *needles: str) -> str:
