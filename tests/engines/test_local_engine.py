@@ -125,3 +125,25 @@ def test_help_and_import_do_not_load_pyspark():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().endswith("CLEAN") and "--engine" in r.stdout and "--partitions" in r.stdout
+
+
+def test_task_memory_is_bounded_by_the_batch_not_the_range():
+    """What one task runs (run_range) holds one batch at a time: 8x the samples, about the same peak."""
+    import tracemalloc
+
+    fp32 = convertmodel.load(LENET)
+    models = {"fp32": fp32, "int8": fp32.quantize()}
+    ds = open_dataset(IMAGES)
+    job = Job({}, ds.reopen, preset("fmnist"), 64, 1000, VerifyBatch("top1"))
+    list(run_range(models, ds, job, 0, 64))  # executors warm: weights packed, plans cached
+
+    def peak(stop: int) -> int:
+        tracemalloc.start()
+        results = list(run_range(models, ds, job, 0, stop))
+        p = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert sum(len(r.indices) for r in results) == stop
+        return p
+
+    small, large = peak(128), peak(1000)
+    assert large < 1.5 * small, (small, large)  # one 1000-sample batch would be ~8x
