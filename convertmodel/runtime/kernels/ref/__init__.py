@@ -9,5 +9,6 @@ from convertmodel.runtime.kernels.ref import (  # noqa: F401
     norm,
     pool,
     quantized,
+    resize,
     shape,
 )

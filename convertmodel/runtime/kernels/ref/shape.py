@@ -213,5 +213,3 @@ def range_(ctx: KernelContext, start: np.ndarray, limit: np.ndarray, delta: np.n
     # start + i * delta in the input dtype (the ONNX spec's formula), not an accumulated sum.
     return (s + np.arange(n, dtype=s.dtype) * d).astype(s.dtype, copy=False)
 
-
-from convertmodel.runtime.kernels.ref import resize  # noqa: E402, F401  (registers Resize)
