@@ -1,20 +1,28 @@
-"""A numpy statement of how BigDL 2.x's BigQuant (bigdl-core, ``bigquant/native``) quantizes a conv input,
-for tests that locate the difference between BigDL's int8 outputs and convertmodel's int8 contract.
+"""A numpy statement of BigDL 2.x's int8 arithmetic (BigQuant, bigdl-core ``bigquant/native``) for
+QConv and QGemm, for tests that locate where BigDL's int8 outputs leave convertmodel's int8 contract.
 
-Read from ``ops/shuffle/shuffle_im2col.h`` (``PadQuantizeShuffleNHWCIm2col``), reached for NCHW and NHWC
-inputs alike through ``c_api.cc: InternalQuantizedConvDataInit``:
+Read from the sources and confirmed bit for bit against the real BigDL fixtures:
 
-* the input is transposed to NHWC; a window's values are ordered (kh, kw, c); padding counts as 0 in
-  its min and max; ``scale = 127 / (max - min)`` and ``shift = -min * scale`` in float32;
-* codes are written in blocks of ``shuffle_cols = 8`` along the window. Where a block is whole, a SIMD
-  kernel computes ``cvtps2dq(fma(x, scale, shift))`` (round half to even); the scalar loops before and
-  after such blocks compute ``(uint8_t)(x * scale + shift)``, which the compiler contracts to an FMA
-  (the fixtures agree only with the fused form), then truncates; padding gets ``(uint8_t)shift``. Whole blocks exist only in rows of the window that lie inside the input
-  (``0 <= x0`` and ``x0 + kw < W``, no dilation: kw*C contiguous values) or, elsewhere, inside one
-  position's C channels when C >= 8;
-* ``ratio = 1 / scale``; the GEMM epilogue is the contract's ``acc * ratio * w_ratio + min * w_sum + b``.
+* **Conv input codes** (``ops/shuffle/shuffle_im2col.h``, ``PadQuantizeShuffleNHWCIm2col``, reached for
+  NCHW and NHWC inputs through ``c_api.cc: InternalQuantizedConvDataInit``): the input is transposed to
+  NHWC and a window's values are ordered (kh, kw, c); padding counts as 0 in its min and max;
+  ``scale = 127 / (max - min)``, ``shift = -min * scale`` (float32). Codes are written in blocks of
+  ``shuffle_cols = 8`` along the window: whole blocks by a SIMD kernel, ``cvtps2dq(fma(x, scale,
+  shift))`` (round half to even); the scalar loops before and after them by ``(uint8_t)(x * scale +
+  shift)``, which the compiler contracts to an FMA, then truncates; padding gets ``(uint8_t)shift``.
+  Whole blocks exist only in rows of the window lying inside the input (``0 <= x0`` and ``x0 + kw <
+  W``: kw*C contiguous values) or, elsewhere, within one position's C channels when C >= 8.
+* **Fully connected input codes** (``pad_shuffle.h``, ``PadQuantizeShuffle2D``, uint8): per row,
+  ``std::round((x - min) * scale)`` (half away from zero).
+* **Accumulation** (``shuffle_avx512_igemm_8x8x8.h`` / the AVX2 kernel): ``pmaddubsw`` pair sums added
+  into int16 lanes with signed saturation (``paddsw``) over 4 blocks of 8 k, then widened to int32;
+  lane j of a 32-k block holds k = 8t + 2j, 8t + 2j + 1 (t = 0..3). Large fully connected layers do
+  saturate (the VGG fixture's 784-input Linear).
+* **Epilogue** (``NCHWBlockFMA``): ``fma(float(acc), w_ratio * x_ratio, fma(x_min, w_sum, bias))`` with
+  ``x_ratio = 1 / scale``.
 
-This is not convertmodel's contract (it rounds every code half up); the runtime does not implement it.
+convertmodel's contract instead rounds every code half up, accumulates exactly in int32 and evaluates
+the epilogue unfused; its runtime implements only the contract.
 """
 
 from __future__ import annotations
@@ -24,9 +32,44 @@ import numpy as np
 SHUFFLE_COLS = 8
 
 
+def saturating_accumulate(q: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(P, K) codes x (M, K) int8 weights -> (P, M) int64 sums with BigQuant's int16 lane saturation."""
+    p, k = q.shape
+    m = w.shape[0]
+    k8 = -(-k // 8) * 8
+    qp = np.zeros((p, k8), np.int64)
+    qp[:, :k] = q
+    wp = np.zeros((m, k8), np.int64)
+    wp[:, :k] = w
+    chunks = k8 // 8
+    pair = np.einsum("pcjt,mcjt->pmcj", qp.reshape(p, chunks, 4, 2), wp.reshape(m, chunks, 4, 2))
+    pair = np.clip(pair, -32768, 32767)  # pmaddubsw saturates (never reached with |w| <= 64)
+    acc = np.zeros((p, m), np.int64)
+    for b0 in range(0, chunks, 4):
+        lane = np.zeros((p, m, 4), np.int64)
+        for t in range(b0, min(b0 + 4, chunks)):
+            lane = np.clip(lane + pair[:, :, t, :], -32768, 32767)
+        acc += lane.sum(axis=2)
+    return acc
+
+
+def epilogue(
+    acc: np.ndarray,
+    x_min: np.ndarray,
+    x_ratio: np.ndarray,
+    w_ratio: np.ndarray,
+    w_sum: np.ndarray,
+    b: np.ndarray | None,
+) -> np.ndarray:
+    """``fma(float(acc), w_ratio * x_ratio, fma(x_min, w_sum, b))`` per (row, output)."""
+    coef = (x_ratio[:, None] * w_ratio[None, :]).astype(np.float32).astype(np.float64)
+    bias = np.zeros(w_sum.shape, np.float64) if b is None else b.astype(np.float64)
+    inner = (x_min[:, None].astype(np.float64) * w_sum[None, :].astype(np.float64) + bias[None, :]).astype(np.float32)
+    return (acc.astype(np.float32).astype(np.float64) * coef + inner.astype(np.float64)).astype(np.float32)
+
+
 def simd_mask(c: int, kh: int, kw: int, ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(P, kh*kw*c) bool: which codes of each window (output positions at top-left ``ys``, ``xs``) the
-    SIMD kernel writes."""
+    """(P, kh*kw*c) bool: the codes of each window (top-left ``ys``, ``xs``) the SIMD kernel writes."""
     k = kh * kw * c
     mask = np.zeros((len(ys), k), bool)
     cols = np.arange(k)
@@ -36,8 +79,7 @@ def simd_mask(c: int, kh: int, kw: int, ys: np.ndarray, xs: np.ndarray, h: int, 
             if not 0 <= y0 + r < h:
                 continue
             if row_inside:
-                base, length = r * kw * c, kw * c
-                spans = [(base, length)]
+                spans = [(r * kw * c, kw * c)]
             elif c >= SHUFFLE_COLS:
                 spans = [((r * kw + q) * c, c) for q in range(kw) if 0 <= x0 + q < w]
             else:
@@ -45,10 +87,20 @@ def simd_mask(c: int, kh: int, kw: int, ys: np.ndarray, xs: np.ndarray, h: int, 
             for base, length in spans:
                 ri = base % SHUFFLE_COLS
                 rem = 0 if ri == 0 else min(SHUFFLE_COLS - ri, length)
-                nblk = (length - rem) // SHUFFLE_COLS
                 lo = base + rem
-                mask[i] |= (cols >= lo) & (cols < lo + SHUFFLE_COLS * nblk)
+                mask[i] |= (cols >= lo) & (cols < lo + SHUFFLE_COLS * ((length - rem) // SHUFFLE_COLS))
     return mask
+
+
+def _window_params(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """min, scale, ratio of each row of ``v`` and which rows are constant (BigQuant divides by zero
+    there; its ratio is then 0, so the codes do not matter and are set to 0)."""
+    mn, mx = v.min(axis=1), v.max(axis=1)
+    rng = (mx - mn).astype(np.float32)
+    const = rng == 0
+    scale = np.where(const, np.float32(0), np.float32(127) / np.where(const, np.float32(1), rng)).astype(np.float32)
+    ratio = np.where(const, np.float32(0), np.float32(1) / np.where(const, np.float32(1), scale)).astype(np.float32)
+    return mn.astype(np.float32), scale, ratio, const
 
 
 def bigquant_conv(
@@ -60,7 +112,7 @@ def bigquant_conv(
     strides: tuple[int, int],
     pads: tuple[int, int],
 ) -> np.ndarray:
-    """A group-1, dilation-1 QConv (NCHW in and out) with BigQuant's input codes and 127 levels."""
+    """A group-1, dilation-1 QConv (NCHW in and out) as BigQuant computes it, one sample at a time."""
     n, c, h, w = x.shape
     m, _, kh, kw = wq.shape
     sh, sw = strides
@@ -69,31 +121,34 @@ def bigquant_conv(
     xp = np.full((n, h + 2 * ph, w + 2 * pw, c), np.nan, np.float32)
     xp[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)
     oy, ox = np.meshgrid(np.arange(oh) * sh, np.arange(ow) * sw, indexing="ij")
-    ys, xs = oy.ravel() - ph, ox.ravel() - pw
-    simd = simd_mask(c, kh, kw, ys, xs, h, w)
-    wrow = wq.transpose(0, 2, 3, 1).reshape(m, -1).astype(np.float64)  # (kh, kw, c) order, as BigQuant's
+    ys, xs = oy.ravel(), ox.ravel()
+    simd = simd_mask(c, kh, kw, ys - ph, xs - pw, h, w)
+    wrow = wq.transpose(0, 2, 3, 1).reshape(m, -1).astype(np.int64)  # (kh, kw, c) order, as BigQuant's
     out = np.empty((n, m, oh * ow), np.float32)
     for s in range(n):
-        win = np.stack(
-            [xp[s, y + ph : y + ph + kh, x_ + pw : x_ + pw + kw].reshape(-1) for y, x_ in zip(ys, xs, strict=True)]
-        )
+        win = np.stack([xp[s, y : y + kh, x_ : x_ + kw].reshape(-1) for y, x_ in zip(ys, xs, strict=True)])
         valid = ~np.isnan(win)
         v = np.where(valid, win, np.float32(0))
-        mn, mx = v.min(axis=1), v.max(axis=1)
-        rng = (mx - mn).astype(np.float32)
-        const = rng == 0
-        scale = np.where(const, np.float32(0), np.float32(127) / np.where(const, np.float32(1), rng)).astype(np.float32)
+        mn, scale, ratio, const = _window_params(v)
         shift = (-mn * scale).astype(np.float32)
         # fma(x, scale, shift) rounded once to float32 (x * scale is exact in float64)
         fused = (v.astype(np.float64) * scale[:, None] + shift[:, None]).astype(np.float32)
         codes = np.where(simd, np.rint(fused), np.trunc(fused))
-        codes = np.where(valid, codes, np.trunc(shift)[:, None])
-        codes = np.clip(codes, 0, 255)
-        codes[const] = 0  # BigQuant divides by zero here; its ratio is then 0, so the codes do not matter
-        acc = (codes @ wrow.T).astype(np.float32)  # exact: small integers
-        ratio = np.where(const, np.float32(0), np.float32(1) / np.where(const, np.float32(1), scale)).astype(np.float32)
-        y = (ratio[:, None] * w_scale[None, :]) * acc + mn[:, None] * w_sum[None, :]
-        if b is not None:
-            y = y + b[None, :]
-        out[s] = y.T
+        codes = np.clip(np.where(valid, codes, np.trunc(shift)[:, None]), 0, 255)
+        codes[const] = 0
+        acc = saturating_accumulate(codes.astype(np.int64), wrow)
+        out[s] = epilogue(acc, mn, ratio, w_scale, w_sum, b).T
     return out.reshape(n, m, oh, ow)
+
+
+def bigquant_linear(
+    x: np.ndarray, wq: np.ndarray, w_scale: np.ndarray, w_sum: np.ndarray, b: np.ndarray | None
+) -> np.ndarray:
+    """A QGemm (one window per row) as BigQuant computes it."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.float32)
+    mn, scale, ratio, const = _window_params(rows)
+    t = ((rows - mn[:, None]) * scale[:, None]).astype(np.float32)
+    codes = np.floor(t.astype(np.float64) + 0.5)  # std::round of a value >= 0
+    codes[const] = 0
+    acc = saturating_accumulate(codes.astype(np.int64), wq.astype(np.int64))
+    return epilogue(acc, mn, ratio, w_scale, w_sum, b).reshape(*x.shape[:-1], -1)
