@@ -68,20 +68,22 @@ def epilogue(
     return (acc.astype(np.float32).astype(np.float64) * coef + inner.astype(np.float64)).astype(np.float32)
 
 
-def simd_mask(c: int, kh: int, kw: int, ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
+def simd_mask(
+    c: int, kh: int, kw: int, ys: np.ndarray, xs: np.ndarray, h: int, w: int, dh: int = 1, dw: int = 1
+) -> np.ndarray:
     """(P, kh*kw*c) bool: the codes of each window (top-left ``ys``, ``xs``) the SIMD kernel writes."""
     k = kh * kw * c
     mask = np.zeros((len(ys), k), bool)
     cols = np.arange(k)
     for i, (y0, x0) in enumerate(zip(ys, xs, strict=True)):
-        row_inside = 0 <= x0 and x0 + kw < w
+        row_inside = dw == 1 and 0 <= x0 and x0 + kw < w
         for r in range(kh):
-            if not 0 <= y0 + r < h:
+            if not 0 <= y0 + r * dh < h:
                 continue
             if row_inside:
                 spans = [(r * kw * c, kw * c)]
             elif c >= SHUFFLE_COLS:
-                spans = [((r * kw + q) * c, c) for q in range(kw) if 0 <= x0 + q < w]
+                spans = [((r * kw + q) * c, c) for q in range(kw) if 0 <= x0 + q * dw < w]
             else:
                 continue
             for base, length in spans:
@@ -111,34 +113,48 @@ def bigquant_conv(
     b: np.ndarray | None,
     strides: tuple[int, int],
     pads: tuple[int, int],
+    dilations: tuple[int, int] = (1, 1),
+    group: int = 1,
 ) -> np.ndarray:
-    """A group-1, dilation-1 QConv (NCHW in and out) as BigQuant computes it, one sample at a time."""
-    n, c, h, w = x.shape
-    m, _, kh, kw = wq.shape
+    """A QConv (NCHW in and out) as BigQuant computes it: one sample and one group at a time."""
+    n, c_all, h, w = x.shape
+    m_all, c, kh, kw = wq.shape
+    mg = m_all // group
     sh, sw = strides
     ph, pw = pads
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    xp = np.full((n, h + 2 * ph, w + 2 * pw, c), np.nan, np.float32)
-    xp[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)
+    dh, dw = dilations
+    oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
     oy, ox = np.meshgrid(np.arange(oh) * sh, np.arange(ow) * sw, indexing="ij")
     ys, xs = oy.ravel(), ox.ravel()
-    simd = simd_mask(c, kh, kw, ys - ph, xs - pw, h, w)
-    wrow = wq.transpose(0, 2, 3, 1).reshape(m, -1).astype(np.int64)  # (kh, kw, c) order, as BigQuant's
-    out = np.empty((n, m, oh * ow), np.float32)
-    for s in range(n):
-        win = np.stack([xp[s, y : y + kh, x_ : x_ + kw].reshape(-1) for y, x_ in zip(ys, xs, strict=True)])
-        valid = ~np.isnan(win)
-        v = np.where(valid, win, np.float32(0))
-        mn, scale, ratio, const = _window_params(v)
-        shift = (-mn * scale).astype(np.float32)
-        # fma(x, scale, shift) rounded once to float32 (x * scale is exact in float64)
-        fused = (v.astype(np.float64) * scale[:, None] + shift[:, None]).astype(np.float32)
-        codes = np.where(simd, np.rint(fused), np.trunc(fused))
-        codes = np.clip(np.where(valid, codes, np.trunc(shift)[:, None]), 0, 255)
-        codes[const] = 0
-        acc = saturating_accumulate(codes.astype(np.int64), wrow)
-        out[s] = epilogue(acc, mn, ratio, w_scale, w_sum, b).T
-    return out.reshape(n, m, oh, ow)
+    simd = simd_mask(c, kh, kw, ys - ph, xs - pw, h, w, dh, dw)
+    out = np.empty((n, m_all, oh * ow), np.float32)
+    for g in range(group):
+        xp = np.full((n, h + 2 * ph, w + 2 * pw, c), np.nan, np.float32)
+        xp[:, ph : ph + h, pw : pw + w] = x[:, g * c : (g + 1) * c].transpose(0, 2, 3, 1)
+        sl = slice(g * mg, (g + 1) * mg)
+        wrow = wq[sl].transpose(0, 2, 3, 1).reshape(mg, -1).astype(np.int64)  # (kh, kw, c), as BigQuant's
+        bg = None if b is None else b[sl]
+        for s in range(n):
+            win = np.stack(
+                [
+                    xp[s, y : y + dh * (kh - 1) + 1 : dh, x_ : x_ + dw * (kw - 1) + 1 : dw].reshape(-1)
+                    for y, x_ in zip(ys, xs, strict=True)
+                ]
+            )
+            valid = ~np.isnan(win)
+            v = np.where(valid, win, np.float32(0))
+            mn, scale, ratio, const = _window_params(v)
+            shift = (-mn * scale).astype(np.float32)
+            # fma(x, scale, shift) rounded once to float32 (x * scale is exact in float64)
+            fused = (v.astype(np.float64) * scale[:, None] + shift[:, None]).astype(np.float32)
+            codes = np.where(simd, np.rint(fused), np.trunc(fused))
+            codes = np.clip(np.where(valid, codes, np.trunc(shift)[:, None]), 0, 255)
+            codes[const] = 0
+            acc = saturating_accumulate(codes.astype(np.int64), wrow)
+            out[s, sl] = epilogue(acc, mn, ratio, w_scale[sl], w_sum[sl], bg).T
+    assert c * group == c_all
+    return out.reshape(n, m_all, oh, ow)
 
 
 def bigquant_linear(
