@@ -74,11 +74,14 @@ def _freeze(path: str, signature: str) -> tuple[bytes, list[str], list[str], str
             "frozen GraphDefs (.pb) and Keras files (.h5, .keras) are read without it"
         ) from e
     try:
+        loaded = None
         try:
-            fn = tf.saved_model.load(path).signatures[signature]
+            loaded = tf.saved_model.load(path)  # kept alive: the signature reads its variables
+            fn = loaded.signatures[signature]
         except Exception as first:  # e.g. a Keras 2 optimizer in the object graph that TF 2.21 cannot revive
             fn = _v1_signature(tf, path, signature, first)
         frozen = convert_variables_to_constants_v2(fn)
+        del loaded
     except Exception as e:  # TensorFlow raises many types for broken checkpoints/graphs
         raise InvalidModelError(
             f"{path}: TensorFlow cannot load signature {signature!r}: {type(e).__name__}: {e}"
