@@ -100,8 +100,11 @@ def run_03(nets: list[str]) -> list[dict]:
         shutil.rmtree(classes, ignore_errors=True)
         os.makedirs(classes)
         scalac = shutil.which("scalac")
+        if scalac is None and shutil.which("apt-get") and os.geteuid() == 0:
+            subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "scala"], check=True)
+            scalac = shutil.which("scalac")
         if scalac is None:
-            raise SystemExit("scalac not found: apt-get install -y --no-install-recommends scala")
+            raise SystemExit("scalac not found: apt-get install -y --no-install-recommends scala (Scala 2.11)")
         r = subprocess.run([scalac, "-nowarn", "-cp", cp, "-d", classes, src], env=bigdl_env.java_env())
         if r.returncode:
             raise SystemExit(f"scalac {src} failed (exit {r.returncode})")
@@ -143,10 +146,13 @@ def read_tsv03() -> list[dict]:
 
 
 def main() -> None:
+    global ROOT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gen", default="2.4,0.3", help="generations to (re)build: 2.4, 0.3 or both")
     ap.add_argument("--nets", default=",".join(ALL_NETS))
+    ap.add_argument("--root", default=ROOT, help="output directory (default fixtures/bigdl)")
     a = ap.parse_args()
+    ROOT = os.path.abspath(a.root)
     nets = a.nets.split(",")
     gens = a.gen.split(",")
     for d in ("inputs", "weights", "params"):
