@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from convertmodel.readers.bigdl.proto import pb
+from convertmodel.writers.protowire import length_delimited
 
 NN = "com.intel.analytics.bigdl.dllib.nn."
 #: The version written into each module; BigDL loads a module whose version string is <= its own.
@@ -36,22 +37,6 @@ class Ids:
 
     def next(self) -> int:
         return next(self._it)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _packed(number: int, payload: bytes) -> bytes:
-    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
 # ---- attribute values -------------------------------------------------------------------------------
@@ -130,7 +115,7 @@ class Tensors:
         full = pb.BigDLTensor()
         full.CopyFrom(ref)
         if a.size:
-            full.storage.MergeFromString(_packed(2, a.tobytes()))  # float_data, packed (fast for big weights)
+            full.storage.MergeFromString(length_delimited(2, a.tobytes()))  # float_data, packed (fast for big weights)
         self.storage[str(tid)] = pb.AttrValue(dataType=pb.TENSOR, tensorValue=full)
         return ref
 

@@ -24,6 +24,7 @@ from convertmodel.fsutil import atomic_open
 from convertmodel.ir.graph import Graph
 from convertmodel.readers.caffe.proto import pb
 from convertmodel.writers.caffe.layers import EMITTERS, EmitContext, EmitKey, Emitted, NotExpressible
+from convertmodel.writers.protowire import length_delimited, varint
 
 __all__ = ["default_prototxt_path", "write_caffe"]
 
@@ -34,29 +35,12 @@ def default_prototxt_path(path: str) -> str:
     return stem + ".prototxt"
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2)."""
-    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
-
-
 def encode_blob(arr: np.ndarray) -> bytes:
     """A BlobProto: ``shape`` (field 7, packed int64 dims) and ``data`` (field 5, packed little-endian float32)."""
-    dims = b"".join(_varint(int(d)) for d in arr.shape)
-    shape = _field(1, dims) if arr.ndim else b""
+    dims = b"".join(varint(int(d)) for d in arr.shape)
+    shape = length_delimited(1, dims) if arr.ndim else b""
     data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-    return _field(7, shape) + _field(5, data)
+    return length_delimited(7, shape) + length_delimited(5, data)
 
 
 def _emit_all(graph: Graph) -> list[Emitted]:
@@ -152,8 +136,10 @@ def write_caffe(graph: Graph, path: str, prototxt_out: Any = None) -> str:
     chunks = [head]
     for em in layers:
         deploy.layer.add().CopyFrom(em.layer)
-        body = em.layer.SerializeToString() + b"".join(_field(7, encode_blob(np.asarray(b))) for b in em.blobs)
-        chunks.append(_field(100, body))
+        body = em.layer.SerializeToString() + b"".join(
+            length_delimited(7, encode_blob(np.asarray(b))) for b in em.blobs
+        )
+        chunks.append(length_delimited(100, body))
     _atomic_write(path, b"".join(chunks))
     _atomic_write(proto_path, text_format.MessageToString(deploy).encode("utf-8"))
     return proto_path
