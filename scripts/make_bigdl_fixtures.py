@@ -34,7 +34,7 @@ ROOT = os.path.join(REPO, "fixtures", "bigdl")
 WORK = os.path.join(bigdl_env.CACHE, "work")
 FMNIST = os.path.join(REPO, "fixtures", "fmnist", "data", "t10k-1000-images-idx3-ubyte.gz")
 ALL_NETS = ["lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "activations", "upsample", "graph", "nhwc",
-            "ssd"]  # fmt: skip
+            "tables", "ssd"]  # fmt: skip
 ONLY_24 = {"ssd"}  # BigDL 0.3.0 has no PriorBox, NormalizeScale or DetectionOutputSSD
 SOURCE = {n: "seeded" if n in ("activations", "upsample", "nhwc", "ssd") else "fmnist" for n in ALL_NETS}
 DOCS: dict[str, str] = {}  # filled from the 2.4 manifest (same nets)

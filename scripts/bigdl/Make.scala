@@ -93,6 +93,12 @@ object Make {
     JoinTable[Float](1, 3), Transpose[Float](Array((2, 3))), Reshape[Float](Array(10, 84), Some(true)),
     Unsqueeze[Float](2), Squeeze[Float](2)).asInstanceOf[M]
 
+  def tables(): M = seq(conv(1, 8, 3, p = 1), ReLU[Float](),
+    ConcatTable[Activity, Float]().add(conv(8, 4, 1)).add(conv(8, 4, 3, p = 1)),
+    ParallelTable[Float]().add(ReLU[Float]()).add(Tanh[Float]()), CMulTable[Float](),
+    SpatialMaxPooling[Float](2, 2, 2, 2), View[Float](4 * 14 * 14).setNumInputDims(3), Linear[Float](4 * 14 * 14, 10),
+    LogSoftMax[Float]()).asInstanceOf[M]
+
   def graph(): M = {
     val x = Input[Float]()
     val r1 = ReLU[Float]().inputs(SpatialBatchNormalization[Float](8).inputs(
@@ -118,7 +124,7 @@ object Make {
   val nets: Map[String, (() => M, Boolean)] = Map(
     "lenet" -> (lenet _, false), "vgg_bn" -> (vggBn _, true), "inception" -> (inception _, false),
     "resnet" -> (resnet _, true), "grouped_dilated" -> (groupedDilated _, false),
-    "activations" -> (activations _, false), "upsample" -> (upsample _, false), "graph" -> (graph _, true),
+    "activations" -> (activations _, false), "upsample" -> (upsample _, false), "graph" -> (graph _, true), "tables" -> (tables _, false),
     "nhwc" -> (nhwc _, false))
 
   def classes(m: AbstractModule[_, _, Float], acc: scala.collection.mutable.ArrayBuffer[String]): Unit = {

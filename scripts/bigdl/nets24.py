@@ -25,6 +25,7 @@ from bigdl.dllib.nn.layer import (
     Model,
     Normalize,
     NormalizeScale,
+    ParallelTable,
     PReLU,
     PriorBox,
     ReLU,
@@ -159,6 +160,16 @@ def graph():
     return Model([x], [out])
 
 
+def tables():
+    """ConcatTable of two convolutions, ParallelTable of two activations, CMulTable."""
+    return seq(
+        conv(1, 8, 3, p=1), ReLU(),
+        ConcatTable().add(conv(8, 4, 1)).add(conv(8, 4, 3, p=1)),
+        ParallelTable().add(ReLU()).add(Tanh()), CMulTable(),
+        SpatialMaxPooling(2, 2, 2, 2), View([4 * 14 * 14], num_input_dims=3), Linear(4 * 14 * 14, 10), LogSoftMax(),
+    )  # fmt: skip
+
+
 def ssd():
     """A two-scale SSD head: NormalizeScale, PriorBox per feature map, loc/conf convs flattened NHWC-wise
     (Transpose + InferReshape), JoinTable, DetectionOutputSSD (softmax + decode + NMS)."""
@@ -237,6 +248,7 @@ NETS = {
         "bn_warmup": True,
         "doc": "functional Graph model: BN, two branches, CAddTable, CMulTable, JoinTable, SoftMax",
     },
+    "tables": {"build": tables, "input": "fmnist", "doc": "ConcatTable, ParallelTable, CMulTable"},
     "ssd": {
         "build": ssd,
         "input": "seeded",
