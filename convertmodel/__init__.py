@@ -18,6 +18,7 @@ from convertmodel.errors import (
 
 if TYPE_CHECKING:
     from convertmodel.model import Model, load
+    from convertmodel.quant.options import QuantizeOptions
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "FormatError",
     "InvalidModelError",
     "Model",
+    "QuantizeOptions",
     "UnsupportedOpError",
     "__version__",
     "load",
@@ -38,4 +40,8 @@ def __getattr__(name: str) -> Any:
         from convertmodel import model
 
         return getattr(model, name)
+    if name == "QuantizeOptions":
+        from convertmodel.quant import options
+
+        return options.QuantizeOptions
     raise AttributeError(f"module 'convertmodel' has no attribute {name!r}")

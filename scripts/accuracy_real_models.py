@@ -251,7 +251,7 @@ def evaluate(spec: Spec, n_images: int, compat_modes: tuple[str | None, ...] = (
                 for rr, gg in zip(ref, got, strict=True)
                 if _decisive(rr[0])
             ]
-        counts = json.loads(q.graph.metadata["quantization"])["counts"]["quantized"]
+        counts = dict(q.quantization.quantized)
         report[compat or "default"] = {
             "top1_agreement": float(np.mean(top)) if top else None,
             "decisive_images": len(top),

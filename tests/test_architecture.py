@@ -35,8 +35,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "__main__"),
 )
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
-#: ``from convertmodel import NAME``: the module NAME comes from (the root loads Model and load lazily).
-ROOT_NAMES = {"Model": "model", "load": "model"}
+#: ``from convertmodel import NAME``: the part NAME comes from (the root loads these lazily).
+ROOT_NAMES = {"Model": "model", "load": "model", "QuantizeOptions": "quant"}
 
 
 def part_of(module: str) -> str:
