@@ -37,7 +37,7 @@ NETS = ("lenet5", "vgg", "mobilenet")
 #: depthwise stack has no stable output to compare with, so the int8 comparison uses the other two nets.
 QUANT_NETS = ("lenet5", "vgg")
 #: BigDL 2.4 fixtures the round trip covers (activations holds Normalize, which the writer does not express)
-ROUND_TRIP = ("lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "upsample", "graph", "nhwc")
+ROUND_TRIP = ("lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "upsample", "graph", "nhwc", "tables")
 
 
 #: Real models of scripts/fetch_models.py: a Caffe ResNet-50 (Scale layers, residual Eltwise), an ONNX ResNet
