@@ -91,6 +91,23 @@ _PASS_THROUGH = {
 }
 
 
+def _graph_order(subs: list[Any]) -> list[Any]:
+    """Graph nodes in an order where every node follows its predecessors (Kahn; a cycle stops it)."""
+    by = {module_name(s): s for s in subs}
+    indeg = {n: sum(1 for p in dict.fromkeys(s.preModules) if p in by) for n, s in by.items()}
+    ready = [n for n, d in indeg.items() if d == 0]
+    order: list[Any] = []
+    while ready:
+        n = ready.pop(0)
+        order.append(by[n])
+        for c, s in by.items():
+            if n in s.preModules:
+                indeg[c] -= 1
+                if indeg[c] == 0:
+                    ready.append(c)
+    return order
+
+
 def _first_leaf(m: Any) -> Any | None:
     """The first module that tells the model input's shape (Sequential/Concat/Graph look inside)."""
     todo = [m]
@@ -101,9 +118,7 @@ def _first_leaf(m: Any) -> Any | None:
         cls = short_class(cur.moduleType)
         subs = list(cur.subModules)
         if cls in ("StaticGraph", "DynamicGraph", "Graph"):
-            names = {module_name(s) for s in subs}
-            roots = {module_name(s) for s in subs if not any(p in names for p in s.preModules)}
-            todo = [s for s in subs if any(p in roots for p in s.preModules)] + todo
+            todo = _graph_order(subs) + todo
         elif subs:
             todo = (subs[:1] if cls in ("Concat", "ConcatTable") else subs) + todo
         elif cls not in _PASS_THROUGH:

@@ -421,3 +421,21 @@ def prior_box(ctx: ModuleContext) -> Act:
         step_w=step_w,
         offset=float(ctx.attr("offset", 0.5)),
     )
+
+
+@module_handler("Padding")
+def padding(ctx: ModuleContext) -> Act:
+    """BigDL Padding(dim, pad, nInputDim, value, nIndex): |pad| values along ``dim`` (1-based, shifted
+    past a batch dimension), before the data when pad < 0, after it when pad > 0 (nIndex = 1)."""
+    x = ctx.tensor_in()
+    rank = ctx.b.rank(x)
+    dim, pad, n_in = ctx.i("dim"), ctx.i("pad"), ctx.i("nInputDim", 0)
+    if ctx.i("nIndex", 1) != 1:
+        raise _unsupported(ctx, f"nIndex={ctx.i('nIndex')}")
+    axis = dim - 1 + (1 if rank != n_in else 0)
+    if not 0 <= axis < rank:
+        raise ctx.fail(f"dim {dim} is outside an input of rank {rank}")
+    pads = [0] * (2 * rank)
+    pads[axis if pad < 0 else axis + rank] = abs(pad)
+    value = ctx.const("value", np.float32(float(ctx.attr("value", 0.0))))
+    return ctx.node("Pad", [x, ctx.const("pads", np.asarray(pads, np.int64)), value], mode="constant")

@@ -29,6 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import convertmodel
+from convertmodel.ir.schema import resolve_attrs
+from tests.helpers import run_ir_node
+
 SHUFFLE_COLS = 8
 
 
@@ -168,3 +172,36 @@ def bigquant_linear(
     codes[const] = 0
     acc = saturating_accumulate(codes.astype(np.int64), wq.astype(np.int64))
     return epilogue(acc, mn, ratio, w_scale, w_sum, b).reshape(*x.shape[:-1], -1)
+
+
+def run_emulated(path: str, x: np.ndarray) -> np.ndarray:
+    """Run a BigDL-quantized file: QConv/QGemm as BigQuant computes them, other nodes by convertmodel."""
+    g = convertmodel.load(path).graph
+    env: dict[str, np.ndarray] = {g.inputs[0].name: x}
+    for n in g.nodes:
+        args = [g.constants[i] if i in g.constants else env[i] if i else None for i in n.inputs]
+        if n.op_type == "QConv":
+            a = resolve_attrs(n)
+            assert a["input_levels"] == 127
+            pads = tuple(a["pads"])
+            assert pads[:2] == pads[2:]
+            x_, wq, ws, wsum = args[:4]
+            bias = args[4] if len(args) > 4 else None
+            y = bigquant_conv(x_, wq, ws, wsum, bias, tuple(a["strides"]), pads[:2], tuple(a["dilations"]), a["group"])
+            if a["activation"] == "Relu":
+                y = np.maximum(y, 0)
+            env[n.outputs[0]] = y
+            continue
+        if n.op_type == "QGemm":
+            a = resolve_attrs(n)
+            assert a["input_levels"] == 127
+            y = bigquant_linear(*args[:4], args[4] if len(args) > 4 else None)
+            env[n.outputs[0]] = np.maximum(y, 0) if a["activation"] == "Relu" else y
+            continue
+        names = [f"in{k}" for k in range(len(args))]
+        consts = [nm for nm, i in zip(names, n.inputs, strict=True) if i in g.constants]
+        outs = run_ir_node(
+            n.op_type, dict(zip(names, args, strict=True)), consts, len(n.outputs), n.domain, **dict(n.attrs)
+        )
+        env.update(zip(n.outputs, outs, strict=True))
+    return env[g.outputs[0].name]

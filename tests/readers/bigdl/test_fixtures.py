@@ -14,6 +14,7 @@ import convertmodel
 from convertmodel.errors import UnsupportedOpError
 from convertmodel.readers.bigdl import read
 from tests.helpers import FIXTURES
+from tests.readers.bigdl.bigquant_emulation import run_emulated
 
 ROOT = os.path.join(FIXTURES, "bigdl")
 
@@ -58,30 +59,36 @@ def test_fp32_protobuf_matches_bigdl(e: dict[str, Any], request: pytest.FixtureR
     assert err <= 1e-5 * scale, f"{e['file']}: max |diff| {err:.3g} > 1e-5 x {scale:.3g}"
 
 
-#: Nets whose int8 output differs from BigDL's by more than 1e-4 (measured; see test docstring).
-KNOWN_CONV_INPUT_ROUNDING = {"lenet", "inception", "grouped_dilated", "upsample", "graph", "nhwc"}
+#: (generation prefix, net) whose BigDL int8 output neither the contract nor the BigQuant emulation
+#: reproduces within 1e-4 yet (measured; test_bigquant_numerics.py lists the numbers).
+UNEXPLAINED = {("0.3", "inception"), ("2.", "inception"), ("0.3", "upsample"), ("2.", "upsample"),
+               ("0.3", "grouped_dilated")}  # fmt: skip
 
 
 @pytest.mark.parametrize("e", _entries("quantized", ("protobuf",)))
-def test_quantized_matches_bigdl_int8(e: dict[str, Any], request: pytest.FixtureRequest) -> None:
+def test_quantized_matches_bigdl_int8(e: dict[str, Any]) -> None:
     """BigDL-quantized models: within 1e-4 of BigDL's own int8 output.
 
     The reader gives BigDL's exact weights, windows, biases and row sums (the twin test below), and
-    the networks of fully connected layers match to ~1e-7. With convolutions BigDL's BigQuant leaves
-    convertmodel's int8 contract: truncating FMA scalar input codes next to round-to-even SIMD blocks,
-    int16 lane saturation, a fused epilogue (test_bigquant_numerics.py reproduces BigDL's outputs to
-    5e-7 with exactly those). The runtime implements only the contract, so those nets are marked
-    xfail (strict: a fix makes them fail loudly until the mark goes).
+    networks of fully connected layers match to ~1e-7. With convolutions BigDL's BigQuant leaves
+    convertmodel's int8 contract (truncating FMA scalar input codes next to round-to-even SIMD blocks,
+    int16 lane saturation, a fused epilogue), and convertmodel's runtime implements only the contract.
+    A net more than 1e-4 off is an expected failure only when the executable statement of BigQuant's
+    arithmetic (bigquant_emulation.py) reproduces BigDL's output to 1e-6, i.e. the cause is proven;
+    the few nets listed in UNEXPLAINED are strict expected failures; anything else fails.
     """
-    if e["net"] in KNOWN_CONV_INPUT_ROUNDING:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="BigQuant conv arithmetic is not the int8 contract (see test_bigquant_numerics.py)"
-            )
-        )
     y, ref = _run(e)
     err = float(np.abs(y - ref).max())
-    assert err <= 1e-4, f"{e['file']}: max |diff| {err:.3g} > 1e-4"
+    if err <= 1e-4:
+        assert not any(e["generation"].startswith(g) and e["net"] == n for g, n in UNEXPLAINED), "unexpected pass"
+        return
+    if any(e["generation"].startswith(g) and e["net"] == n for g, n in UNEXPLAINED):
+        pytest.xfail(f"{e['file']}: {err:.3g} off; BigQuant emulation does not explain it yet")
+    x = np.load(os.path.join(ROOT, e["input"]))
+    emulated = np.asarray(run_emulated(os.path.join(ROOT, e["file"]), x)).reshape(ref.shape)
+    emu_err = float(np.abs(emulated - ref).max())
+    assert emu_err <= 1e-6, f"{e['file']}: max |diff| {err:.3g} > 1e-4, and BigQuant's arithmetic gives {emu_err:.3g}"
+    pytest.xfail(f"{e['file']}: {err:.3g} off, BigQuant's arithmetic reproduces BigDL to {emu_err:.2g}")
 
 
 @pytest.mark.parametrize("e", _entries("quantized", ("protobuf",)))

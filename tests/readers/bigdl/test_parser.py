@@ -75,3 +75,22 @@ def test_input_shape_option(tmp_path: object) -> None:
     p = write(os.path.join(str(tmp_path), "m.bigdl"), top)
     assert read(p).inputs[0].type.shape == ("N", 4)
     assert read(p, input_shape=[2, 4]).inputs[0].type.shape == (2, 4)
+
+
+def test_padding_module(tmp_path: object) -> None:
+    """BigDL Padding(dim, pad, nInputDim, value): before the data for pad < 0, after for pad > 0."""
+    top, w, b = linear_relu(seed=2)
+    for pad in (-2, 3):
+        m = module("Sequential", "s")
+        m.subModules.append(top)
+        padm = module("Padding", "p", dim=1, pad=pad, nInputDim=1, nIndex=1)
+        av = padm.attr["value"]
+        av.dataType, av.doubleValue = pb.DataType.DOUBLE, -1.5
+        m.subModules.append(padm)
+        m.attr["global_storage"].CopyFrom(top.attr["global_storage"])
+        p = write(os.path.join(str(tmp_path), f"pad{pad}.bigdl"), m)
+        x = np.ones((2, 4), np.float32)
+        y = convertmodel.load(p).predict(x)
+        want = _expect(x, w, b)
+        fill = np.full((2, abs(pad)), -1.5, np.float32)
+        np.testing.assert_allclose(y, np.concatenate([fill, want] if pad < 0 else [want, fill], axis=1), rtol=1e-6)
