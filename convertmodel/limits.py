@@ -105,6 +105,12 @@ def tensor_bytes(shape: Iterable[int], itemsize: int, what: str) -> int:
     return math.prod(dims) * int(itemsize)
 
 
+def _check_numpy_shape(dims: list[int], itemsize: int, what: str) -> None:
+    """numpy refuses a shape whose nonzero dims multiply past 2**63 bytes even when another dim is 0."""
+    if any(d > MAX_DIM for d in dims) or math.prod(d for d in dims if d) * max(int(itemsize), 1) >= 1 << 63:
+        raise InvalidModelError(f"{what}: shape {dims} is too large for any array (a dimension or their product)")
+
+
 def _too_big(what: str, shape: list[int] | None, nbytes: int, cap: int, extra: str = "") -> InvalidModelError:
     s = f"shape {shape} " if shape is not None else ""
     return InvalidModelError(
@@ -117,8 +123,7 @@ def check_alloc(shape: Iterable[int], itemsize: int, what: str) -> int:
     """Raise :class:`InvalidModelError` when a tensor of ``shape`` would exceed the cap; returns its bytes."""
     dims = [int(d) for d in shape]
     n = tensor_bytes(dims, itemsize, what)
-    if any(d > MAX_DIM for d in dims):  # numpy's intp cannot index it, even when another dim is 0
-        raise InvalidModelError(f"{what}: dimension above 2**62 in shape {dims}")
+    _check_numpy_shape(dims, itemsize, what)
     cap = max_alloc_bytes()
     if n > cap:
         raise _too_big(what, dims, n, cap)
@@ -134,7 +139,8 @@ def check_growth(shape: Iterable[int], itemsize: int, input_bytes: int, what: st
     output may exceed the cap when it is at most :data:`GROWTH` times the input it is made from."""
     dims = [int(d) for d in shape]
     n = tensor_bytes(dims, itemsize, what)
-    if n > max(max_alloc_bytes(), GROWTH * int(input_bytes)) or any(d > MAX_DIM for d in dims):
+    _check_numpy_shape(dims, itemsize, what)
+    if n > max(max_alloc_bytes(), GROWTH * int(input_bytes)):
         return check_alloc(dims, itemsize, what)
     return n
 

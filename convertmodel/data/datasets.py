@@ -43,6 +43,7 @@ from convertmodel.data.checks import (
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.errors import FormatError, ModelIOError
 from convertmodel.fsutil import open_regular
+from convertmodel.limits import max_alloc_bytes
 
 # IDX element types (yann.lecun.com/exdb/mnist, "THE IDX FILE FORMAT"): the third magic byte.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -209,6 +210,13 @@ class IdxReader:
         if 0 in self.sample_shape:
             raise FormatError(path, f"IDX samples are empty: shape {list(self.header.shape)}", 4)
         self.sample_bytes = math.prod(self.sample_shape) * self.header.dtype.itemsize
+        if self.sample_bytes > max_alloc_bytes():
+            raise FormatError(
+                path,
+                f"IDX header declares samples of {list(self.sample_shape)} ({self.sample_bytes} bytes each), "
+                f"above the memory cap of {max_alloc_bytes()} bytes",
+                4,
+            )
         if not self.gz:
             need = self.header.offset + self.sample_bytes * self.header.shape[0]
             size = os.path.getsize(path)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -51,6 +52,10 @@ _ODD_VALUES: tuple[Any, ...] = (None, True, "", "x", [], {}, "nan", "inf", [0], 
 
 
 def _odd(rng: random.Random, old: Any) -> Any:
+    return copy.deepcopy(_odd_shared(rng, old))  # never share a list/dict between two places (no cycles)
+
+
+def _odd_shared(rng: random.Random, old: Any) -> Any:
     r = rng.random()
     if isinstance(old, bool) or r < 0.2:
         return rng.choice(_ODD_VALUES)

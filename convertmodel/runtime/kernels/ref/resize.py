@@ -13,6 +13,7 @@ import numpy as np
 
 from convertmodel.errors import InvalidModelError
 from convertmodel.ir.ops.resize import check_resize_attrs, resize_plan
+from convertmodel.limits import check_growth
 from convertmodel.runtime.registry import KernelContext, kernel
 
 
@@ -98,6 +99,8 @@ def resize(
         raise InvalidModelError(f"Resize {ctx.node.name!r}: {e}") from e
     if attrs["mode"] == "linear" and not np.issubdtype(x.dtype, np.floating):
         raise InvalidModelError(f"Resize {ctx.node.name!r}: linear mode needs a float input, got {x.dtype}")
+    # Intermediates are never larger than the output (axes are resized one by one, each at most to its size).
+    check_growth([int(d) for d in out], x.dtype.itemsize, x.nbytes, f"Resize {ctx.node.name!r}")  # type: ignore[arg-type]
     y = x
     for axis in range(x.ndim):
         o = int(out[axis])  # type: ignore[arg-type]
