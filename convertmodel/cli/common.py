@@ -152,6 +152,37 @@ def make_quantize_options(exclude: tuple[str, ...], compat: str | None, input_le
     return QuantizeOptions(exclude=exclude, compat=compat, input_levels=input_levels)
 
 
+#: --tf-inputs/--tf-outputs/--signature -> the TensorFlow/Keras readers' options.
+_READER_FLAGS = {"tf_inputs": "inputs", "tf_outputs": "outputs", "tf_signature": "signature"}
+
+
+def reader_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --tf-inputs/--tf-outputs/--signature; load_model passes them to readers that take them."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        meta = click.get_current_context().meta
+        for flag in _READER_FLAGS:
+            value = kwargs.pop(flag, None)
+            if value:
+                meta[flag] = value
+        return f(*args, **kwargs)
+
+    wrapper = click.option(
+        "--signature", "tf_signature", metavar="NAME", help="SavedModel signature (default serving_default)."
+    )(wrapper)
+    wrapper = click.option(
+        "--tf-outputs", "tf_outputs", metavar="NAMES", help="TensorFlow/Keras: stop at these nodes or layers."
+    )(wrapper)
+    return click.option(
+        "--tf-inputs",
+        "tf_inputs",
+        metavar="NAME[:SHAPE];...",
+        help="TensorFlow/Keras: start at these tensors, optionally with a shape (e.g. input:1,224,224,3).",
+    )(wrapper)
+
+
 def load_model(path: str, prototxt: str | None = None) -> Any:
     """convertmodel.load with the reader options the CLI exposes."""
     from convertmodel.model import load
@@ -159,6 +190,13 @@ def load_model(path: str, prototxt: str | None = None) -> Any:
     opts: dict[str, Any] = {}
     if prototxt:
         opts["prototxt"] = prototxt
+    ctx = click.get_current_context(silent=True)
+    flags = {_READER_FLAGS[k]: v for k, v in (ctx.meta if ctx else {}).items() if k in _READER_FLAGS}
+    if flags:
+        from convertmodel.readers import detect_format, reader_info
+
+        accepted = reader_info(detect_format(path)).options
+        opts.update({k: v for k, v in flags.items() if k in accepted})  # a .q8 or reference model ignores them
     return load(path, **opts)
 
 

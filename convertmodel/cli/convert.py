@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows
+from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows, reader_options
 from convertmodel.fsutil import refuse_overwrite
 
 
@@ -25,6 +25,7 @@ from convertmodel.fsutil import refuse_overwrite
     type=click.Path(dir_okay=False),
     help="Caffe output: where to write the .prototxt (default: OUT with .prototxt).",
 )
+@reader_options
 def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) -> None:
     """Convert a model to convertmodel's .q8 file (fp32 weights) or to Caffe.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows
+from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows, reader_options
 from convertmodel.errors import UnsupportedOpError
 
 
@@ -15,6 +15,7 @@ from convertmodel.errors import UnsupportedOpError
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option("--graph", "show_graph", is_flag=True, help="Also print the IR, one line per node.")
+@reader_options
 def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
     """Show what MODEL contains: inputs, outputs, ops, parameters, size, int8 layers, unsupported ops.
 

@@ -7,7 +7,15 @@ from typing import Any
 import click
 import numpy as np
 
-from convertmodel.cli.common import console, finish, load_model, progress, shows_progress, threads_option
+from convertmodel.cli.common import (
+    console,
+    finish,
+    load_model,
+    progress,
+    reader_options,
+    shows_progress,
+    threads_option,
+)
 from convertmodel.cli.engine_options import engine_options, make_engine, stopping
 from convertmodel.errors import FormatError, InvalidModelError, UsageError
 
@@ -88,6 +96,7 @@ def _default_preprocess(shape: Any) -> Any:
 @click.option("--limit", type=click.IntRange(1), default=None, help="--data: only the first N samples.")
 @threads_option
 @engine_options
+@reader_options
 def command(
     model_path: str,
     input_path: str,

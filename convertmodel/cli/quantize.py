@@ -17,6 +17,7 @@ from convertmodel.cli.common import (
     make_quantize_options,
     progress,
     quantize_options,
+    reader_options,
     shows_progress,
     threads_option,
 )
@@ -44,6 +45,7 @@ def _fp32_bytes(graph: Any) -> int:
 @click.option("--max-drop", type=BUDGET, help="With --calib: the accuracy budget in percentage points.")
 @click.option("--preset", "preset_name", help="With --calib: preprocessing preset (see `verify --help`).")
 @threads_option
+@reader_options
 def command(
     src: str,
     dst: str,

@@ -18,6 +18,7 @@ from convertmodel.cli.common import (
     make_quantize_options,
     progress,
     quantize_options,
+    reader_options,
     shows_progress,
     threads_option,
 )
@@ -108,6 +109,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
     "write the best model found here (.q8).",
 )
 @quantize_options
+@reader_options
 def command(
     model: str,
     data: str,

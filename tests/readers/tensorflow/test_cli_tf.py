@@ -79,3 +79,21 @@ def test_convert_and_bench_a_savedmodel(tmp_path: Any, capsys: Any) -> None:
     rc, out_text, err = run_cli(["bench", src, "--iterations", "2", "--warmup", "1", "--json"], capsys)
     assert rc == 0, err
     assert json.loads(out_text)
+
+
+def test_tf_inputs_outputs_and_signature_flags(tmp_path: Any, capsys: Any) -> None:
+    """--tf-inputs/--tf-outputs cut the graph (BigDL's --tf_inputs/--tf_outputs); --signature picks one."""
+    src = os.path.join(FMNIST, "lenet5.h5")
+    q8 = tmp_path / "cut.q8"
+    rc, _, err = run_cli(
+        ["-q", "convert", "--in", src, "--out", str(q8), "--tf-outputs", "pool1", "--tf-inputs", "image:2,28,28,1"],
+        capsys,
+    )
+    assert rc == 0, err
+    g = convertmodel.load(str(q8)).graph
+    assert [o.name for o in g.outputs] == ["pool1"] and g.inputs[0].type.shape == (2, 28, 28, 1)
+    full = convertmodel.load(src, outputs="pool1")
+    x, _ = fmnist_images(2)
+    np.testing.assert_allclose(convertmodel.load(str(q8)).predict(x), full.predict(x), rtol=1e-6)
+    rc, _, err = run_cli(["inspect", os.path.join(FMNIST, "lenet5_savedmodel"), "--signature", "nope"], capsys)
+    assert rc == 2 and "no signature 'nope'" in err and "serving_default" in err, err
