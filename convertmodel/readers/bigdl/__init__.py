@@ -18,7 +18,7 @@ from typing import Any
 
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import Dim, Graph
-from convertmodel.readers.bigdl import containers, modules, quantized  # noqa: F401  (register handlers)
+from convertmodel.readers.bigdl import containers, modules, modules_spatial, quantized  # noqa: F401  (register handlers)
 from convertmodel.readers.bigdl.context import (
     HANDLERS,
     Act,
