@@ -9,10 +9,10 @@ from convertmodel.readers.tensorflow.nn import (
     activation,
     batch_norm,
     conv2d,
+    conv_transpose2d,
     depthwise_to_oihw,
     hwio_to_oihw,
     pool2d,
-    same_pads,
 )
 
 
@@ -113,25 +113,8 @@ def conv_transpose(node: Node) -> None:
     if t is None or t.shape is None or not all(isinstance(v, int) for v in t.shape[2:]):
         raise node.fail("the input's spatial size must be static")
     ih, iw = int(t.shape[2]), int(t.shape[3])  # type: ignore[arg-type]
-    pads_b, pads_e, outpad = [], [], []
-    for size, k, st, dl, out in ((ih, kh, s[0], d[0], oh), (iw, kw, s[1], d[1], ow)):
-        # The forward conv that this op is the gradient of: its pads give ours; the full
-        # transposed output st*(size-1)+eff is cropped by them to ``out`` (extra rows get zeros).
-        before = same_pads(out, k, st, dl)[0] if str(node.attr("padding")).upper() == "SAME" else 0
-        full = st * (size - 1) + (k - 1) * dl + 1
-        end = full - before - out
-        pads_b.append(before)
-        pads_e.append(max(end, 0))
-        outpad.append(max(-end, 0))
-    ir = node.emit(
-        "ConvTranspose",
-        [x, wir],
-        kernel_shape=(kh, kw),
-        strides=s,
-        dilations=d,
-        pads=tuple(pads_b + pads_e),
-        output_padding=tuple(outpad),
-    )
+    same = str(node.attr("padding")).upper() == "SAME"
+    ir = conv_transpose2d(node, x, wir, None, (ih, iw), (kh, kw), s, d, (oh, ow), same)
     _set(node, ir)
 
 

@@ -70,6 +70,45 @@ def conv2d(
     )
 
 
+def conv_transpose2d(
+    node: Node,
+    x: str,
+    w_iohw: str,
+    bias: str | None,
+    size: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out: Sequence[int],
+    same: bool,
+    suffix: str = "",
+) -> str:
+    """ConvTranspose producing spatial size ``out`` as TF's conv2d_transpose does.
+
+    TF computes the gradient of the forward conv (SAME or VALID) whose input has size ``out``:
+    that conv's leading pads are ours; the full transposed output s*(size-1)+eff is cropped to
+    ``out`` at the end, or extended with zero rows (ONNX output_padding) when it is shorter.
+    """
+    pads_b, pads_e, outpad = [], [], []
+    for n, k, st, dl, o in zip(size, kernel, strides, dilations, out, strict=True):
+        before = same_pads(o, k, st, dl)[0] if same else 0
+        end = st * (n - 1) + (k - 1) * dl + 1 - before - o
+        pads_b.append(before)
+        pads_e.append(max(end, 0))
+        outpad.append(max(-end, 0))
+    ins = [x, w_iohw] + ([bias] if bias else [])
+    return node.emit(
+        "ConvTranspose",
+        ins,
+        suffix,
+        kernel_shape=tuple(kernel),
+        strides=tuple(strides),
+        dilations=tuple(dilations),
+        pads=tuple(pads_b + pads_e),
+        output_padding=tuple(outpad),
+    )
+
+
 def pool2d(
     node: Node, kind: str, x: str, ksize: Sequence[int], strides: Sequence[int], padding: str, suffix: str = ""
 ) -> str:

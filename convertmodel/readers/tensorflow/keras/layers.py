@@ -14,6 +14,7 @@ from convertmodel.readers.tensorflow.nn import (
     activation,
     batch_norm,
     conv2d,
+    conv_transpose2d,
     depthwise_to_oihw,
     hwio_to_oihw,
     pool2d,
@@ -142,6 +143,27 @@ def separable(node: Node) -> None:
         node, _x(node), dw, None, s, d, str(node.attr("padding", "valid")), int(dk.shape[2]), suffix="/depthwise"
     )
     _finish(node, conv2d(node, mid, pw, _bias(node, 2), (1, 1), (1, 1), "valid"), _last(node))
+
+
+def _check_deconv(node: Node) -> str | None:
+    return "output_padding" if node.attr("output_padding") is not None else None
+
+
+@keras_layer("Conv2DTranspose", "Convolution2DTranspose", check=_check_deconv)
+def conv_transpose(node: Node) -> None:
+    k = _w(node, 0, "kernel")  # (H, W, out, in)
+    w = node.tr.add_const(f"{node.name}/kernel", np.ascontiguousarray(np.transpose(k, (3, 2, 0, 1))))
+    x = _x(node)
+    t = node.tr.type_of(x)
+    if t is None or t.shape is None or not all(isinstance(v, int) for v in t.shape[2:]):
+        raise node.fail("the input's spatial size must be static")
+    size = (int(t.shape[2]), int(t.shape[3]))  # type: ignore[arg-type]
+    kern, s, d = (int(k.shape[0]), int(k.shape[1])), _pair(node.attr("strides")), _pair(node.attr("dilation_rate"))
+    same = str(node.attr("padding", "valid")).lower() == "same"
+    # Keras' output size: in * s (same) or (in - 1) * s + dilated kernel (valid).
+    out = [n * st if same else (n - 1) * st + (kk - 1) * dl + 1 for n, kk, st, dl in zip(size, kern, s, d, strict=True)]
+    ir = conv_transpose2d(node, x, w, _bias(node, 1), size, kern, s, d, out, same)
+    _finish(node, ir, _last(node))
 
 
 @keras_layer("Dense")
