@@ -320,4 +320,3 @@ def _pad(ctx: InferContext) -> list[TensorType]:
         extra = pads[k] + pads[k + len(axes)]
         dims[a] = d + extra if isinstance(d, int) else (d if extra == 0 else None)
     return [TensorType(t.dtype, tuple(dims))]
-

@@ -212,4 +212,3 @@ def range_(ctx: KernelContext, start: np.ndarray, limit: np.ndarray, delta: np.n
     check_alloc([n], s.dtype.itemsize, f"Range {ctx.node.name!r}")
     # start + i * delta in the input dtype (the ONNX spec's formula), not an accumulated sum.
     return (s + np.arange(n, dtype=s.dtype) * d).astype(s.dtype, copy=False)
-
