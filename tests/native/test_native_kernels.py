@@ -127,6 +127,11 @@ CONV_CASES: dict[str, tuple[tuple[int, ...], int, tuple[int, int], dict[str, Any
     "asym_pads": ((2, 3, 10, 9), 5, (3, 2), {"pads": [0, 1, 2, 0]}),
     "groups": ((1, 8, 9, 9), 12, (3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),
     "depthwise": ((2, 6, 8, 8), 6, (3, 3), {"group": 6, "pads": [1, 1, 1, 1], "strides": [1, 2]}),
+    # the direct depthwise kernel: unit strides (padded-row positions), a channel multiplier, dilation
+    "depthwise_s1": ((2, 5, 9, 11), 5, (3, 3), {"group": 5, "pads": [1, 1, 1, 1]}),
+    "depthwise_mult": ((1, 4, 8, 8), 8, (3, 3), {"group": 4, "pads": [0, 1, 2, 1]}),
+    "depthwise_dilated": ((1, 3, 12, 12), 3, (5, 5), {"group": 3, "pads": [4, 4, 4, 4], "dilations": [2, 2]}),
+    "depthwise_s2": ((1, 4, 13, 13), 4, (3, 3), {"group": 4, "pads": [0, 0, 1, 1], "strides": [2, 2]}),
     "one_by_one": ((3, 17, 5, 7), 33, (1, 1), {}),
     "big_k": ((1, 70, 6, 6), 13, (3, 3), {"pads": [1, 1, 1, 1]}),
     "wide_rows": ((1, 3, 3, 40), 4, (1, 5), {"pads": [0, 2, 0, 2], "strides": [1, 3]}),

@@ -74,7 +74,20 @@ struct IsaOps {
                    unsigned char* scratch);
   // Quantize rows of a (R, K) float matrix with this ISA's code and unpack q (tests only).
   void (*quantize_rows)(const float* x, int R, int K, float levels, uint8_t* q, float* mn, float* rx);
+  // Depthwise QConv (C/G = 1, K <= kDwMaxK, job.xp set): output rows [oh0, oh1) of sample n, group g;
+  // wf = Wq as float (M, K); scratch of dw_scratch_floats(K, OW) floats (depthwise.h).
+  void (*run_dw)(const Job& job, const float* wf, int n, int g, int oh0, int oh1, float* scratch);
 };
+
+// Largest depthwise window the direct kernel takes: K * 255 * 128 < 2^24 keeps its float sums exact.
+constexpr int kDwMaxK = 514;
+
+// Floats of scratch per depthwise work item of `np` positions (Wp per output row at most): K tap rows, K
+// code rows and 6 per-position rows, each rounded up to 64.
+inline size_t dw_scratch_floats(int K, int np) {
+  const size_t npa = (static_cast<size_t>(np) + 63) / 64 * 64;
+  return (2 * static_cast<size_t>(K) + 6) * npa;
+}
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 

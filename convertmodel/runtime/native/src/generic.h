@@ -149,11 +149,19 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     alignas(64) float y[P];
     if (jb.src == cm::RowSource::kConv && jb.xp) {  // rows oh * Wp + ow: keep ow < OW
       float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.OH * jb.OW;
+      if (jb.Wp == jb.OW && nr == P) {  // no dropped columns (1x1 kernels): straight into the output
+        Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o + r0);
+        continue;
+      }
       Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
-      int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp;
-      for (int r = 0; r < nr; ++r) {
-        if (ow < jb.OW && oh < jb.OH) o[static_cast<size_t>(oh) * jb.OW + ow] = y[r];
-        if (++ow == jb.Wp) ow = 0, ++oh;
+      // Runs of valid columns (ow < OW) of each padded row the panel covers.
+      int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp, r = 0;
+      while (r < nr && oh < jb.OH) {
+        const int run = std::min(jb.Wp - ow, nr - r), valid = std::max(0, std::min(run, jb.OW - ow));
+        float* dst = o + static_cast<size_t>(oh) * jb.OW + ow;
+        for (int i = 0; i < valid; ++i) dst[i] = y[r + i];
+        r += run;
+        ow = 0, ++oh;
       }
       continue;
     }
@@ -338,3 +346,5 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   delete[] F;
   delete[] A;
 }
+
+#include "depthwise.h"

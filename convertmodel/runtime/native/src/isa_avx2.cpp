@@ -148,7 +148,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx2", "avx2-int16", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl};
+                         quantize_rows_impl, run_dw_impl};
 
 }  // namespace cm_avx2
 
@@ -319,7 +319,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx2", "avx2-u8s8", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl,
-                         run_tile_impl, quantize_rows_impl};
+                         run_tile_impl, quantize_rows_impl, run_dw_impl};
 
 }  // namespace cm_avx2_u8s8
 
@@ -404,7 +404,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx2", "avx2-pair", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl,
-                         run_tile_impl, quantize_rows_impl};
+                         run_tile_impl, quantize_rows_impl, run_dw_impl};
 
 }  // namespace cm_avx2_pair
 

@@ -247,7 +247,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx512vnni", "avx512vnni-vpdpbusd", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl};
+                         quantize_rows_impl, run_dw_impl};
 
 }  // namespace cm_avx512vnni
 

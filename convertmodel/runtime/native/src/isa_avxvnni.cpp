@@ -159,7 +159,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avxvnni", "avxvnni-vpdpbusd", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl};
+                         quantize_rows_impl, run_dw_impl};
 
 }  // namespace cm_avxvnni
 

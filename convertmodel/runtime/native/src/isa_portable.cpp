@@ -44,7 +44,7 @@ void Isa::dequantize(const int32_t* a, const float* rx, const float* mn, float w
 }
 
 const cm::IsaOps kOps = {"portable", "portable-int16", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl};
+                         quantize_rows_impl, run_dw_impl};
 
 }  // namespace cm_portable
 

@@ -210,6 +210,7 @@ struct PackedWeights {
   int M;
   int wmax;        // max |Wq| over the weights
   int max_levels;  // the largest input_levels the chosen kernel is exact for
+  std::vector<float> wf;  // Wq as float (M, K) for the direct depthwise kernel (grouped, K <= kDwMaxK)
 };
 
 // The GEMM kernel of an ISA for weights whose largest |value| is wmax, used with up to `levels` input levels.
@@ -256,6 +257,7 @@ PackedWeights* pack(py::array_t<int8_t, py::array::c_style | py::array::forcecas
   p->lanes.assign(cm::packed_lanes(*p->ops, G, Mg, static_cast<int>(K)) + 16, 0u);
   if (M > 0) p->ops->pack_weights(d, G, Mg, static_cast<int>(K), Kq, p->lanes.data());
   p->w = {p->lanes.data(), G, Mg, static_cast<int>(K), Kq, cm::ceil_div(Mg, p->ops->nrc)};
+  if (G > 1 && K <= cm::kDwMaxK) p->wf.assign(d, d + M * K);
   return p.release();
 }
 
@@ -378,10 +380,13 @@ void parallel_for(int64_t n, int T, const std::function<void(int64_t)>& fn) {
 // Stride-1 convolutions read their windows from the input padded once per layer (no gather per panel), as
 // long as the columns computed and dropped at the row ends ((kw-1)*dw of every Wp) stay under 15%. Also
 // builds the channel min/max maps the window min/max come from. Returns false (job unchanged) otherwise.
-bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t pad_w_end, int T, PadBuf& pb) {
-  if (job.sh != 1 || job.sw != 1 || job.N == 0) return false;
+// With `depthwise`, any stride is taken and job.rows is left alone (the direct depthwise kernel works on
+// output rows).
+bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t pad_w_end, int T, PadBuf& pb,
+               bool depthwise = false) {
+  if ((!depthwise && (job.sh != 1 || job.sw != 1)) || job.N == 0) return false;
   const int64_t Hp = int64_t(job.H) + job.ph + pad_h_end, Wp = int64_t(job.W) + job.pw + pad_w_end;
-  if (int64_t(job.kw - 1) * job.dw * 100 > 15 * Wp) return false;
+  if (!depthwise && int64_t(job.kw - 1) * job.dw * 100 > 15 * Wp) return false;
   const int64_t plane = Hp * Wp, rows = int64_t(job.OH) * Wp;
   const int64_t slack = ops.panel + int64_t(job.kw - 1) * job.dw + 64;
   const int64_t planes = int64_t(job.N) * job.C, gplanes = int64_t(job.N) * job.G;
@@ -435,8 +440,26 @@ bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t p
   job.Hp = static_cast<int>(Hp);
   job.Wp = static_cast<int>(Wp);
   job.plane = static_cast<size_t>(plane);
-  job.rows = static_cast<int>(rows);
+  if (!depthwise) job.rows = static_cast<int>(rows);
   return true;
+}
+
+// The direct depthwise kernel over (n, g, block of output rows) work items.
+void run_dw(const PackedWeights& pw, const cm::Job& job, int T) {
+  // Blocks of about 512 positions (whole rows): long enough vectors, scratch (2K + 6 rows) near L1.
+  const int rb = std::max(1, std::min(job.OH, 512 / std::max(job.Wp, 1)));
+  const int blocks = cm::ceil_div(job.OH, rb);
+  const int64_t items = int64_t(job.N) * job.G * blocks;
+  const size_t sfl = cm::dw_scratch_floats(job.K, rb * job.Wp);
+  parallel_for(items, T, [&](int64_t i) {
+    thread_local std::vector<float> buf;
+    if (buf.size() < sfl) buf.resize(sfl);
+    const int b = static_cast<int>(i % blocks);
+    const int64_t ng = i / blocks;
+    const int oh0 = b * rb, oh1 = std::min(job.OH, oh0 + rb);
+    pw.ops->run_dw(job, pw.wf.data(), static_cast<int>(ng / job.G), static_cast<int>(ng % job.G), oh0, oh1,
+                   buf.data());
+  });
 }
 
 py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias,
@@ -489,6 +512,11 @@ py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_s
   job.out = y.mutable_data();
   const int T = as_int(check_range(threads, 0, "threads"));
   thread_local PadBuf pb;  // reused across layers and runs (fresh pages cost the OS zeroing them)
+  if (job.C == job.G && !pw.wf.empty() && job.rows > 0 && pw.M > 0 &&
+      pad_input(job, *pw.ops, p[2], p[3], resolve_threads(T), pb, true)) {
+    run_dw(pw, job, resolve_threads(T));  // depthwise: the direct kernel
+    return y;
+  }
   if (job.rows > 0 && pw.M > 0) pad_input(job, *pw.ops, p[2], p[3], resolve_threads(T), pb);
   run_job(pw, job, T);
   return y;
