@@ -26,13 +26,14 @@ class _Step:
     ctx: KernelContext
     free_after: tuple[str, ...]
     outputs: tuple[str, ...] = ()  # the node's outputs, or the last fused consumer's
+    extra: tuple[tuple[str, str], ...] = ()  # (keyword, value) inputs of fused ops, e.g. a residual
 
 
 def _set_frees(steps: list[_Step], keep: set[str]) -> None:
     """Free each intermediate right after its last use so peak memory stays near one layer."""
     last_use: dict[str, int] = {}
     for k, s in enumerate(steps):
-        for v in s.node.inputs:
+        for v in (*s.node.inputs, *(e[1] for e in s.extra)):
             if v:
                 last_use[v] = k
     frees: dict[int, list[str]] = {}
@@ -53,6 +54,7 @@ def _fuse(graph: Graph, steps: list[_Step], threads: int) -> tuple[list[_Step], 
             uses[v] = uses.get(v, 0) + 1
     outs = {o.name for o in graph.outputs}
     consumer = {v: k for k, s in enumerate(steps) for v in s.node.inputs if v and uses.get(v) == 1}
+    made_at = {v: k for k, s in enumerate(steps) for v in s.node.outputs if v}
     absorbed: set[int] = set()
     away: set[str] = set()
     fused: list[_Step] = []
@@ -68,8 +70,8 @@ def _fuse(graph: Graph, steps: list[_Step], threads: int) -> tuple[list[_Step], 
             if j <= k or j in absorbed or len(nxt.outputs) != 1:
                 break
             op = fuse(graph, s.node, nxt, post, out)
-            if op is None:
-                break
+            if op is None or (op[0] == "residual" and made_at.get(op[1], -1) > k):
+                break  # (a residual must exist when the fused kernel runs)
             post.append(op)
             absorbed.add(j)
             away.add(out)
@@ -77,7 +79,8 @@ def _fuse(graph: Graph, steps: list[_Step], threads: int) -> tuple[list[_Step], 
         if post:
             ctx = KernelContext(s.node, s.ctx.attrs, threads=threads)
             ctx.cache["post"] = post
-            s = _Step(s.node, s.fn, s.backend, ctx, (), (out,))
+            extra = tuple((op[0], op[1]) for op in post if op[0] == "residual")
+            s = _Step(s.node, s.fn, s.backend, ctx, (), (out,), extra)
         fused.append(s)
     return fused, away
 
@@ -146,7 +149,7 @@ class Executor:
         for s in steps:
             args = [env[i] if i else None for i in s.node.inputs]
             t0 = time.perf_counter() if hook else 0.0
-            res = s.fn(s.ctx, *args)
+            res = s.fn(s.ctx, *args, **{k: env[v] for k, v in s.extra}) if s.extra else s.fn(s.ctx, *args)
             if isinstance(res, (tuple, list)):
                 for name, val in zip(s.outputs, res, strict=False):
                     if name:

@@ -308,3 +308,24 @@ def test_int8_isa_names_select_their_fp32_unit(monkeypatch: pytest.MonkeyPatch) 
             assert fp32.isa() == unit
     monkeypatch.delenv("CONVERTMODEL_ISA")
     assert fp32.isa() == fp32.available_isas()[0]
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 9, 9), (3, 8, 5, 7)])
+def test_residual_add_and_relu_fuse_into_the_conv(isa: str, shape: tuple[int, ...], rng: np.random.Generator) -> None:
+    """ResNet's Conv -> Add(shortcut) -> Relu runs as one kernel and agrees with the unfused reference."""
+    b = GraphBuilder("res")
+    x = b.add_input("X", "float32", shape)
+    w1 = b.add_const("W1", rng.standard_normal((8, 8, 1, 1), dtype=np.float32))
+    (short,) = b.add_node("Conv", [x, w1], 1, name="shortcut")  # computed before the fused conv
+    w2 = b.add_const("W2", rng.standard_normal((8, 8, 3, 3), dtype=np.float32))
+    (y,) = b.add_node("Conv", [x, w2, b.add_const("B2", rng.standard_normal(8, dtype=np.float32))], 1, pads=(1,) * 4)
+    (s,) = b.add_node("Add", [short, y], 1, name="add")
+    (r,) = b.add_node("Relu", [s], 1, name="relu")
+    b.mark_output(r)
+    g = b.build()
+    check_graph(g)
+    ex = Executor(g, NATIVE)
+    assert [(st.node.name, st.extra) for st in ex._fast][-1][1] == (("residual", short),)
+    assert len(ex._fast) == 2
+    xv = rng.standard_normal(shape, dtype=np.float32)
+    assert_close(ex.run({"X": xv})[r], Executor(g, ("ref",)).run({"X": xv})[r], rtol=1e-4, atol=1e-3)

@@ -35,7 +35,7 @@ except ImportError:  # extension not built: nothing registers, the numpy kernels
 ALL_ISAS = ("avx512", "avx2", "portable")
 _INF = float("inf")
 
-#: A fused epilogue op: ("mul" | "add", per-channel values) or ("clip", lo, hi).
+#: A fused epilogue op: ("mul" | "add", per-channel values), ("residual", value name) or ("clip", lo, hi).
 PostOp = tuple[Any, ...]
 
 
@@ -101,7 +101,7 @@ def _epilogue(ctx: KernelContext, bias: np.ndarray | None, n: int) -> tuple[Any,
             shift = (shift * op[1]).astype(np.float32)
         elif op[0] == "add":
             shift = (shift + op[1]).astype(np.float32)
-        else:
+        elif op[0] == "clip":
             lo, hi = op[1], op[2]
     plain = not ctx.cache.get("post") and bias is None
     res = (None if plain else scale, None if plain else shift, lo, hi)
@@ -146,7 +146,15 @@ def _make_fuse(axis: int, channels: Callable[[Node, Graph], int | None]) -> Call
             return ("clip", bounds[0], bounds[1]) if bounds[0] <= bounds[1] else None
         if consumer.op_type in ("Mul", "Add") and len(consumer.inputs) == 2:
             other = consumer.inputs[1] if consumer.inputs[0] == src else consumer.inputs[0]
-            if other == src or other not in graph.constants:
+            if other == src or any(op[0] == "residual" for op in post):
+                return None  # after a residual only the clip may follow
+            if other not in graph.constants:
+                # A residual Add of a tensor of the output's own (static) type: conv's GEMM path only.
+                ot = graph.type_of(other)
+                w = graph.constants.get(producer.inputs[1]) if producer.op_type == "Conv" else None
+                same = ot is not None and ot == t and t.is_static
+                if consumer.op_type == "Add" and same and w is not None and w.shape[1] > 1:
+                    return ("residual", other)
                 return None
             vals = _channel_values(graph.constants[other], n, t.rank, axis)
             if vals is None:
@@ -181,10 +189,12 @@ if _ext is not None:
     from convertmodel.runtime.kernels.ref import pool as _ref_pool
     from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
 
-    def _apply_post_ref(ctx: KernelContext, y: np.ndarray, axis: int) -> np.ndarray:
+    def _apply_post_ref(ctx: KernelContext, y: np.ndarray, axis: int, res: np.ndarray | None = None) -> np.ndarray:
         """The fused ops applied in numpy after a reference kernel (when the native path declines)."""
         for op in ctx.cache.get("post", ()):
-            if op[0] == "clip":
+            if op[0] == "residual":
+                y = y + res
+            elif op[0] == "clip":
                 y = np.minimum(np.maximum(y, np.float32(op[1])), np.float32(op[2]))
             else:
                 shape = [1] * y.ndim
@@ -213,14 +223,22 @@ if _ext is not None:
         return (w, b, x.shape[1:], fn, weights, scale, shift, lo, hi, *args, *extra)
 
     @kernel("Conv", backend="native")
-    def conv(ctx: KernelContext, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-        """2-D float32 Conv; other ranks and dtypes use the numpy reference."""
+    def conv(
+        ctx: KernelContext, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, residual: Any = None
+    ) -> np.ndarray:
+        """2-D float32 Conv; other ranks and dtypes use the numpy reference. ``residual``: the other input
+        of a fused residual Add (the executor passes it when the epilogue holds one)."""
         if x.ndim != 4 or w.ndim != 4 or x.dtype != np.float32 or w.dtype != np.float32:
-            return _apply_post_ref(ctx, _ref_conv.conv(ctx, x, w, b), 1)
+            return _apply_post_ref(ctx, _ref_conv.conv(ctx, x, w, b), 1, residual)
         plan = ctx.cache.get("fp32_plan")
         if plan is None or plan[0] is not w or plan[1] is not b or plan[2] != x.shape[1:]:
             plan = ctx.cache["fp32_plan"] = _conv_plan(ctx, x, w, b)  # holds W and B: their ids stay unique
-        y = _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], _output(ctx))
+        if residual is not None:
+            if plan[3] is not _ext.fp32_conv or residual.dtype != np.float32:
+                return _apply_post_ref(ctx, _ref_conv.conv(ctx, x, w, b), 1, residual)
+            y = _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], _output(ctx), residual)
+        else:
+            y = _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], _output(ctx))
         ctx.cache["fp32_out"] = y
         return y
 

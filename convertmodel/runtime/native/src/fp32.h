@@ -17,11 +17,13 @@ namespace cmf {
 
 using i64 = int64_t;
 
-// Per-channel epilogue y = clip(acc * scale[c] + shift[c], lo, hi); scale/shift are never null.
+// Per-channel epilogue y = clip(acc * scale[c] + shift[c] (+ res), lo, hi); scale/shift are never null;
+// res (conv only) is null or a tensor of the output's shape (a fused residual Add).
 struct Post {
   const float* scale;
   const float* shift;
   float lo, hi;
+  const float* res;
 };
 
 // Convolution as GEMM: out[n, g*Mg + m, p] = sum_k A[g, m, k] * X(n, g, k, p).

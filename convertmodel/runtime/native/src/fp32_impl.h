@@ -11,10 +11,11 @@ using cmf::i64;
 static constexpr int NR = NV * V::W;
 static constexpr int KC = 256;
 
-// POST: 0 none, 1 per row (conv channels), 2 per column (dense features).
+// POST: 0 none, 1 per row (conv channels), 2 per column (dense features), 3 per row plus a residual
+// tile R (ldr apart) added before the clip.
 template <bool LOAD, int POST>
 static inline void ukernel(const float* __restrict A, const float* __restrict B, i64 kc, float* C, i64 ldc,
-                           const float* scale, const float* shift, float lo, float hi) {
+                           const float* scale, const float* shift, float lo, float hi, const float* R, i64 ldr) {
   typename V::T acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NV; ++j) acc[i][j] = LOAD ? V::load(C + i * ldc + j * V::W) : V::zero();
@@ -31,15 +32,17 @@ static inline void ukernel(const float* __restrict A, const float* __restrict B,
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NV; ++j) {
         typename V::T s, t;
-        if (POST == 1) {
+        if (POST != 2) {
           s = V::set1(scale[i]);
           t = V::set1(shift[i]);
         } else {
           s = V::load(scale + j * V::W);
           t = V::load(shift + j * V::W);
         }
+        typename V::T v = V::fma(acc[i][j], s, t);
+        if (POST == 3) v = V::add(v, V::load(R + i * ldr + j * V::W));
         // max(lo, v) / min(hi, v) return v when v is NaN (x86 returns the second operand).
-        acc[i][j] = V::min(vhi, V::max(vlo, V::fma(acc[i][j], s, t)));
+        acc[i][j] = V::min(vhi, V::max(vlo, v));
       }
   }
   for (int i = 0; i < MR; ++i)
@@ -48,21 +51,24 @@ static inline void ukernel(const float* __restrict A, const float* __restrict B,
 
 template <int POST>
 static void ukernel_any(bool load, const float* A, const float* B, i64 kc, float* C, i64 ldc, const float* scale,
-                        const float* shift, float lo, float hi) {
+                        const float* shift, float lo, float hi, const float* R, i64 ldr) {
   if (load)
-    ukernel<true, POST>(A, B, kc, C, ldc, scale, shift, lo, hi);
+    ukernel<true, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
   else
-    ukernel<false, POST>(A, B, kc, C, ldc, scale, shift, lo, hi);
+    ukernel<false, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
 }
 
 static void call_ukernel(bool load, bool last, int post_kind, const float* A, const float* B, i64 kc, float* C,
-                         i64 ldc, const float* scale, const float* shift, float lo, float hi) {
+                         i64 ldc, const float* scale, const float* shift, float lo, float hi,
+                         const float* R = nullptr, i64 ldr = 0) {
   if (!last)
-    ukernel_any<0>(load, A, B, kc, C, ldc, scale, shift, lo, hi);
+    ukernel_any<0>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+  else if (post_kind == 1 && R != nullptr)
+    ukernel_any<3>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
   else if (post_kind == 1)
-    ukernel_any<1>(load, A, B, kc, C, ldc, scale, shift, lo, hi);
+    ukernel_any<1>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
   else
-    ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi);
+    ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
 }
 
 // ---------------------------------------------------------------- packing
@@ -93,13 +99,15 @@ static void pack_b_impl(const float* b, i64 K, i64 Ncol, bool trans, float alpha
 }
 
 // ---------------------------------------------------------------- convolution
-// Scratch (floats): B block KC x NCB, a tile MR x NR, then i64 arrays: out_off (NCB), runs (3 * NCB).
+// Scratch (floats): B block KC x NCB, two tiles MR x NR (output, residual), then i64 arrays: out_off (NCB),
+// runs (3 * NCB), panel starts.
 static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0, i64 m1, float* scratch) {
   const i64 ncb = cmf::ceil_div(nq, NR) * NR;
   const i64 npanel = ncb / NR;
   float* Bp = scratch;
   float* tile = Bp + KC * ncb;
-  i64* out_off = reinterpret_cast<i64*>(tile + MR * NR);
+  float* rtile = tile + MR * NR;
+  i64* out_off = reinterpret_cast<i64*>(rtile + MR * NR);
   i64* runs = out_off + ncb;  // per run: (column j, length, input offset)
   i64* prun = runs + 3 * ncb;  // run index where each panel starts (npanel + 1)
   const i64 plane = J.Hp * J.Wp;
@@ -154,14 +162,21 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
         const i64 jb = b * NR, nr = nq - jb < NR ? nq - jb : NR;
         const i64 o = out_off[jb] + m * J.P;
         const bool direct = mr == MR && nr == NR && out_off[jb + NR - 1] == out_off[jb] + NR - 1;
+        const float* res = J.post.res;
         if (direct) {
-          call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi);
+          call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi,
+                       res ? res + o : nullptr, J.P);
           continue;
         }
         if (!first)
           for (i64 i = 0; i < mr; ++i)
             for (i64 t = 0; t < nr; ++t) tile[i * NR + t] = J.out[out_off[jb + t] + (m + i) * J.P];
-        call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, tile, NR, sc, sh, J.post.lo, J.post.hi);
+        if (last && res)
+          for (i64 i = 0; i < MR; ++i)
+            for (i64 t = 0; t < NR; ++t)
+              rtile[i * NR + t] = (i < mr && t < nr) ? res[out_off[jb + t] + (m + i) * J.P] : 0.0f;
+        call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, tile, NR, sc, sh, J.post.lo, J.post.hi,
+                     res ? rtile : nullptr, NR);
         for (i64 i = 0; i < mr; ++i)
           for (i64 t = 0; t < nr; ++t) J.out[out_off[jb + t] + (m + i) * J.P] = tile[i * NR + t];
       }

@@ -167,7 +167,7 @@ struct PostArrays {
       std::copy(a.data(), a.data() + n, shift.begin());
     }
     if (lo > hi) bad("clip: lo > hi");
-    post = {scale.data(), shift.data(), lo, hi};
+    post = {scale.data(), shift.data(), lo, hi, nullptr};
   }
 };
 
@@ -251,7 +251,7 @@ Geo geometry(const FArr& x, i64 kh, i64 kw, const std::vector<i64>& strides, con
 
 py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::object shift, float lo, float hi,
                         std::vector<i64> strides, std::vector<i64> pads, std::vector<i64> dil, int threads,
-                        py::object out) {
+                        py::object out, py::object residual) {
   Geo g = geometry(x, pc.kh, pc.kw, strides, pads, dil, "fp32 conv");
   if (g.C != pc.G * pc.Cg)
     bad("fp32 conv: X has " + std::to_string(g.C) + " channels; W expects " + std::to_string(pc.G * pc.Cg));
@@ -260,7 +260,17 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   const i64 P = mul(g.OH, g.OW, "output");
   const i64 Q = mul(g.N, P, "output");
   mul(Q, pc.M, "output");
+  FArr res;
+  const bool has_res = !residual.is_none();
+  if (has_res) {
+    res = residual.cast<FArr>();
+    const std::vector<i64> want{g.N, pc.M, g.OH, g.OW};
+    if (res.ndim() != 4 || !std::equal(want.begin(), want.end(), res.shape()))
+      bad("fp32 conv: the residual input must have the output's shape");
+    pa.post.res = res.data();
+  }
   py::array_t<float> y = out_array(out, {g.N, pc.M, g.OH, g.OW});
+  if (has_res && res.data() == y.data()) y = py::array_t<float>(std::vector<py::ssize_t>{g.N, pc.M, g.OH, g.OW});
   if (Q == 0 || pc.M == 0) return y;
   // Pad once per layer (or, for 1x1 stride-1 unpadded, see the input as one row per sample).
   const bool padded = g.pt || g.pl || g.pb || g.pr;
@@ -316,7 +326,7 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   const i64 ppc = cmf::ceil_div(mpanels, mchunks);
   mchunks = cmf::ceil_div(mpanels, ppc);
   const i64 ncb = cmf::ceil_div(nc, NR) * NR;
-  const size_t floats = static_cast<size_t>(ops.kc * ncb + MR * NR + 2 * (4 * ncb + ncb / NR + 2) + 16);
+  const size_t floats = static_cast<size_t>(ops.kc * ncb + 2 * MR * NR + 2 * (4 * ncb + ncb / NR + 2) + 16);
   parallel(pc.G * cblocks * mchunks, threads_for(static_cast<double>(Q) * pc.M * pc.K, T), floats, [&](i64 item, float* s) {
     const i64 mc = item % mchunks, rest = item / mchunks;
     const i64 cb = rest % cblocks, gi = rest / cblocks;
@@ -451,7 +461,7 @@ void cm_fp32_register(py::module_& m, RunFn run) {
         py::arg("isa") = "");
   m.def("fp32_conv", &conv, py::arg("x"), py::arg("packed"), py::arg("scale"), py::arg("shift"), py::arg("lo"),
         py::arg("hi"), py::arg("strides"), py::arg("pads"), py::arg("dilations"), py::arg("threads") = 0,
-        py::arg("out") = py::none());
+        py::arg("out") = py::none(), py::arg("residual") = py::none());
   m.def("fp32_depthwise", &depthwise, py::arg("x"), py::arg("w"), py::arg("scale"), py::arg("shift"), py::arg("lo"),
         py::arg("hi"), py::arg("strides"), py::arg("pads"), py::arg("dilations"), py::arg("threads") = 0,
         py::arg("isa") = "", py::arg("out") = py::none());
