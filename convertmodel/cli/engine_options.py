@@ -24,7 +24,7 @@ def engine_options(fn: F) -> F:
         "--partitions",
         type=click.IntRange(1),
         default=None,
-        help="Spark partitions (whole batches each; default 4 x the cluster's default parallelism).",
+        help="Spark partitions (whole batches each; default 2 x the cluster's default parallelism).",
     )(fn)
     fn = click.option(
         "--master",

@@ -131,7 +131,7 @@ class SparkEngine:
     def plan(self, job: Job) -> list[tuple[int, int]]:
         """The (start, stop) sample range of each partition; starts on batch boundaries."""
         n_batches = math.ceil(job.total / job.batch_size)
-        parts = self.partitions or 4 * self.session().sparkContext.defaultParallelism
+        parts = self.partitions or 2 * self.session().sparkContext.defaultParallelism
         runs = split_batches(n_batches, parts)
         return [(b0 * job.batch_size, min(b1 * job.batch_size, job.total)) for b0, b1 in runs]
 
