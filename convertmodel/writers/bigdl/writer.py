@@ -67,6 +67,7 @@ def _emit_all(graph: Graph, plan: Plan) -> list[tuple[Node, list[Mod], list[str]
     """Each node's modules and the IR values its first module reads; one UnsupportedOpError for the rest."""
     out: list[tuple[Node, list[Mod], list[str]]] = []
     bad: dict[str, list[str]] = {}
+    produced = {vi.name for vi in graph.inputs}  # values a BigDL module outputs (its one output)
     for node in graph.nodes:
         key = f"{node.domain + '.' if node.domain else ''}{node.op_type}"
         if node.name in plan.folded:
@@ -84,6 +85,12 @@ def _emit_all(graph: Graph, plan: Plan) -> list[tuple[Node, list[Mod], list[str]
             bad.setdefault(f"{key} ({e})", []).append(node.name)
             continue
         data = ctx.data if ctx.data is not None else [v for v in node.inputs if v and v not in graph.constants]
+        missing = [v for v in data if plan.alias.get(v, v) not in produced]
+        if not data or missing:
+            why = "only constant inputs" if not data else f"input {missing[0]!r} is no module's first output"
+            bad.setdefault(f"{key} ({why})", []).append(node.name)
+            continue
+        produced.add(node.outputs[0])
         out.append((node, mods, data))
     for vi in graph.inputs:
         if vi.type.dtype != "float32":
