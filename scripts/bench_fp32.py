@@ -71,7 +71,7 @@ def bench(name: str, batches: list[int], threads: list[int], rounds: int, tmp: s
     g, path = prepare(name, tmp)
     vi = g.inputs[0]
     shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in vi.type.shape)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in threads:
         ex = Executor(g, ("native", "ref"), threads=t)
         sess = ort_session(path, t)
@@ -90,7 +90,7 @@ def bench(name: str, batches: list[int], threads: list[int], rounds: int, tmp: s
                     sess.run(None, feeds)
                     t_ort.append(time.perf_counter() - t0)
             ratio = float(np.median(np.array(t_ort) / np.array(t_cm)))
-            row = {
+            row: dict[str, Any] = {
                 "model": name,
                 "batch": b,
                 "threads": t,

@@ -212,6 +212,7 @@ if _ext is not None:
         scale, shift, lo, hi = _epilogue(ctx, b, int(w.shape[0]))
         p = geo.pads
         args = (list(geo.strides), [p[0], p[1], p[2], p[3]], list(geo.dilations), ctx.threads)
+        extra: tuple[str, ...]
         if w.shape[1] == 1 and geo.group == x.shape[1]:  # depthwise, or one input channel (first layers)
             fn, weights, extra = _ext.fp32_depthwise, np.ascontiguousarray(w), (name,)
         else:
