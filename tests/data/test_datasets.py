@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convertmodel.data.datasets import ArrayDataset, IdxDataset, open_dataset, read_idx, read_idx_header, write_idx
+from convertmodel.data.arrays import ArrayDataset
+from convertmodel.data.datasets import IdxDataset, open_dataset, read_idx, read_idx_header, write_idx
 from convertmodel.data.images import ImageFolderDataset, ImageListDataset
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.errors import FormatError
