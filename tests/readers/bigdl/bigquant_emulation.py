@@ -174,8 +174,37 @@ def bigquant_linear(
     return epilogue(acc, mn, ratio, w_scale, w_sum, b).reshape(*x.shape[:-1], -1)
 
 
-def run_emulated(path: str, x: np.ndarray) -> np.ndarray:
-    """Run a BigDL-quantized file: QConv/QGemm as BigQuant computes them, other nodes by convertmodel."""
+def bigdl_lrn(x: np.ndarray, size: int, alpha: float, beta: float, k: float, pow_dtype: type) -> np.ndarray:
+    """BigDL's SpatialCrossMapLRN (NCHW): a running window sum over channels (add the next square,
+    subtract the one leaving), ``scale = sum * float(alpha / size) + k``, ``x * scale ** -beta``; the
+    power in float64 (BigDL 0.3: Math.pow) or float32 (BigDL 2.x: MKL's vsPowx)."""
+    x = x.astype(np.float32)
+    c = x.shape[1]
+    sq = (x * x).astype(np.float32)
+    scale = np.zeros_like(x)
+    pre = (size - 1) // 2 + 1
+    acc = np.zeros_like(x[:, 0])
+    for i in range(min(pre, c)):
+        acc = (acc + sq[:, i]).astype(np.float32)
+    scale[:, 0] = acc
+    for ci in range(2, c + 1):  # BigDL's 1-based channel loop
+        cur = scale[:, ci - 2].copy()
+        if ci < c - pre + 2:
+            cur = (cur + sq[:, ci + pre - 2]).astype(np.float32)
+        if ci > pre:
+            cur = (cur - sq[:, ci - pre - 1]).astype(np.float32)
+        scale[:, ci - 1] = cur
+    scale = (scale * np.float32(alpha / size)).astype(np.float32) + np.float32(k)
+    if pow_dtype is np.float32:
+        out = np.power(scale, np.float32(-beta))
+    else:
+        out = np.power(scale.astype(np.float64), -beta)
+    return (out.astype(np.float32) * x).astype(np.float32)
+
+
+def run_emulated(path: str, x: np.ndarray, lrn_pow: type | None = None) -> np.ndarray:
+    """Run a BigDL-quantized file: QConv/QGemm as BigQuant computes them, other nodes by convertmodel
+    (LRN as BigDL computes it when ``lrn_pow`` is given: its float rounding decides truncated codes)."""
     g = convertmodel.load(path).graph
     env: dict[str, np.ndarray] = {g.inputs[0].name: x}
     for n in g.nodes:
@@ -197,6 +226,10 @@ def run_emulated(path: str, x: np.ndarray) -> np.ndarray:
             assert a["input_levels"] == 127
             y = bigquant_linear(*args[:4], args[4] if len(args) > 4 else None)
             env[n.outputs[0]] = np.maximum(y, 0) if a["activation"] == "Relu" else y
+            continue
+        if n.op_type == "LRN" and lrn_pow is not None:
+            a = resolve_attrs(n)
+            env[n.outputs[0]] = bigdl_lrn(args[0], a["size"], a["alpha"], a["beta"], a["bias"], lrn_pow)
             continue
         names = [f"in{k}" for k in range(len(args))]
         consts = [nm for nm, i in zip(names, n.inputs, strict=True) if i in g.constants]
