@@ -36,8 +36,9 @@ NETS = ("lenet5", "vgg", "mobilenet")
 #: BigDL 2.4's own quantize() of the MobileNet answers class 8 for every image (fp32: 9, 2, 1, 1): its int8
 #: depthwise stack has no stable output to compare with, so the int8 comparison uses the other two nets.
 QUANT_NETS = ("lenet5", "vgg")
-#: BigDL 2.4 fixtures the round trip covers (activations holds Normalize, which the writer does not express)
-ROUND_TRIP = ("lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "upsample", "graph", "nhwc", "tables")
+#: BigDL fixtures the round trip covers (fixtures/bigdl/manifest.json; not ssd: no reader for DetectionOutputSSD)
+ROUND_TRIP = ("lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "activations", "upsample", "graph", "nhwc",
+              "tables")  # fmt: skip
 
 
 #: Real models of scripts/fetch_models.py: a Caffe ResNet-50 (Scale layers, residual Eltwise), an ONNX ResNet
@@ -113,6 +114,14 @@ def bigdl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for mode in ("bigdl", None):
             q = m.quantize(compat=mode)
             job(f"{net}_q_{mode or 'default'}", q.graph, str(d / "x.npy"), q.predict(x))
+    # one value read twice by the same node (BigDL keys edges by predecessor: the writer routes one via Identity)
+    gb = GraphBuilder("twice")
+    xi = gb.add_input("x", "float32", ["N", 1, 28, 28])
+    w = gb.add_const("w", np.random.default_rng(3).standard_normal((4, 1, 3, 3)).astype(np.float32))
+    c = gb.add_node("Conv", [xi, w], name="conv", pads=[1, 1, 1, 1])[0]
+    gb.mark_output(gb.add_node("Mul", [gb.add_node("Add", [c, c], name="add")[0], c], name="mul")[0])
+    twice = Model(gb.build())
+    job("twice", twice.graph, str(d / "x.npy"), twice.predict(x))
     # the CLI: convert and quantize --out .bigdl
     lenet = os.path.join(FMNIST, "lenet5.onnx")
     for case, args in (("cli_convert", ["convert"]), ("cli_quantize", ["quantize", "--compat", "bigdl"])):
@@ -168,6 +177,11 @@ def test_fp32_onnx_nets_run_in_bigdl(bigdl: dict[str, Any], net: str) -> None:
     expect = bigdl[f"{net}_fp32"]["expect"]
     assert y.shape == expect.shape
     assert _rel(y, expect) < 1e-5
+
+
+@pytest.mark.slow
+def test_value_read_twice(bigdl: dict[str, Any]) -> None:
+    assert _rel(_out(bigdl, "twice"), bigdl["twice"]["expect"]) < 1e-5
 
 
 @pytest.mark.slow

@@ -48,6 +48,8 @@ class Ctx:
     fused_bias: np.ndarray | None = None
     #: a Threshold's th taken from the Greater that feeds a Where (set by the writer's plan)
     fused_threshold: float | None = None
+    #: a Normalize's eps taken from the L2 norm that feeds a Div (set by the writer's plan)
+    fused_l2_eps: float | None = None
     #: the IR values the first module reads, when not the node's non-constant inputs (set by an emitter)
     data: list[str] | None = None
 

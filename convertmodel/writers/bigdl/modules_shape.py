@@ -57,6 +57,23 @@ def _where(ctx: Ctx) -> list[Mod]:
     return [Mod("Threshold", {"th": a_double(th), "v": a_double(float(v.reshape(-1)[0])), "ip": a_bool(False)})]
 
 
+@emits("Div")
+def _div(ctx: Ctx) -> list[Mod]:
+    """x / sqrt(sum(x * x, axis 1) + eps) (the writer's plan matched it): BigDL's Normalize(2, eps)."""
+    if ctx.fused_l2_eps is None:
+        raise NotExpressible("only as the L2 normalisation x / sqrt(sum(x * x, axis 1) + eps)")
+    ctx.data = [ctx.node.inputs[0]]
+    return [Mod("Normalize", {"p": a_double(2.0), "eps": a_double(ctx.fused_l2_eps)})]
+
+
+@emits("LpNormalization")
+def _lp(ctx: Ctx) -> list[Mod]:
+    rank = len(ctx.shape(0))
+    if int(ctx.attrs.get("axis", -1)) % rank != 1 or rank not in (2, 4):
+        raise NotExpressible("only along axis 1 of a 2-D or 4-D input")
+    return [Mod("Normalize", {"p": a_double(float(ctx.attrs.get("p", 2))), "eps": a_double(1e-10)})]
+
+
 @emits("Add", "Mul", "Sub")
 def _arith(ctx: Ctx) -> list[Mod]:
     data = _data_inputs(ctx)

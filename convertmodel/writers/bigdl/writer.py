@@ -28,12 +28,40 @@ __all__ = ["write_bigdl"]
 
 @dataclass
 class Plan:
-    """Node pairs written as one module: MatMul + Add (Linear with bias), Greater + Where (Threshold)."""
+    """Node groups written as one module: MatMul + Add (Linear with bias), Greater + Where (Threshold),
+    x / Sqrt(ReduceSum(x * x, axis 1) + eps) (Normalize)."""
 
     bias: dict[str, np.ndarray] = field(default_factory=dict)  # MatMul -> its Add's bias
     threshold: dict[str, float] = field(default_factory=dict)  # Where -> its Greater's th
+    normalize: dict[str, float] = field(default_factory=dict)  # Div -> eps of its L2 norm
     folded: set[str] = field(default_factory=set)  # nodes written by another node's module
     alias: dict[str, str] = field(default_factory=dict)  # folded Add's output -> the MatMul's output
+
+
+def _l2_norm_of(graph: Graph, consumers: dict[str, list[Node]], sqrt: Node, x: str) -> tuple[float, list[str]] | None:
+    """``Sqrt(Add(ReduceSum(Mul(x, x), axes=[1], keepdims=1), eps))`` feeding ``Div(x, .)``: (eps, the nodes)."""
+    prod = graph.producers()
+
+    def only(v: str, op: str) -> Node | None:
+        n = prod.get(v)
+        ok = n is not None and n.op_type == op and not n.domain and len(consumers.get(v, [])) == 1
+        return n if ok else None
+
+    add = only(sqrt.inputs[0], "Add")
+    if add is None:
+        return None
+    eps_v = [v for v in add.inputs if v in graph.constants]
+    rs = [only(v, "ReduceSum") for v in add.inputs if v not in graph.constants]
+    if len(eps_v) != 1 or len(rs) != 1 or rs[0] is None or np.size(graph.constants[eps_v[0]]) != 1:
+        return None
+    red = rs[0]
+    axes = graph.constants.get(red.inputs[1]) if len(red.inputs) > 1 else None
+    sq = only(red.inputs[0], "Mul")
+    if axes is None or [int(a) for a in np.reshape(axes, -1)] != [1] or not int(red.attrs.get("keepdims", 1)):
+        return None
+    if sq is None or list(sq.inputs) != [x, x]:
+        return None
+    return float(np.reshape(graph.constants[eps_v[0]], -1)[0]), [sq.name, red.name, add.name, sqrt.name]
 
 
 def _plan(graph: Graph) -> Plan:
@@ -55,6 +83,11 @@ def _plan(graph: Graph) -> Plan:
                 plan.bias[n.name] = np.asarray(c, np.float32).reshape(-1)
                 plan.folded.add(user.name)
                 plan.alias[user.outputs[0]] = n.outputs[0]
+        elif n.op_type == "Sqrt" and user.op_type == "Div" and user.inputs[1] == n.outputs[0]:
+            eps = _l2_norm_of(graph, consumers, n, user.inputs[0])
+            if eps is not None:
+                plan.normalize[user.name] = eps[0]
+                plan.folded.update(eps[1])
         elif n.op_type == "Greater" and user.op_type == "Where" and len(user.inputs) == 3:
             th = graph.constants.get(n.inputs[1])
             if th is not None and np.size(th) == 1 and user.inputs[0] == n.outputs[0] and user.inputs[1] == n.inputs[0]:
@@ -79,6 +112,7 @@ def _emit_all(graph: Graph, plan: Plan) -> list[tuple[Node, list[Mod], list[str]
         ctx = Ctx.make(graph, node)
         ctx.fused_bias = plan.bias.get(node.name)
         ctx.fused_threshold = plan.threshold.get(node.name)
+        ctx.fused_l2_eps = plan.normalize.get(node.name)
         try:
             mods = emitter(ctx)
         except NotExpressible as e:
@@ -132,6 +166,11 @@ def build_model(graph: Graph) -> Any:
     alias = plan.alias
     for node, mods, data in emitted:
         pre = [source[alias.get(v, v)] for v in data]
+        for i in range(1, len(pre)):  # BigDL keys a module's edges by predecessor: repeat one through Identity
+            if pre[i] in pre[:i]:
+                ident = names.make(f"{node.name}/input{i}")
+                modules.append(module_proto(Mod("Identity"), ident, [pre[i]], ts))
+                pre[i] = ident
         main = next((i for i, m in enumerate(mods) if m.cls != "SpatialZeroPadding"), 0)
         for i, mod in enumerate(mods):
             name = names.make(node.name if i == main else f"{node.name}/{mod.cls.rsplit('.', 1)[-1]}")
