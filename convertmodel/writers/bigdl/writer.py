@@ -57,7 +57,7 @@ def _l2_norm_of(graph: Graph, consumers: dict[str, list[Node]], sqrt: Node, x: s
     red = rs[0]
     axes = graph.constants.get(red.inputs[1]) if len(red.inputs) > 1 else None
     sq = only(red.inputs[0], "Mul")
-    if axes is None or [int(a) for a in np.reshape(axes, -1)] != [1] or not int(red.attrs.get("keepdims", 1)):
+    if axes is None or [int(a) for a in np.reshape(axes, -1)] != [1] or red.attrs.get("keepdims", 1) in (0, "0"):
         return None
     if sq is None or list(sq.inputs) != [x, x]:
         return None
