@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # Above readers: a writer may use its format's reader schema (readers/caffe/proto.py), never the reverse.
     ("writers",),
     ("data", "metrics"),
-    ("engines", "verify", "bench"),
+    ("engines", "verify", "bench", "bench_onnxruntime"),
     ("model", ""),  # "" is the package root: convertmodel/__init__.py (the public API, lazily model)
     ("cli", "__main__"),
 )
