@@ -152,6 +152,15 @@ def make_quantize_options(exclude: tuple[str, ...], compat: str | None, input_le
     return QuantizeOptions(exclude=exclude, compat=compat, input_levels=input_levels)
 
 
+def model_bytes(path: str) -> int:
+    """Size of a model file, or of all files in a model directory (a TensorFlow SavedModel)."""
+    import os
+
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
 #: --tf-inputs/--tf-outputs/--signature -> the TensorFlow/Keras readers' options.
 _READER_FLAGS = {"tf_inputs": "inputs", "tf_outputs": "outputs", "tf_signature": "signature"}
 

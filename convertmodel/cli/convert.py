@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows, reader_options
+from convertmodel.cli.common import (
+    console,
+    finish,
+    human_bytes,
+    io_rows,
+    load_model,
+    model_bytes,
+    ops_rows,
+    reader_options,
+)
 from convertmodel.fsutil import refuse_overwrite
 
 
@@ -50,7 +59,7 @@ def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) 
         "format": g.metadata.get("source_format", "?"),
         "nodes": len(g.nodes),
         "parameters": g.param_count(),
-        "input_bytes": os.path.getsize(src),
+        "input_bytes": model_bytes(src),
         "output_bytes": os.path.getsize(dst),
         "read_seconds": round(t_read, 3),
         "write_seconds": round(t_write, 3),

@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, finish, human_bytes, io_rows, load_model, ops_rows, reader_options
+from convertmodel.cli.common import (
+    console,
+    finish,
+    human_bytes,
+    io_rows,
+    load_model,
+    model_bytes,
+    ops_rows,
+    reader_options,
+)
 from convertmodel.errors import UnsupportedOpError
 
 
@@ -27,7 +36,7 @@ def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
         finish({"model": model_path, "supported": False, "unsupported": e.unsupported}, _print_unsupported)
         raise
     g = model.graph
-    size = os.path.getsize(model_path)
+    size = model_bytes(model_path)
     breakdown = None
     if model.is_quantized:
         from convertmodel.serialize.breakdown import size_breakdown

@@ -12,9 +12,11 @@ is TensorFlow's own, tested path to exactly the frozen GraphDef the GraphDef rea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from convertmodel.errors import FormatError, InvalidModelError, UsageError
@@ -62,8 +64,33 @@ def _digest(path: str) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence TensorFlow's C++ logging (absl/oneDNN banners written to fd 2 whatever TF_CPP_MIN_LOG_LEVEL
+    says) so that the CLI's output stays its own: an error is still one line."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _freeze(path: str, signature: str) -> tuple[bytes, list[str], list[str], str]:
     """Frozen GraphDef bytes, input placeholder names, output node names (TensorFlow, lazily)."""
+    with _quiet_stderr():
+        return _freeze_loud(path, signature)
+
+
+def _freeze_loud(path: str, signature: str) -> tuple[bytes, list[str], list[str], str]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         import tensorflow as tf
@@ -83,8 +110,9 @@ def _freeze(path: str, signature: str) -> tuple[bytes, list[str], list[str], str
         frozen = convert_variables_to_constants_v2(fn)
         del loaded
     except Exception as e:  # TensorFlow raises many types for broken checkpoints/graphs
+        why = " ".join(str(e).split())[:400]  # TensorFlow's messages span lines; ours is one
         raise InvalidModelError(
-            f"{path}: TensorFlow cannot load signature {signature!r}: {type(e).__name__}: {e}"
+            f"{path}: TensorFlow cannot load signature {signature!r}: {type(e).__name__}: {why}"
         ) from e
     gd = frozen.graph.as_graph_def()
     ins = [t.name for t in frozen.inputs if t.dtype != tf.resource]

@@ -227,3 +227,27 @@ def test_savedmodel_signature_errors(tmp_path: Any, capsys: Any) -> None:
     (d / "saved_model.pb").write_bytes(b"\x08\x01\x12\xff\xff\xff")
     with pytest.raises(errors.FormatError, match=r"saved_model\.pb.*SavedModel"):
         convertmodel.load(str(d))
+
+
+@pytest.mark.slow
+def test_savedmodel_with_damaged_variables_is_one_line(tmp_path: Any) -> None:
+    """TensorFlow's own failure (a truncated checkpoint shard) and its C++ log banners: still one line, exit 4."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow")
+    d = tmp_path / "damaged_savedmodel"
+    shutil.copytree(os.path.join(FMNIST, "lenet5_savedmodel"), d)
+    shard = d / "variables" / "variables.data-00000-of-00001"
+    shard.write_bytes(shard.read_bytes()[:1000])
+    out = tmp_path / "out.q8"
+    r = subprocess.run(
+        [sys.executable, "-m", "convertmodel", "quantize", "--in", str(d), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert r.returncode == errors.EXIT_INVALID_MODEL, (r.returncode, r.stderr)
+    assert len(lines) == 1 and "damaged_savedmodel" in lines[0] and "TensorFlow cannot load" in lines[0], r.stderr
+    assert not out.exists()
