@@ -127,8 +127,10 @@ def run_bench(
     seconds: float | None,
     per_layer: bool = False,
     progress: Callable[[str], None] | None = None,
+    peers: dict[str, Callable[[int], Any]] | None = None,
 ) -> dict[str, Any]:
-    """Time each graph of ``sides`` (name -> graph) on the same random input, alternating iterations."""
+    """Time each graph of ``sides`` (name -> graph) on the same random input, alternating iterations;
+    ``peers`` (name -> factory(threads) of an object with ``run(feeds)``, e.g. onnxruntime) alternate too."""
     from convertmodel.runtime import Executor, native
     from convertmodel.runtime.registry import BACKENDS
     from convertmodel.runtime.threads import limit_threads
@@ -138,17 +140,19 @@ def run_bench(
     actual_batch = next(iter(feeds.values())).shape[0]
     with limit_threads(threads) as n_threads:
         execs = {k: Executor(g, BACKENDS, threads=n_threads) for k, g in sides.items()}
+        ours = dict(execs)  # per-layer timing and backend counts are ours only
+        execs.update({k: make(n_threads) for k, make in (peers or {}).items()})
         for i in range(warmup):
             for k, ex in execs.items():
                 say(f"warmup {i + 1}/{warmup}: {k}")
                 ex.run(feeds)
         times = _timed(execs, feeds, iterations, seconds, say)
-        layers = _per_layer(execs, feeds, max(1, min(3, len(times[next(iter(sides))]))), say) if per_layer else None
+        layers = _per_layer(ours, feeds, max(1, min(3, len(times[next(iter(sides))]))), say) if per_layer else None
     report: dict[str, Any] = {
         "batch": int(actual_batch),
         "threads": n_threads,
         "isa": native.isa() if native.available() else "none (native extension not built; numpy kernels)",
-        "backends": {k: ex.backend_counts() for k, ex in execs.items()},
+        "backends": {k: ex.backend_counts() for k, ex in ours.items()},
         "results": {k: percentiles(v, actual_batch) for k, v in times.items()},
         "param_bytes": {k: param_bytes(g) for k, g in sides.items()},
     }
@@ -156,6 +160,10 @@ def run_bench(
         r = report["results"]
         report["speedup"] = r["fp32"]["p50_ms"] / r["int8"]["p50_ms"]
         report["size_ratio"] = report["param_bytes"]["fp32"] / max(1, report["param_bytes"]["int8"])
+    r = report["results"]
+    vs = {k: r[f"ort_{k}"]["p50_ms"] / r[k]["p50_ms"] for k in ("fp32", "int8") if k in r and f"ort_{k}" in r}
+    if vs:  # ours / onnxruntime throughput, same precision (> 1: ours faster)
+        report["vs_onnxruntime"] = vs
     if layers is not None:
         report["per_layer"] = layers
     return report
@@ -195,9 +203,11 @@ def bench(
     per_layer: bool = False,
     image_size: int = 224,
     progress: Callable[[str], None] | None = None,
+    against: str | None = None,
     **read_options: Any,
 ) -> dict[str, Any]:
-    """Benchmark ``model`` (a file or ``zoo:vgg16``) in fp32 and int8; the report ``convertmodel bench`` prints."""
+    """Benchmark ``model`` (a file or ``zoo:vgg16``) in fp32 and int8; the report ``convertmodel bench`` prints.
+    ``against="onnxruntime"`` adds onnxruntime fp32 and static int8 of the same model to the same run."""
     if iterations is not None and seconds is not None:
         raise UsageError("give iterations or seconds, not both")
     if iterations is None and seconds is None:
@@ -205,16 +215,31 @@ def bench(
     if batch < 1 or warmup < 0 or (iterations is not None and iterations < 1) or threads < 0:
         raise UsageError("batch and iterations must be >= 1, warmup and threads >= 0")
     sides = bench_sides(model, reference=reference, batch=batch, image_size=image_size, **read_options)
-    report = run_bench(
-        sides,
-        batch=batch,
-        threads=threads,
-        warmup=warmup,
-        iterations=iterations,
-        seconds=seconds,
-        per_layer=per_layer,
-        progress=progress,
-    )
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        peers, notes = None, None
+        if against is not None:
+            from convertmodel import bench_onnxruntime as peer
+
+            if "fp32" not in sides:
+                raise UsageError("--against needs the fp32 model: give --reference SOURCE for a .q8")
+            tmp = stack.enter_context(peer.temp_dir())
+            feeds = make_input(sides["fp32"], batch)
+            peers, notes = peer.peer_sides(against, reference or model, sides["fp32"], feeds, tmp)
+        report = run_bench(
+            sides,
+            batch=batch,
+            threads=threads,
+            warmup=warmup,
+            iterations=iterations,
+            seconds=seconds,
+            per_layer=per_layer,
+            progress=progress,
+            peers=peers,
+        )
+    if notes is not None:
+        report["against"] = notes
     report["model"] = model
     if "fp32" not in sides:
         report["note"] = "int8 .q8 input: fp32 side skipped (give --reference SOURCE to compare)"

@@ -26,11 +26,16 @@ def _print(report: dict[str, Any]) -> None:
             f"{r['p90_ms']:.1f}",
             f"{r['p99_ms']:.1f}",
             str(r["iterations"]),
-            human_bytes(report["param_bytes"][k]),
+            human_bytes(report["param_bytes"][k]) if k in report["param_bytes"] else "",
         )
     c.print(t)
     if "speedup" in report:
         c.print(f"int8 speedup {report['speedup']:.2f}x (median latency); weights {report['size_ratio']:.2f}x smaller")
+    for k, v in report.get("vs_onnxruntime", {}).items():
+        c.print(f"ours / onnxruntime {k}: {v:.2f}x throughput (median latency, same alternating run)")
+    against = report.get("against", {})
+    if "int8_scheme" in against or "int8_error" in against:
+        c.print(f"onnxruntime {against['version']} int8: {against.get('int8_scheme') or against['int8_error']}")
     for k, rows in report.get("per_layer", {}).items():
         lt = Table(title=f"per layer: {k} (median ms)")
         for col in ("node", "op", "ms", "%"):
@@ -59,6 +64,11 @@ def _print(report: dict[str, Any]) -> None:
 )
 @click.option("--image-size", default=224, show_default=True, help="Input size of zoo: models.")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
+@click.option(
+    "--against",
+    type=click.Choice(["onnxruntime"]),
+    help="Also run the same model in onnxruntime fp32 and static int8 (QDQ per-channel) in the same run.",
+)
 @click.option("--json", "json_out", is_flag=True, help="Print the JSON report on stdout.")
 def command(
     model_path: str,
@@ -71,6 +81,7 @@ def command(
     reference: str | None,
     image_size: int,
     prototxt: str | None,
+    against: str | None,
     json_out: bool,
 ) -> None:
     """Benchmark MODEL in fp32 and int8 side by side (alternating runs, same input).
@@ -102,6 +113,7 @@ def command(
         per_layer=per_layer,
         image_size=image_size,
         progress=say,
+        against=against,
         **({"prototxt": prototxt} if prototxt else {}),
     )
     finish(report, _print)
