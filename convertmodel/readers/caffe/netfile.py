@@ -13,6 +13,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.fsutil import open_regular
 from convertmodel.readers.caffe.proto import pb
 
 # V1LayerParameter.LayerType -> the type string of LayerParameter (upgrade_proto.cpp's UpgradeV1LayerType).
@@ -82,7 +83,7 @@ def find_prototxt(model_path: str) -> str:
 
 def _read_bytes(path: str) -> bytes:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "a Caffe file") as f:  # a FIFO or device is refused, never read
             return f.read()
     except FileNotFoundError as e:
         raise ModelIOError(f"{path}: no such file") from e

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError, UnsupportedOpError
+from convertmodel.fsutil import open_regular
 
 #: Oldest default-domain opset the reader accepts (opset 7 introduced numpy broadcasting for
 #: elementwise ops, the form every handler assumes).
@@ -28,7 +29,7 @@ def load_model(path: str) -> Any:
     if not os.path.exists(path):
         raise ModelIOError(f"{path}: no such file")
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "an ONNX file") as f:  # a FIFO or device is refused, never read
             data = f.read()
     except OSError as e:
         raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
