@@ -193,7 +193,7 @@ def keras_layer(*names: str, check: Callable[..., str | None] | None = None) -> 
 
 
 def supported(kind: str) -> list[str]:
-    return sorted(k.name for k in HANDLERS if k.kind == kind)
+    return sorted(k.name for k in HANDLERS if k.kind == kind and not k.name.startswith("__"))
 
 
 @dataclass

@@ -71,7 +71,21 @@ def _seq() -> Any:
     )
 
 
-MODELS: dict[str, Callable[[], Any]] = {"functional": _cnn, "sequential": _seq}
+def _nested() -> Any:
+    """Transfer-learning shapes: a functional backbone inside a functional model, a Sequential head."""
+    inp = keras.Input((9, 9, 3), name="img")
+    x = L.Conv2D(6, 3, padding="same", name="c1")(inp)
+    x = L.BatchNormalization(name="bn")(x)
+    backbone = keras.Model(inp, L.ReLU(name="r")(x), name="backbone")
+    head = keras.Sequential(
+        [L.GlobalAveragePooling2D(name="gap"), L.Dense(4, activation="softmax", name="fc")], name="head"
+    )
+    outer_in = keras.Input((9, 9, 3), name="image")
+    y = L.Rescaling(0.5, name="pre")(outer_in)
+    return keras.Model(outer_in, head(backbone(y)), name="nested")
+
+
+MODELS: dict[str, Callable[[], Any]] = {"functional": _cnn, "sequential": _seq, "nested": _nested}
 
 
 def _randomize(model: Any, rng: np.random.Generator) -> None:

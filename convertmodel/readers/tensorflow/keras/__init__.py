@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 OPTIONS = ("inputs", "outputs")
 _MODELS = ("Sequential", "Functional", "Model")
+#: The pseudo layer class that joins a nested model's inputs and outputs to the outer tensors.
+ALIAS = "__alias__"
 
 
 def _tensor(layer: str, node: int = 0, index: int = 0) -> str:
@@ -60,49 +62,95 @@ def _io_refs(v: Any) -> list[str]:
 class Call:
     """One call of a layer: what the handlers see through :class:`~..context.Node`."""
 
-    def __init__(self, lyr: dict[str, Any], out: str, inputs: list[str]) -> None:
+    def __init__(self, lyr: dict[str, Any], out: str, inputs: list[str], scope: str = "") -> None:
         self.cls = str(lyr.get("class_name", ""))
         self.config: dict[str, Any] = lyr.get("config", {}) if isinstance(lyr.get("config"), dict) else {}
-        self.layer = str(self.config.get("name", lyr.get("name", "")))
+        #: Weight key: the layer name, prefixed by the names of the models it is nested in.
+        self.layer = scope + str(self.config.get("name", lyr.get("name", "")))
         self.out = out
         self.inputs = inputs
 
 
-def plan(config: dict[str, Any], path: str) -> tuple[list[Call], list[str], list[str]]:
-    """Calls in order, input tensors, output tensors of a Sequential or functional model."""
+def _alias(out: str, src: str) -> Call:
+    return Call({"class_name": ALIAS, "config": {"name": out}}, out, [src])
+
+
+def _nested(
+    lyr: dict[str, Any], out: str, inputs: list[str], scope: str, path: str, depth: int
+) -> tuple[list[Call], list[str]]:
+    """A model used as a layer, inlined: its input layers read ``inputs`` (none: they stay graph
+    inputs), its output becomes ``out``. Returns the calls and the inner input tensors left as inputs."""
+    from convertmodel.errors import InvalidModelError
+
+    name = str(lyr.get("config", {}).get("name", ""))
+    calls, ins, outs = plan(lyr, path, f"{out}/", f"{scope}{name}/", depth + 1)
+    if inputs and len(inputs) != len(ins):
+        raise InvalidModelError(f"{path}: nested model {name!r} takes {len(ins)} inputs, is given {len(inputs)}")
+    if len(outs) != 1:
+        raise InvalidModelError(f"{path}: nested model {name!r} has {len(outs)} outputs; one is supported")
+    if inputs:
+        feed = dict(zip(ins, inputs, strict=True))
+        calls = [_alias(c.out, feed[c.out]) if c.out in feed else c for c in calls]
+    return [*calls, _alias(out, outs[0])], ([] if inputs else ins)
+
+
+def plan(
+    config: dict[str, Any], path: str, tscope: str = "", scope: str = "", depth: int = 0
+) -> tuple[list[Call], list[str], list[str]]:
+    """Calls in order, input tensors, output tensors of a Sequential or functional model.
+
+    Nested models are inlined; their tensors are named ``<outer call>/<tensor>`` (``tscope``), their
+    layers' weights are looked up as ``<model>/<layer>`` (``scope``)."""
     from convertmodel.errors import InvalidModelError, UnsupportedOpError
     from convertmodel.readers.tensorflow.keras.loader import layer_list
 
     kind = str(config.get("class_name", ""))
     if kind not in _MODELS:
         raise UnsupportedOpError(path, {f"model class {kind or '(none)'}": []}, _MODELS, what="Keras model")
+    if depth > 8:
+        raise InvalidModelError(f"{path}: models nested more than 8 deep")
     layers = layer_list(config)
     if not layers:
         raise InvalidModelError(f"{path}: the Keras model config has no layers")
     calls: list[Call] = []
     if kind == "Sequential":
-        prev = ""
+        prev, first = "", ""
         for i, lyr in enumerate(layers):
-            c = Call(lyr, "", [prev] if prev else [])
+            c = Call(lyr, "", [prev] if prev else [], scope)
+            name = c.layer[len(scope) :]
+            if c.cls in _MODELS:
+                inner, left = _nested(lyr, tscope + name, [prev] if prev else [], scope, path, depth)
+                calls += inner
+                first = first or (left[0] if left else "")
+                prev = tscope + name
+                continue
             if i == 0 and c.cls != "InputLayer":  # Keras 2: the first layer carries batch_input_shape
                 shape = c.config.get("batch_input_shape") or c.config.get("batch_shape")
-                inp = {"class_name": "InputLayer", "config": {"name": f"{c.layer}_input", "batch_shape": shape}}
-                calls.append(Call(inp, f"{c.layer}_input", []))
-                c.inputs = [f"{c.layer}_input"]
-            c.out = c.layer
+                inp = {"class_name": "InputLayer", "config": {"name": f"{name}_input", "batch_shape": shape}}
+                calls.append(Call(inp, f"{tscope}{name}_input", [], scope))
+                c.inputs = [f"{tscope}{name}_input"]
+            c.out = tscope + name
             calls.append(c)
-            prev = c.layer
-        return calls, [calls[0].out], [calls[-1].out]
+            first = first or calls[0].out
+            prev = c.out
+        return calls, [first], [prev]
+    graph_inputs: list[str] = []
     for lyr in layers:
         name = str(lyr.get("config", {}).get("name", lyr.get("name", "")))
-        call_inputs = _calls(lyr)
         if str(lyr.get("class_name")) == "InputLayer":
-            calls.append(Call(lyr, name, []))
+            calls.append(Call(lyr, tscope + name, [], scope))
             continue
-        for k, ins in enumerate(call_inputs):
-            calls.append(Call(lyr, _tensor(name, k, 0), ins))
-    inner = config.get("config", {})
-    return _sorted(calls, path), _io_refs(inner.get("input_layers")), _io_refs(inner.get("output_layers"))
+        for k, ins in enumerate(_calls(lyr)):
+            ins = [tscope + t for t in ins]
+            if str(lyr.get("class_name")) in _MODELS:
+                inner, left = _nested(lyr, tscope + _tensor(name, k, 0), ins, scope, path, depth)
+                calls += inner
+                graph_inputs += left
+            else:
+                calls.append(Call(lyr, tscope + _tensor(name, k, 0), ins, scope))
+    inner_cfg = config.get("config", {})
+    ins = [tscope + t for t in _io_refs(inner_cfg.get("input_layers"))] + graph_inputs
+    return _sorted(calls, path), ins, [tscope + t for t in _io_refs(inner_cfg.get("output_layers"))]
 
 
 def _sorted(calls: list[Call], path: str) -> list[Call]:

@@ -70,6 +70,11 @@ def merge(node: Node) -> None:
     node.set_out(out, nchw=nchw)
 
 
+@keras_layer("__alias__")
+def alias(node: Node) -> None:
+    node.alias(node.x(0))  # a nested model's input or output: the same tensor under its inner name
+
+
 @keras_layer(
     "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization"
 )

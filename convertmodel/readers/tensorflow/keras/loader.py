@@ -26,6 +26,7 @@ from convertmodel.errors import FormatError, ModelIOError
 #: The largest config.json / model.weights.h5 member a .keras zip may expand to, relative to the zip.
 _EXPANSION = 8
 _MIN_CAP = 256 << 20
+_MODELS = ("Sequential", "Functional", "Model")
 
 
 @dataclass
@@ -71,15 +72,18 @@ def _h5py(path: str) -> Any:
     return h5py
 
 
-def _h5_arrays(group: Any, path: str, layer: str) -> list[np.ndarray]:
-    names = group.attrs.get("weight_names", [])
+def _h5_named_arrays(group: Any, path: str, layer: str) -> list[tuple[str, np.ndarray]]:
     out = []
-    for n in names:
+    for n in group.attrs.get("weight_names", []):
         key = n.decode("utf-8") if isinstance(n, bytes) else str(n)
         if key not in group:
             raise FormatError(path, f"layer {layer!r}: weight {key!r} listed in weight_names is missing")
-        out.append(np.asarray(group[key]))
+        out.append((key, np.asarray(group[key])))
     return out
+
+
+def _h5_arrays(group: Any, path: str, layer: str) -> list[np.ndarray]:
+    return [a for _, a in _h5_named_arrays(group, path, layer)]
 
 
 def load_h5(path: str) -> KerasFile:
@@ -102,10 +106,19 @@ def load_h5(path: str) -> KerasFile:
             version = f.attrs.get("keras_version", b"")
             version = version.decode() if isinstance(version, bytes) else str(version)
             g = f["model_weights"] if "model_weights" in f else f
-            weights = {}
+            weights: dict[str, list[np.ndarray]] = {}
             for lyr in layer_list(config):
                 name = str(lyr.get("config", {}).get("name", lyr.get("name", "")))
-                if name in g and isinstance(g[name], h5py.Group):
+                if name not in g or not isinstance(g[name], h5py.Group):
+                    continue
+                if str(lyr.get("class_name")) in _MODELS:
+                    # A nested model's group lists all its layers' arrays as "<layer>/<weight>".
+                    for key, arr in _h5_named_arrays(g[name], path, name):
+                        parts = key.split("/")
+                        if len(parts) > 2 and parts[0] == name:  # Keras 3 prefixes a nested Sequential's name
+                            parts = parts[1:]
+                        weights.setdefault(f"{name}/{parts[0]}", []).append(arr)
+                else:
                     weights[name] = _h5_arrays(g[name], path, name)
             return KerasFile(config, weights, version, "h5")
     except (OSError, KeyError, ValueError, RuntimeError) as e:  # h5py: damaged datasets or groups
@@ -146,22 +159,30 @@ def load_keras_zip(path: str) -> KerasFile:
         h5py = _h5py(path)
         try:
             with h5py.File(io.BytesIO(blob), "r") as w:
-                used: dict[str, int] = {}
-                root = w["layers"] if "layers" in w else None
-                for lyr in layer_list(config):
-                    key = snake_case(str(lyr.get("class_name", "")))
-                    if key in used:
-                        used[key] += 1
-                        key = f"{key}_{used[key]}"
-                    else:
-                        used[key] = 0
-                    name = str(lyr.get("config", {}).get("name", ""))
-                    if root is not None and key in root and "vars" in root[key]:
-                        v = root[key]["vars"]
-                        weights[name] = [np.asarray(v[str(i)]) for i in range(len(v))]
+                _walk_vars(config, w["layers"] if "layers" in w else None, "", weights, 0)
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             raise FormatError(path, f"model.weights.h5 in the archive is damaged: {type(e).__name__}: {e}") from e
     return KerasFile(config, weights, str(meta.get("keras_version", "")), "keras")
+
+
+def _walk_vars(config: dict[str, Any], root: Any, scope: str, weights: dict[str, list[np.ndarray]], depth: int) -> None:
+    """Weights of ``config``'s layers (and of nested models' layers, as ``<model>/<layer>``)."""
+    used: dict[str, int] = {}
+    for lyr in layer_list(config):
+        key = snake_case(str(lyr.get("class_name", "")))
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
+        name = str(lyr.get("config", {}).get("name", ""))
+        if root is None or key not in root:
+            continue
+        if str(lyr.get("class_name")) in _MODELS and "layers" in root[key] and depth < 8:
+            _walk_vars(lyr, root[key]["layers"], f"{scope}{name}/", weights, depth + 1)
+        elif "vars" in root[key]:
+            v = root[key]["vars"]
+            weights[scope + name] = [np.asarray(v[str(i)]) for i in range(len(v))]
 
 
 def load(path: str) -> KerasFile:
