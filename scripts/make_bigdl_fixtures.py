@@ -34,11 +34,13 @@ ROOT = os.path.join(REPO, "fixtures", "bigdl")
 WORK = os.path.join(bigdl_env.CACHE, "work")
 FMNIST = os.path.join(REPO, "fixtures", "fmnist", "data", "t10k-1000-images-idx3-ubyte.gz")
 ALL_NETS = ["lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "activations", "upsample", "graph", "nhwc",
-            "tables", "ssd"]  # fmt: skip
+            "tables", "ssd", "conv3x3", "conv1x1"]  # fmt: skip
 ONLY_24 = {"ssd"}  # BigDL 0.3.0 has no PriorBox, NormalizeScale or DetectionOutputSSD
-SOURCE = {n: "seeded" if n in ("activations", "upsample", "nhwc", "ssd") else "fmnist" for n in ALL_NETS}
+SEEDED_NETS = ("activations", "upsample", "nhwc", "ssd", "conv3x3", "conv1x1")
+SOURCE = {n: "seeded" if n in SEEDED_NETS else "fmnist" for n in ALL_NETS}
 DOCS: dict[str, str] = {}  # filled from the 2.4 manifest (same nets)
-SEEDED = {"activations": [4, 32], "upsample": [2, 3, 11, 13], "nhwc": [2, 16, 16, 3], "ssd": [2, 3, 32, 32]}
+SEEDED = {"activations": [4, 32], "upsample": [2, 3, 11, 13], "nhwc": [2, 16, 16, 3], "ssd": [2, 3, 32, 32],
+          "conv3x3": [2, 3, 7, 6], "conv1x1": [2, 16, 5, 5]}  # fmt: skip
 
 
 def fmnist_images(n: int) -> np.ndarray:

@@ -99,6 +99,9 @@ object Make {
     SpatialMaxPooling[Float](2, 2, 2, 2), View[Float](4 * 14 * 14).setNumInputDims(3), Linear[Float](4 * 14 * 14, 10),
     LogSoftMax[Float]()).asInstanceOf[M]
 
+  def conv3x3(): M = seq(SpatialConvolution[Float](3, 16, 3, 3, 1, 1, 1, 1)).asInstanceOf[M]
+  def conv1x1(): M = seq(SpatialConvolution[Float](16, 8, 1, 1, 2, 2)).asInstanceOf[M]
+
   def graph(): M = {
     val x = Input[Float]()
     val r1 = ReLU[Float]().inputs(SpatialBatchNormalization[Float](8).inputs(
@@ -124,7 +127,7 @@ object Make {
   val nets: Map[String, (() => M, Boolean)] = Map(
     "lenet" -> (lenet _, false), "vgg_bn" -> (vggBn _, true), "inception" -> (inception _, false),
     "resnet" -> (resnet _, true), "grouped_dilated" -> (groupedDilated _, false),
-    "activations" -> (activations _, false), "upsample" -> (upsample _, false), "graph" -> (graph _, true), "tables" -> (tables _, false),
+    "activations" -> (activations _, false), "upsample" -> (upsample _, false), "graph" -> (graph _, true), "tables" -> (tables _, false), "conv3x3" -> (conv3x3 _, false), "conv1x1" -> (conv1x1 _, false),
     "nhwc" -> (nhwc _, false))
 
   def classes(m: AbstractModule[_, _, Float], acc: scala.collection.mutable.ArrayBuffer[String]): Unit = {

@@ -160,6 +160,16 @@ def graph():
     return Model([x], [out])
 
 
+def conv3x3():
+    """One 3x3 convolution with padding: int8 input-quantization probe (3 channels: SIMD and scalar codes mix)."""
+    return seq(SpatialConvolution(3, 16, 3, 3, 1, 1, 1, 1))
+
+
+def conv1x1():
+    """One 1x1 convolution over 16 channels (per-pixel SIMD chunks) with stride 2: int8 probe."""
+    return seq(SpatialConvolution(16, 8, 1, 1, 2, 2))
+
+
 def tables():
     """ConcatTable of two convolutions, ParallelTable of two activations, CMulTable."""
     return seq(
@@ -247,6 +257,13 @@ NETS = {
         "input": "fmnist",
         "bn_warmup": True,
         "doc": "functional Graph model: BN, two branches, CAddTable, CMulTable, JoinTable, SoftMax",
+    },
+    "conv3x3": {"build": conv3x3, "input": "seeded", "shape": [2, 3, 7, 6], "doc": "one 3x3 conv, pad 1 (int8 probe)"},
+    "conv1x1": {
+        "build": conv1x1,
+        "input": "seeded",
+        "shape": [2, 16, 5, 5],
+        "doc": "one 1x1 conv, stride 2 (int8 probe)",
     },
     "tables": {"build": tables, "input": "fmnist", "doc": "ConcatTable, ParallelTable, CMulTable"},
     "ssd": {
