@@ -38,7 +38,7 @@ NETS = ("lenet5", "vgg", "mobilenet")
 QUANT_NETS = ("lenet5", "vgg")
 #: BigDL fixtures the round trip covers (fixtures/bigdl/manifest.json; not ssd: no reader for DetectionOutputSSD)
 ROUND_TRIP = ("lenet", "vgg_bn", "inception", "resnet", "grouped_dilated", "activations", "upsample", "graph", "nhwc",
-              "tables")  # fmt: skip
+              "tables", "conv3x3", "conv1x1")  # fmt: skip
 
 
 #: Real models of scripts/fetch_models.py: a Caffe ResNet-50 (Scale layers, residual Eltwise), an ONNX ResNet
