@@ -31,6 +31,17 @@ def parse_patterns(exclude: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for item in items for p in str(item).split(",") if p.strip())
 
 
+def pattern_matches(pattern: str, name: str, *op_types: str) -> bool:
+    """Does an exclude ``pattern`` (fnmatch glob) name the layer ``name`` or one of its ``op_types``?
+
+    A name matches the whole name or a run of its ``/``-separated scopes, so ``conv1`` matches
+    ``conv1/BiasAdd`` and ``model/conv1/Conv2D`` (not ``conv10``); op types match case-insensitively.
+    """
+    if any(fnmatch.fnmatchcase(t.lower(), pattern.lower()) for t in op_types):
+        return True
+    return any(fnmatch.fnmatchcase(name, g) for g in (pattern, f"{pattern}/*", f"*/{pattern}", f"*/{pattern}/*"))
+
+
 @dataclass(frozen=True)
 class Levels:
     """The levels of one layer: ``input`` L of the per-patch input windows (1..255) and ``weight``.
@@ -91,12 +102,16 @@ class QuantizeOptions:
                 return lv
         return self.levels
 
-    def kept_because(self, name: str, op_type: str) -> str | None:
-        """Why the layer ``name`` (of ``op_type``) stays fp32 by request, or None."""
+    def kept_because(self, name: str, *op_types: str) -> str | None:
+        """Why the layer ``name`` stays fp32 by request, or None.
+
+        ``op_types``: the layer's op type as the user sees it (``inspect``) and, when an import or
+        fold step changed it (MatMul + Add -> Gemm), the type it has now; a pattern may name either.
+        """
         if name in self.fp32_layers:
             return "kept fp32 by the accuracy-aware fallback"
         for p in self.exclude:
-            if fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(op_type.lower(), p.lower()):
+            if pattern_matches(p, name, *op_types):
                 return f"excluded by pattern {p!r}"
         return None
 

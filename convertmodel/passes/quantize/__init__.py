@@ -22,13 +22,22 @@ from typing import Any
 
 import numpy as np
 
+from convertmodel.errors import UsageError
 from convertmodel.ir.graph import Graph, Node, prune
 from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.passes.fold_bn import fold_bn
 from convertmodel.passes.manager import PassRecord, run_passes
 from convertmodel.passes.quantize import rules_linear  # noqa: F401  (registers the rules)
 from convertmodel.passes.quantize.rules import RULES, Plan, quant_rule, rule_for
-from convertmodel.quant.options import METADATA_KEY, KeptLayer, Levels, QuantizationInfo, QuantizeOptions
+from convertmodel.quant.ops import is_quantized, quantized_nodes
+from convertmodel.quant.options import (
+    METADATA_KEY,
+    KeptLayer,
+    Levels,
+    QuantizationInfo,
+    QuantizeOptions,
+    pattern_matches,
+)
 from convertmodel.quant.scheme import WEIGHT_LEVELS, bigdl_compat_requantize, quantize_weight_rows
 
 __all__ = ["RULES", "Plan", "ProgressFn", "QuantizeOptions", "quant_rule", "quantize_graph"]
@@ -59,15 +68,22 @@ class _Rewrite:
         return name
 
 
-def plan(g: Graph, opts: QuantizeOptions) -> tuple[dict[str, Plan], dict[str, KeptLayer]]:
-    """The layers to quantize and the ones with a rule that stay fp32 (with the reason)."""
+def plan(
+    g: Graph, opts: QuantizeOptions, original: dict[str, str] | None = None
+) -> tuple[dict[str, Plan], dict[str, KeptLayer]]:
+    """The layers to quantize and the ones with a rule that stay fp32 (with the reason).
+
+    ``original``: node name -> op type before folding (a pattern may name the type ``inspect`` shows).
+    """
     plans: dict[str, Plan] = {}
     kept: dict[str, KeptLayer] = {}
+    orig = original or {}
     for n in g.nodes:
         rule = rule_for(n)
         if rule is None:
             continue
-        why = opts.kept_because(n.name, n.op_type)
+        types = (n.op_type, orig[n.name]) if orig.get(n.name, n.op_type) != n.op_type else (n.op_type,)
+        why = opts.kept_because(n.name, *types)
         res = why if why is not None else rule(g, n)
         if isinstance(res, str):
             kept[n.name] = KeptLayer(n.op_type, res)
@@ -169,6 +185,26 @@ def record(
     )
 
 
+def check_quantizable(graph: Graph, opts: QuantizeOptions, source: str | None = None) -> None:
+    """UsageError for a graph that is int8 already, or an exclude pattern that names nothing in it."""
+    where = source or graph.name
+    if is_quantized(graph):
+        n = len(quantized_nodes(graph))
+        raise UsageError(
+            f"{where}: the model is int8 already ({n} QConv/QGemm layer(s)); quantizing it again would change "
+            "nothing: quantize its fp32 source instead"
+        )
+    for p in opts.exclude:
+        if not any(pattern_matches(p, n.name, n.op_type) for n in graph.nodes):
+            layers = [n.name for n in graph.nodes if rule_for(n) is not None]
+            shown = ", ".join(layers[:12]) + (f", ... ({len(layers)} in all)" if len(layers) > 12 else "")
+            types = ", ".join(sorted({n.op_type for n in graph.nodes}))
+            raise UsageError(
+                f"{where}: --exclude pattern {p!r} matches no layer name or op type; layers with an int8 rule: "
+                f"{shown or '(none)'}; op types: {types} (names as `convertmodel inspect --graph` lists them)"
+            )
+
+
 def quantize_graph(
     graph: Graph,
     options: QuantizeOptions | None = None,
@@ -182,10 +218,11 @@ def quantize_graph(
     others are quantized; ``progress(done, total, name)`` is called per quantized layer.
     """
     opts = options or QuantizeOptions()
+    check_quantizable(graph, opts)
     g = run_passes(graph, [("fold_bn", fold_bn)], records)
     folded = sum(graph.op_counts().get(k, 0) - g.op_counts().get(k, 0) for k in _FOLDED)
     before = g.op_counts()
-    plans, kept = plan(g, opts)
+    plans, kept = plan(g, opts, {n.name: n.op_type for n in graph.nodes})
     fused = fuse(g, plans)
     st = rewrite(g, plans, kept, fused, opts, progress)
     meta = dict(g.metadata)
