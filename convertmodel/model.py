@@ -92,7 +92,7 @@ class Model:
         Give a :class:`~convertmodel.quant.options.QuantizeOptions`, or its fields as keywords.
         ``progress(done, total, layer)`` is called after each quantized layer.
         """
-        from convertmodel.passes.quantize import quantize_graph
+        from convertmodel.passes.quantize import check_quantizable, quantize_graph
         from convertmodel.quant.options import QuantizeOptions
 
         fields = QuantizeOptions(
@@ -102,6 +102,7 @@ class Model:
             options = fields
         elif fields != QuantizeOptions():
             raise UsageError("quantize: give a QuantizeOptions or keyword options, not both")
+        check_quantizable(self._graph, options, self.source)  # names the file, not only the graph
         return Model(quantize_graph(self._graph, options, progress=progress), self.source)
 
     def __repr__(self) -> str:
