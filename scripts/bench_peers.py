@@ -120,6 +120,13 @@ def ort_int8_session(
     return None, "; ".join(errors)
 
 
+#: "wall" (perf_counter) or "cpu": CPU time of the calling thread, which at 1 thread is the work itself and does
+#: not count the time other jobs on a shared machine take the core away (onnxruntime with one intra-op thread
+#: and our kernels with threads=1 both run on the calling thread).
+CLOCK = {"wall": time.perf_counter, "cpu": time.thread_time}
+clock = time.perf_counter
+
+
 def timed_rounds(runners: dict[str, Callable[[], Any]], warmup: int, iterations: int) -> dict[str, list[float]]:
     for _ in range(warmup):
         for fn in runners.values():
@@ -127,15 +134,58 @@ def timed_rounds(runners: dict[str, Callable[[], Any]], warmup: int, iterations:
     times: dict[str, list[float]] = {k: [] for k in runners}
     for i in range(iterations):
         for k, fn in runners.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
         print(
             f"  round {i + 1}/{iterations}: " + ", ".join(f"{k} {times[k][-1] * 1e3:.0f} ms" for k in runners),
             file=sys.stderr,
             flush=True,
         )
     return times
+
+
+def scheme_options(scheme: str) -> Any:
+    """QuantizeOptions of a level scheme "LxW" (input levels x weight levels) applied to every layer."""
+    from convertmodel.quant.options import Levels, QuantizeOptions
+
+    lv, wl = (int(v) for v in scheme.lower().split("x"))
+    return QuantizeOptions(layer_levels=(("*", Levels(lv, wl)),))
+
+
+def kernels_of(g: Graph) -> dict[str, int]:
+    """How many quantized layers run on each native GEMM kernel (it follows the ISA and the levels)."""
+    from convertmodel.runtime import native
+
+    out: dict[str, int] = {}
+    for n in g.nodes:
+        if n.op_type in ("QConv", "QGemm") and n.inputs[1] in g.constants:
+            k = native.kernel_name(np.asarray(g.constants[n.inputs[1]]), int(n.attrs.get("input_levels", 255)))  # type: ignore[arg-type]
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def random_weights(g: Graph, seed: int = 0) -> Graph:
+    """The graph with its float constants replaced by random values of the same shapes (He-normal conv/fc
+    weights, BatchNormalization at identity statistics): for topologies whose stored weights are fills
+    (the onnx package's light models), so activations stay in range and every window varies."""
+    rng = np.random.default_rng(seed)
+    bn = {}
+    for n in g.nodes:
+        if n.op_type == "BatchNormalization":
+            for i, v in zip((1, 2, 3, 4), (1.0, 0.0, 0.0, 1.0), strict=True):
+                bn[n.inputs[i]] = v
+    consts = {}
+    for name, a in g.constants.items():
+        a = np.asarray(a)
+        if a.dtype != np.float32 or a.size <= 1:
+            consts[name] = a
+        elif name in bn:
+            consts[name] = np.full(a.shape, bn[name], np.float32)
+        else:
+            fan_in = max(1, int(np.prod(a.shape[1:]))) if a.ndim > 1 else a.size
+            consts[name] = (rng.standard_normal(a.shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    return g.replace(constants=consts)
 
 
 def bench_model(
@@ -148,6 +198,7 @@ def bench_model(
     iterations: int,
     n_calib: int,
     tmp: str,
+    schemes: tuple[str, ...] = ("255x127",),
 ) -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_limits
 
@@ -164,22 +215,21 @@ def bench_model(
     probe, ort_mode = ort_int8_session(onnx_path, q_path, vi.name, sample, n_calib, 1)
     if probe is None:
         print(f"{name}: onnxruntime int8 unavailable: {ort_mode}", file=sys.stderr, flush=True)
-    int8_graph = quantize_graph(graph)
+    int8_graphs = {sch: quantize_graph(graph, scheme_options(sch)) for sch in schemes}
     rows = []
     for threads in thread_counts:
         ex32 = Executor(graph, ("native", "ref"), threads=threads)
-        ex8 = Executor(int8_graph, ("native", "ref"), threads=threads)
+        ex8s = {sch: Executor(g8, ("native", "ref"), threads=threads) for sch, g8 in int8_graphs.items()}
         s32 = ort_session(onnx_path, threads)
         s8 = ort_session(q_path, threads) if probe is not None else None
         for batch in batches:
             shape = (in_shape[0] if isinstance(in_shape[0], int) and in_shape[0] > 0 else batch, *sample[1:])
             x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
             feeds = {vi.name: x}
-            runners: dict[str, Callable[[], Any]] = {
-                "cm_fp32": functools.partial(ex32.run, feeds),
-                "cm_int8": functools.partial(ex8.run, feeds),
-                "ort_fp32": functools.partial(s32.run, None, feeds),
-            }
+            runners: dict[str, Callable[[], Any]] = {"cm_fp32": functools.partial(ex32.run, feeds)}
+            for i, (sch, ex8) in enumerate(ex8s.items()):
+                runners["cm_int8" if i == 0 else f"cm_int8_{sch}"] = functools.partial(ex8.run, feeds)
+            runners["ort_fp32"] = functools.partial(s32.run, None, feeds)
             if s8 is not None:
                 runners["ort_int8"] = functools.partial(s8.run, None, feeds)
             print(f"{name} batch {shape[0]} threads {threads} (ISA {native.isa()})", file=sys.stderr, flush=True)
@@ -192,10 +242,13 @@ def bench_model(
                     "batch": shape[0],
                     "threads": threads,
                     "isa": native.isa(),
+                    "schemes": list(schemes),
+                    "int8_kernels": kernels_of(int8_graphs[schemes[0]]),
                     "img_per_s": ips,
                     "ort_int8": ort_mode,
                     "median_ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()},
                     "iterations": iterations,
+                    "clock": "cpu" if clock is time.thread_time else "wall",
                 }
             )
     return rows
@@ -215,6 +268,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{i['ort_fp32']:>9.2f}{o8:>9.2f}{i['cm_int8'] / i['cm_fp32']:>10.2f}"
             f"{i['cm_int8'] / o8:>9.2f}{i['cm_int8'] / i['ort_fp32']:>10.2f}  ort int8: {r['ort_int8']}"
         )
+    for r in rows:  # the other level schemes against the first
+        for k, v in r["img_per_s"].items():
+            if k.startswith("cm_int8_"):
+                print(
+                    f"{r['model']} batch {r['batch']} threads {r['threads']}: {k} {v:.2f} img/s = "
+                    f"{v / r['img_per_s']['cm_int8']:.2f}x {r['schemes'][0]}, {v / r['img_per_s'].get('ort_int8', np.nan):.2f}x ort int8"
+                )
     # Thread scaling of our int8 path: the same model and batch at the largest vs 1 thread.
     for r in rows:
         one = [o for o in rows if o["model"] == r["model"] and o["batch"] == r["batch"] and o["threads"] == 1]
@@ -227,7 +287,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="vgg16,vgg19", help="zoo models (comma-separated; '' for none)")
+    ap.add_argument(
+        "--models",
+        default="vgg16,vgg19",
+        help="vgg11..vgg19 (zoo), resnet50 (onnx's light topology, random weights), fmnist_mobilenet "
+        "(comma-separated; '' for none)",
+    )
     ap.add_argument("--batches", default="8,1")
     ap.add_argument("--threads", default="2,1")
     ap.add_argument("--image-size", type=int, default=224)
@@ -237,19 +302,39 @@ def main() -> None:
     ap.add_argument("--onnx", action="append", default=[], help="also bench this real ONNX file (repeatable)")
     ap.add_argument("--real", action="store_true", help="also bench the ONNX files fetched into the cache")
     ap.add_argument("--json", help="write the rows as JSON to this file")
+    ap.add_argument(
+        "--schemes",
+        default="255x127",
+        help="our int8 level schemes, input x weight levels (comma-separated; the first is 'cm int8', the others "
+        "extra runners), e.g. 255x127,127x64",
+    )
+    ap.add_argument("--clock", choices=sorted(CLOCK), default="wall", help="cpu: thread CPU time (1 thread only)")
     args = ap.parse_args()
+    global clock
+    clock = CLOCK[args.clock]
+    if args.clock == "cpu" and any(int(t) != 1 for t in args.threads.split(",") if t):
+        ap.error("--clock cpu measures the calling thread only: use it with --threads 1")
     from convertmodel import zoo
     from convertmodel.model import load
 
     batches = [int(b) for b in args.batches.split(",") if b]
     threads = [int(t) for t in args.threads.split(",") if t]
+    schemes = tuple(s for s in args.schemes.split(",") if s)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for m in [m for m in args.models.split(",") if m]:
-            g = zoo.vgg(int(m.lower().removeprefix("vgg")), image_size=args.image_size)
+            if m == "resnet50":  # the onnx package's ResNet-50 topology, random weights (its own are fills)
+                import onnx
+
+                light = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light/light_resnet50.onnx")
+                g = random_weights(load(light).graph)
+            elif m == "fmnist_mobilenet":  # the trained depthwise Fashion-MNIST net of fixtures/fmnist
+                g = load(os.path.join(os.path.dirname(__file__), "..", "fixtures", "fmnist", "mobilenet.onnx")).graph
+            else:
+                g = zoo.vgg(int(m.lower().removeprefix("vgg")), image_size=args.image_size)
             path = os.path.join(tmp, f"{m}.onnx")
             export_onnx(g, path)
-            rows += bench_model(m, g, path, batches, threads, args.warmup, args.iterations, args.calib, tmp)
+            rows += bench_model(m, g, path, batches, threads, args.warmup, args.iterations, args.calib, tmp, schemes)
         files = list(args.onnx)
         if args.real:
             files += sorted(glob.glob(os.path.join(CACHE, "models", "*", "*.onnx")))
@@ -265,6 +350,7 @@ def main() -> None:
                 args.iterations,
                 args.calib,
                 tmp,
+                schemes,
             )
     print_table(rows)
     if args.json:

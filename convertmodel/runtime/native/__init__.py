@@ -78,13 +78,21 @@ def _need() -> Any:
     return _ext
 
 
+_isa_cache: dict[str, str] = {}
+
+
 def isa(name: str | None = None) -> str:
     """The ISA path the kernels use: ``name``, else ``$CONVERTMODEL_ISA``, else the best the CPU supports."""
     ext = _need()
+    key = name or "env:" + os.environ.get(ISA_ENV, "")
+    hit = _isa_cache.get(key)  # resolved once per request (kernels ask on every call)
+    if hit is not None:
+        return hit
     try:
-        return str(ext.isa(name or ""))
+        got = _isa_cache[key] = str(ext.isa(name or ""))
     except ValueError as e:
         raise IsaError(str(e)) from None
+    return got
 
 
 def compiled_isas() -> list[str]:
@@ -211,39 +219,30 @@ if _ext is not None:
             return _ref("QConv")(ctx, x, wq, w_scale, w_sum, b)
         from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
 
-        levels = _levels(ctx)
         try:
-            geo = ctx.cache.get("native_geo")
-            if geo is None or ctx.cache.get("native_xshape") != x.shape[1:]:
+            # Everything but the input is fixed per node and input shape: resolved once, then one call.
+            plan = ctx.cache.get("native_plan")
+            if plan is None or plan[0] != x.shape[1:]:
+                levels = _levels(ctx)
                 geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, wq.shape)
-                ctx.cache["native_geo"], ctx.cache["native_xshape"] = geo, x.shape[1:]
-            packed, ws, wsum, bias = _packed(ctx, wq, geo.group, levels, (w_scale, w_sum, b))
-            kernel_shape = _ints(ctx, "kernel_shape", geo.kernel, 2)
-            strides = _ints(ctx, "strides", geo.strides, 2)
-            pads = _ints(ctx, "pads", geo.pads, 4)
-            dilations = _ints(ctx, "dilations", geo.dilations, 2)
-            out_sp = [
-                (x.shape[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (kernel_shape[i] - 1) - 1)
-                // max(strides[i], 1)
-                + 1
-                for i in range(2)
-            ]
+                kernel_shape = _ints(ctx, "kernel_shape", geo.kernel, 2)
+                strides = _ints(ctx, "strides", geo.strides, 2)
+                pads = _ints(ctx, "pads", geo.pads, 4)
+                dilations = _ints(ctx, "dilations", geo.dilations, 2)
+                out_sp = tuple(
+                    (x.shape[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (kernel_shape[i] - 1) - 1)
+                    // max(strides[i], 1)
+                    + 1
+                    for i in range(2)
+                )
+                geom = (kernel_shape, strides, pads, dilations, float(levels), ctx.attrs["activation"] == "Relu")
+                plan = ctx.cache["native_plan"] = (x.shape[1:], geo.group, levels, out_sp, geom)
+            _, group, levels, out_sp, geom = plan
+            packed, ws, wsum, bias = _packed(ctx, wq, group, levels, (w_scale, w_sum, b))
             out = _output(ctx, (x.shape[0], wq.shape[0], *out_sp)) if min(out_sp) > 0 else None
-            return _ext.qconv(
-                np.ascontiguousarray(x, dtype=np.float32),
-                packed,
-                ws,
-                wsum,
-                bias,
-                kernel_shape,
-                strides,
-                pads,
-                dilations,
-                float(levels),
-                ctx.attrs["activation"] == "Relu",
-                ctx.threads,
-                out,
-            )
+            if x.dtype != np.float32 or not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x, dtype=np.float32)
+            return _ext.qconv(x, packed, ws, wsum, bias, *geom, ctx.threads, out)
         except (ValueError, TypeError, ZeroDivisionError) as e:
             if isinstance(e, InvalidModelError):
                 raise

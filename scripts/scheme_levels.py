@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Accuracy and speed of the int8 level schemes (input levels x weight levels), to choose the default.
+
+Schemes: 255x127 (the stored 127-level weights, 255 input levels), 127x127, 255x64 and BigDL's 127x64
+(weights re-quantized to 64 levels as BigDL did at load time), plus ``per-layer``: every layer at the
+fastest AVX2 scheme (127x64, the pair-sum kernel) except those whose output SQNR under it is the lowest,
+which are promoted to 255x127 until the top-1 drop is below 0.1 pt (measured on the calibration half).
+
+Fashion-MNIST nets (fixtures/fmnist) over the 10,000 test images of Debian's dataset-fashion-mnist:
+fp32 top-1, int8 top-1 and drop (percentage points), top-1 agreement with fp32, mean cosine and SQNR of the
+logits, and onnxruntime's static int8 (QDQ, per-channel u8s8, 512 calibration images) for comparison.
+Speed: one 1-thread pass over the images per scheme and per ISA path (``CONVERTMODEL_ISA`` forced per
+run), as CPU time of the calling thread (the machine is shared).
+
+    python scripts/scheme_levels.py --nets lenet5,vgg,mobilenet --json fixtures/fmnist/scheme_levels.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import convertmodel  # noqa: E402
+from convertmodel.quant.error import cosine, sqnr_db  # noqa: E402
+from convertmodel.quant.options import Levels, QuantizeOptions  # noqa: E402
+
+DATA = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+FIX = os.path.join(REPO, "fixtures", "fmnist")
+SCHEMES = {"255x127": (255, 127), "127x127": (127, 127), "255x64": (255, 64), "127x64": (127, 64)}
+
+
+def load_data(limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    from convertmodel.data.datasets import open_dataset
+    from convertmodel.data.preprocess import preset
+
+    ds = open_dataset(DATA)
+    xs, ys = [], []
+    for b in ds.batches(500, preset("fmnist"), limit):
+        xs.append(b.x)
+        ys.append(np.asarray(b.labels))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def logits_model(m: Any) -> Any:
+    """The model with the input of its final Softmax as output (logits: a softmax hides their errors)."""
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    from accuracy_real_models import logits_of  # type: ignore[import-not-found]
+
+    from convertmodel.ir.graph import TensorType, ValueInfo, prune
+
+    g = m.graph
+    v = logits_of(g)
+    outs = (ValueInfo(v, g.type_of(v) or TensorType("float32")),)
+    return convertmodel.Model(prune(g.replace(outputs=outs, infer=False)).replace(), m.source)
+
+
+def run(m: Any, x: np.ndarray, threads: int = 1, batch: int = 500) -> tuple[np.ndarray, float]:
+    ex = m.executor(None, threads)
+    name = m.graph.inputs[0].name
+    ex.run({name: x[:batch]})
+    t0 = time.thread_time()
+    out = [next(iter(ex.run({name: x[i : i + batch]}).values())) for i in range(0, len(x), batch)]
+    return np.concatenate(out).reshape(len(x), -1), time.thread_time() - t0
+
+
+def options(levels: dict[str, tuple[int, int]] | tuple[int, int]) -> QuantizeOptions:
+    if isinstance(levels, tuple):
+        return QuantizeOptions(layer_levels=(("*", Levels(*levels)),))
+    return QuantizeOptions(layer_levels=tuple((k, Levels(*v)) for k, v in levels.items()))
+
+
+def metrics(ref: np.ndarray, got: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {
+        "top1": float(np.mean(got.argmax(1) == labels) * 100),
+        "agreement": float(np.mean(got.argmax(1) == ref.argmax(1)) * 100),
+        "cosine": float(np.mean([cosine(a, b) for a, b in zip(ref, got, strict=True)])),
+        "sqnr_db": float(sqnr_db(ref, got)),
+    }
+
+
+def per_layer_levels(fp32: Any, x: np.ndarray, labels: np.ndarray, base_top1: float) -> dict[str, tuple[int, int]]:
+    """127x64 everywhere, then promote the layers of lowest output SQNR to 255x127 until the drop < 0.1 pt."""
+    from convertmodel.verify.per_layer import PerLayer
+
+    narrow = fp32.quantize(options((127, 64)))
+    pl = PerLayer(fp32.graph, narrow.graph)
+    ex32, ex8 = fp32.executor(None, 1), narrow.executor(None, 1)
+    n32, n8 = fp32.graph.inputs[0].name, narrow.graph.inputs[0].name
+    for i in range(0, len(x), 500):
+        ex32.run({n32: x[i : i + 500]}, hook=pl.fp32_hook)
+        ex8.run({n8: x[i : i + 500]}, hook=pl.int8_hook)
+        pl.end_batch()
+    ranked = [s["layer"] for s in pl.result()]  # worst SQNR first
+    chosen: dict[str, tuple[int, int]] = {"*": (127, 64)}
+    for layer in ranked:
+        got, _ = run(logits_model(fp32.quantize(options(chosen))), x)
+        if base_top1 - float(np.mean(got.argmax(1) == labels) * 100) < 0.1:
+            break
+        chosen = {layer: (255, 127), **chosen}
+    return chosen
+
+
+def ort_int8(path: str, x: np.ndarray, calib: np.ndarray, reduce_range: bool) -> np.ndarray:
+    import tempfile
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{"image": calib[i : i + 1]} for i in range(len(calib))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dst = os.path.join(tmp, "q.onnx")
+        quantize_static(
+            path,
+            dst,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            reduce_range=reduce_range,
+        )
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(dst, so, providers=["CPUExecutionProvider"])
+        return np.concatenate([sess.run(None, {"image": x[i : i + 500]})[0] for i in range(0, len(x), 500)])
+
+
+def bench_net(net: str, x: np.ndarray, labels: np.ndarray, isas: list[str]) -> dict[str, Any]:
+    from convertmodel.runtime import native
+
+    path = os.path.join(FIX, f"{net}.onnx")
+    fp32 = convertmodel.load(path)
+    ref, t32 = run(logits_model(fp32), x)
+    base = float(np.mean(ref.argmax(1) == labels) * 100)
+    out: dict[str, Any] = {"fp32_top1": base, "fp32_cpu_s": round(t32, 3), "schemes": {}}
+    chosen = per_layer_levels(
+        fp32, x[:5000], labels[:5000], float(np.mean(ref[:5000].argmax(1) == labels[:5000]) * 100)
+    )
+    all_schemes: dict[str, Any] = {**SCHEMES, "per-layer": chosen}
+    for name, lv in all_schemes.items():
+        q = logits_model(fp32.quantize(options(lv)))
+        got, _ = run(q, x)
+        r: dict[str, Any] = dict(metrics(ref, got, labels))
+        r["drop_pp"] = base - r["top1"]
+        for isa_name in isas:
+            os.environ[native.ISA_ENV] = isa_name
+            r[f"cpu_s_{isa_name}"] = round(min(run(q, x)[1] for _ in range(2)), 3)
+        os.environ.pop(native.ISA_ENV, None)
+        if name == "per-layer":
+            r["levels"] = {k: f"{a}x{b}" for k, (a, b) in lv.items()}
+        out["schemes"][name] = r
+    probs = next(iter(fp32.executor(None, 1).run({"image": x}).values()))
+    for rr in (False, True):
+        got = ort_int8(path, x, x[-512:], rr)
+        r = metrics(probs, got, labels)
+        r["drop_pp"] = base - r["top1"]
+        r.pop("cosine"), r.pop("sqnr_db")  # its output is the softmax, not comparable with our logits
+        out["schemes"][f"onnxruntime{' reduce_range' if rr else ''}"] = r
+    return out
+
+
+def real_models(names: list[str], n_images: int) -> dict[str, Any]:
+    """Top-1 agreement, cosine and SQNR of each scheme on the real models of scripts/accuracy_real_models.py."""
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import accuracy_real_models as arm  # type: ignore[import-not-found]
+
+    out: dict[str, Any] = {}
+    for name in names:
+        spec = arm.MODELS[name]
+        if not os.path.exists(spec.path()):
+            out[name] = {"skipped": f"{spec.path()} missing (run scripts/fetch_models.py)"}
+            continue
+        model = arm.load_spec(spec)
+        xs = [arm.prepare(spec, im) for im in (arm.face_images() if spec.faces else arm.natural_images())[:n_images]]
+        in_name, outs = model.graph.inputs[0].name, [o.name for o in model.graph.outputs]
+
+        def run_all(m: Any, xs: list[np.ndarray] = xs, in_name: str = in_name, outs: list[str] = outs) -> list[Any]:
+            ex = m.executor(None, 1)
+            return [[np.asarray(ex.run({in_name: x})[o], np.float64).reshape(-1) for o in outs] for x in xs]
+
+        ref = run_all(model)
+        res: dict[str, Any] = {"images": len(xs)}
+        for sch, lv in SCHEMES.items():
+            got = run_all(model.quantize(options(lv)))
+            cos = [min(cosine(r, g) for r, g in zip(rr, gg, strict=True)) for rr, gg in zip(ref, got, strict=True)]
+            sq = [min(sqnr_db(r, g) for r, g in zip(rr, gg, strict=True)) for rr, gg in zip(ref, got, strict=True)]
+            if spec.kind == "detect":
+                top = [
+                    int(np.argmax(rr[1].reshape(-1, 2)[:, 1])) == int(np.argmax(gg[1].reshape(-1, 2)[:, 1]))
+                    for rr, gg in zip(ref, got, strict=True)
+                ]
+            else:
+                top = [
+                    int(np.argmax(rr[0])) == int(np.argmax(gg[0]))
+                    for rr, gg in zip(ref, got, strict=True)
+                    if arm._decisive(rr[0])
+                ]
+            res[sch] = {
+                "top1_agreement": float(np.mean(top)) if top else None,
+                "cosine_mean": float(np.mean(cos)),
+                "cosine_min": float(np.min(cos)),
+                "sqnr_db_median": float(np.median(sq)),
+            }
+            print(
+                f"{name:<14} {sch:<8} top-1 agreement {res[sch]['top1_agreement']} cosine mean "
+                f"{res[sch]['cosine_mean']:.5f} min {res[sch]['cosine_min']:.5f} SQNR {res[sch]['sqnr_db_median']:.1f} dB",
+                flush=True,
+            )
+        out[name] = res
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nets", default="lenet5,vgg,mobilenet")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--isas", default="", help="ISA paths to time (default: every available one)")
+    ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--real", default="", help="real models of scripts/accuracy_real_models.py instead (comma-separated)"
+    )
+    ap.add_argument("--images", type=int, default=8, help="images per real model")
+    args = ap.parse_args()
+    if args.real:
+        res = real_models(args.real.split(","), args.images)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=2, sort_keys=True)
+                f.write("\n")
+        return
+    from convertmodel.runtime import native
+
+    isas = [i for i in args.isas.split(",") if i] or [i for i in native.available_isas() if i != "portable"]
+    x, labels = load_data(args.limit)
+    res = {}
+    for net in args.nets.split(","):
+        res[net] = r = bench_net(net, x, labels, isas)
+        print(f"{net}: fp32 top-1 {r['fp32_top1']:.2f}%")
+        for name, s in r["schemes"].items():
+            extra = " ".join(f"{k[6:]} {v:.2f}s" for k, v in s.items() if k.startswith("cpu_s_"))
+            cs = f" cos {s['cosine']:.5f} SQNR {s['sqnr_db']:.1f} dB" if "cosine" in s else ""
+            print(
+                f"  {name:<24} top-1 {s['top1']:.2f}% drop {s['drop_pp']:+.2f} agree {s['agreement']:.2f}%{cs} {extra}"
+                + (f" levels {s['levels']}" if "levels" in s else ""),
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
