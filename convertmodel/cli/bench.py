@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from convertmodel.cli.common import console, finish, human_bytes, shows_progress, state, threads_option
+from convertmodel.cli.common import (
+    console,
+    finish,
+    human_bytes,
+    model_argument,
+    shows_progress,
+    threads_option,
+)
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -49,7 +56,7 @@ def _print(report: dict[str, Any]) -> None:
 
 
 @click.command("bench")
-@click.argument("model_path", metavar="MODEL")
+@model_argument("model_path")
 @threads_option
 @click.option("--batch", default=1, show_default=True, help="Batch size (the model's symbolic batch dimension).")
 @click.option("--warmup", default=2, show_default=True, help="Untimed iterations of each side first.")
@@ -69,7 +76,6 @@ def _print(report: dict[str, Any]) -> None:
     type=click.Choice(["onnxruntime"]),
     help="Also run the same model in onnxruntime fp32 and static int8 (QDQ per-channel) in the same run.",
 )
-@click.option("--json", "json_out", is_flag=True, help="Print the JSON report on stdout.")
 def command(
     model_path: str,
     threads: int,
@@ -82,7 +88,6 @@ def command(
     image_size: int,
     prototxt: str | None,
     against: str | None,
-    json_out: bool,
 ) -> None:
     """Benchmark MODEL in fp32 and int8 side by side (alternating runs, same input).
 
@@ -93,8 +98,6 @@ def command(
     """
     from convertmodel.bench import bench
 
-    if json_out:
-        state().json = True
     show = shows_progress()
     err = console(stderr=True)
 

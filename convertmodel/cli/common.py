@@ -88,10 +88,18 @@ def progress(enabled: bool) -> Any:
 
 
 def finish(report: dict[str, Any], table: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """The end of every command: the report as JSON (``--json``), nothing (``--quiet``), or ``table(report)``."""
+    """The end of every command: the report as JSON (``--json``), nothing (``--quiet``), or ``table(report)``;
+    with ``--report FILE`` the JSON also goes to FILE, atomically. The JSON is the report in the one schema
+    family (:func:`convertmodel.cli.reports.envelope`)."""
+    from convertmodel.cli.reports import envelope, write_report
+
     st = state()
+    doc = envelope(report)
+    if getattr(st, "report", None):
+        write_report(st.report, doc)
     if st.json:
-        emit_json(report)
+        emit_json(doc)
+        st.emitted = True
     elif not st.quiet and table is not None:
         table(report)
 
@@ -161,6 +169,54 @@ def model_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
+def remember_model(path: str) -> None:
+    """Record the command's model (the JSON header and error object name it); check --report early."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta.setdefault("model_path", path)
+    st = state(ctx) if ctx is not None else None
+    if st is not None and getattr(st, "model_path", None) is None:
+        st.model_path = path
+    if st is not None and getattr(st, "report", None):
+        from convertmodel.cli.reports import report_inputs
+        from convertmodel.fsutil import refuse_overwrite
+
+        refuse_overwrite(st.report, report_inputs(), "JSON report")  # before any work
+
+
+def model_argument(name: str = "model_path", in_alias: bool = False) -> Callable[[F], F]:
+    """The model, the same way on every command: a positional MODEL (a file, a SavedModel directory or
+    ``zoo:NAME``); ``in_alias`` also accepts the older ``--in MODEL`` (convert, quantize)."""
+    import functools
+
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            alias = kwargs.pop("model_in", None)
+            pos = kwargs.get(name)
+            if pos and alias and pos != alias:
+                raise click.UsageError(f"two models given ({pos} and --in {alias}); give MODEL once")
+            path = pos or alias
+            if not path:
+                raise click.UsageError("Missing argument 'MODEL'.")
+            kwargs[name] = path
+            remember_model(path)
+            return f(*args, **kwargs)
+
+        cmd: Any = wrapper
+        if in_alias:
+            cmd = click.option(
+                "--in",
+                "model_in",
+                metavar="MODEL",
+                type=click.Path(),
+                help="Same as the positional MODEL (older form).",
+            )(cmd)
+        return click.argument(name, metavar="MODEL", type=click.Path(), required=not in_alias)(cmd)  # type: ignore[no-any-return]
+
+    return deco
+
+
 #: --tf-inputs/--tf-outputs/--signature -> the TensorFlow/Keras readers' options.
 _READER_FLAGS = {"tf_inputs": "inputs", "tf_outputs": "outputs", "tf_signature": "signature"}
 
@@ -195,6 +251,8 @@ def reader_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def load_model(path: str, prototxt: str | None = None) -> Any:
     """convertmodel.load with the reader options the CLI exposes."""
     from convertmodel.model import load
+
+    remember_model(path)
 
     opts: dict[str, Any] = {}
     if prototxt:

@@ -14,6 +14,7 @@ from convertmodel.cli.common import (
     human_bytes,
     io_rows,
     load_model,
+    model_argument,
     model_bytes,
     ops_rows,
     reader_options,
@@ -22,7 +23,7 @@ from convertmodel.fsutil import refuse_overwrite
 
 
 @click.command("convert")
-@click.option("--in", "src", required=True, type=click.Path(), help="Source model file (or SavedModel directory).")
+@model_argument("src", in_alias=True)
 @click.option("--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output: .q8 or .caffemodel.")
 @click.option(
     "--prototxt",
@@ -39,9 +40,9 @@ def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) 
     """Convert a model to convertmodel's .q8 file (fp32 weights) or to Caffe.
 
     \b
-    convertmodel convert --in model.onnx --out model.q8
-    convertmodel convert --in net.caffemodel --prototxt deploy.prototxt --out net.q8
-    convertmodel convert --in model.onnx --out model.caffemodel
+    convertmodel convert model.onnx --out model.q8
+    convertmodel convert net.caffemodel --prototxt deploy.prototxt --out net.q8
+    convertmodel convert model.onnx --out model.caffemodel
     """
     for out in (dst, prototxt_out):
         if out:

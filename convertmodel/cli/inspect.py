@@ -13,6 +13,7 @@ from convertmodel.cli.common import (
     human_bytes,
     io_rows,
     load_model,
+    model_argument,
     model_bytes,
     ops_rows,
     reader_options,
@@ -21,7 +22,7 @@ from convertmodel.errors import UnsupportedOpError
 
 
 @click.command("inspect")
-@click.argument("model_path", metavar="MODEL", type=click.Path())
+@model_argument("model_path")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option("--graph", "show_graph", is_flag=True, help="Also print the IR, one line per node.")
 @reader_options

@@ -11,6 +11,7 @@ from convertmodel.cli.common import (
     console,
     finish,
     load_model,
+    model_argument,
     progress,
     reader_options,
     shows_progress,
@@ -63,7 +64,7 @@ def _default_preprocess(shape: Any) -> Any:
 
 
 @click.command("predict")
-@click.argument("model_path", metavar="MODEL", type=click.Path())
+@model_argument("model_path")
 @click.option(
     "--input",
     "input_path",

@@ -15,6 +15,7 @@ from convertmodel.cli.common import (
     human_bytes,
     load_model,
     make_quantize_options,
+    model_argument,
     model_bytes,
     progress,
     quantize_options,
@@ -30,7 +31,7 @@ def _fp32_bytes(graph: Any) -> int:
 
 
 @click.command("quantize")
-@click.option("--in", "src", required=True, type=click.Path(), help="Source model file (or SavedModel directory).")
+@model_argument("src", in_alias=True)
 @click.option(
     "--out", "dst", required=True, type=click.Path(dir_okay=False), help="Output .q8 (or BigDL-quantized .bigdl) file."
 )
@@ -67,9 +68,9 @@ def command(
     else stays fp32 (`convertmodel inspect OUT` shows what and why).
 
     \b
-    convertmodel quantize --in vgg16.onnx --out vgg16.q8
-    convertmodel quantize --in net.caffemodel --out net.q8 --exclude fc8 --compat bigdl
-    convertmodel quantize --in lenet5.onnx --out lenet5.q8 --calib t10k-images-idx3-ubyte.gz --max-drop 0.1
+    convertmodel quantize vgg16.onnx --out vgg16.q8
+    convertmodel quantize net.caffemodel --out net.q8 --exclude fc8 --compat bigdl
+    convertmodel quantize lenet5.onnx --out lenet5.q8 --calib t10k-images-idx3-ubyte.gz --max-drop 0.1
 
     With --calib the best model found is always written, and the exit code is 6 when even that
     misses the budget (the report says which layers fell back and what it cost).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from convertmodel.cli.common import (
     finish,
     load_model,
     make_quantize_options,
+    model_argument,
     progress,
     quantize_options,
     reader_options,
@@ -24,7 +24,7 @@ from convertmodel.cli.common import (
 )
 from convertmodel.cli.engine_options import engine_options, fail_on_unreadable, make_engine, model_refs, stopping
 from convertmodel.errors import AccuracyGateError, ModelIOError, UsageError
-from convertmodel.fsutil import atomic_open, refuse_overwrite
+from convertmodel.fsutil import refuse_overwrite
 
 
 def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
@@ -42,7 +42,7 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 
 
 @click.command("verify")
-@click.argument("model", type=click.Path())
+@model_argument("model")
 @click.option(
     "--data",
     "data",
@@ -76,7 +76,6 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
     help="Fail (exit 6) when fp32 - int8 exceeds this many percentage points (percent with --relative).",
 )
 @click.option("--relative", is_flag=True, help="--max-drop is a percentage of the fp32 value, not points.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the JSON report here.")
 @click.option("--per-layer", is_flag=True, help="Report SQNR and cosine of every int8 layer vs fp32, worst first.")
 @click.option("--strict", is_flag=True, help="Refuse data with NaN/Inf input values (default: a warning with counts).")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
@@ -120,7 +119,6 @@ def command(
     metric: str,
     max_drop: float | None,
     relative: bool,
-    json_path: str | None,
     per_layer: bool,
     batch_size: int,
     limit: int | None,
@@ -158,9 +156,8 @@ def command(
     from convertmodel.verify.inputs import open_verify_data
     from convertmodel.verify.runner import VerifyOptions, run_verify
 
-    for out in (json_path, fallback_out):  # before any work: never write a report or model over an input
-        if out:
-            refuse_overwrite(out, [model, data, labels, reference, prototxt], "output")
+    if fallback_out:  # before any work: never write a model over an input (--report is checked likewise)
+        refuse_overwrite(fallback_out, [model, data, labels, reference, prototxt], "output")
     eng = make_engine(engine, master, partitions, spark_conf)
     if fallback_out is not None and eng.name != "local":
         raise UsageError("--fallback-out runs on the local engine only; drop --engine spark")
@@ -206,7 +203,7 @@ def command(
             fb = None
     where = Where(fallback_out or model, ref_path, data, ds.kind, pre, batch_size, limit, max_drop, relative)
     rep = _report(result, where, int8, fp32, fb, {"load_seconds": t_load, "quantize_seconds": t_quant})
-    _end(rep, json_path)
+    _end(rep)
     if save_preprocessing:
         _store_preprocessing(model, m, pre.to_json())
     _gate(rep, model, data, result, max_drop, relative)
@@ -251,13 +248,10 @@ def _report(result: Any, w: Where, int8: Any, fp32: Any, fb: Any, timing: dict[s
     return json_safe(rep)  # type: ignore[no-any-return]
 
 
-def _end(rep: dict[str, Any], json_path: str | None) -> None:
+def _end(rep: dict[str, Any]) -> None:
+    """The table, --json and --report FILE (written by finish, atomically), before any gate exit."""
     from convertmodel.verify.report import print_report
 
-    if json_path:
-        with atomic_open(json_path, "w", what="JSON report") as f:
-            json.dump(rep, f, indent=2, sort_keys=True)
-            f.write("\n")
     finish(rep, lambda r: print_report(r, console()))
 
 
@@ -321,7 +315,7 @@ def calibrated_quantize(
         fb, result = _fallback(fp32, ds, pre, opts, max_drop, False, qopts, dst)
     where = Where(dst, src, data, ds.kind, pre, opts.batch_size, None, max_drop, False)
     rep = _report(result, where, fb.model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
-    _end(rep, None)
+    _end(rep)
     _gate(rep, src, data, result, max_drop, False)
 
 

@@ -1,0 +1,145 @@
+"""One tool, one set of conventions: the model argument, --json/--report, global options anywhere, JSON errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+from convertmodel import errors
+from convertmodel.fsutil import file_sha256
+from tests.cli import run_cli
+from tests.helpers import SUBSET_IMAGES, fixture_model
+
+HEADER = ("report_version", "tool", "created", "command", "model")
+
+
+@pytest.fixture(scope="module")
+def lenet_q8(tmp_path_factory: Any) -> str:
+    out = str(tmp_path_factory.mktemp("conv") / "lenet5.q8")
+    code, _, err = run_cli(["-q", "quantize", fixture_model("lenet5"), "--out", out])
+    assert code == 0 and os.path.isfile(out), err
+    return out
+
+
+def _header_ok(doc: dict[str, Any], command: str, model: str) -> None:
+    for k in HEADER:
+        assert k in doc, (k, sorted(doc))
+    assert doc["command"] == command and doc["tool"]["name"] == "convertmodel" and doc["report_version"] == 1
+    assert doc["model"]["path"] == model and doc["model"]["sha256"] == file_sha256(model), doc["model"]
+
+
+def test_model_is_positional_everywhere_and_in_is_an_alias(tmp_path: Any, capsys: Any) -> None:
+    src = fixture_model("lenet5")
+    a, b = str(tmp_path / "a.q8"), str(tmp_path / "b.q8")
+    assert run_cli(["-q", "convert", src, "--out", a], capsys)[0] == 0
+    assert run_cli(["-q", "convert", "--in", src, "--out", b], capsys)[0] == 0
+    assert open(a, "rb").read() == open(b, "rb").read()
+    qa, qb = str(tmp_path / "qa.q8"), str(tmp_path / "qb.q8")
+    assert run_cli(["-q", "quantize", src, "--out", qa], capsys)[0] == 0
+    assert run_cli(["-q", "quantize", "--in", src, "--out", qb], capsys)[0] == 0
+    assert os.path.getsize(qa) == os.path.getsize(qb)
+    code, _, err = run_cli(["convert", src, "--in", a, "--out", str(tmp_path / "c.q8")], capsys)
+    assert code == errors.EXIT_USAGE and "give MODEL once" in err
+    code, _, err = run_cli(["convert", "--out", str(tmp_path / "c.q8")], capsys)
+    assert code == errors.EXIT_USAGE and "Missing argument 'MODEL'" in err
+
+
+@pytest.mark.parametrize("where", ["front", "after-command", "end"])
+def test_global_options_in_any_position(where: str, lenet_q8: str, capsys: Any) -> None:
+    args = ["inspect", lenet_q8]
+    argv = {"front": ["--json", *args], "after-command": ["inspect", "--json", lenet_q8], "end": [*args, "--json"]}
+    code, out, err = run_cli(argv[where], capsys)
+    assert code == 0, err
+    _header_ok(json.loads(out), "inspect", lenet_q8)
+    code, out, err = run_cli([*args, "-q"], capsys)
+    assert code == 0 and out == "" and err == ""
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path: Any) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    from convertmodel.cli.main import main
+
+    with pytest.raises(errors.ConvertModelError):  # --debug re-raises instead of the one-line error
+        main(["inspect", str(bad), "--debug"])
+
+
+def test_json_on_every_command_has_the_one_header(lenet_q8: str, tmp_path: Any, capsys: Any) -> None:
+    src = fixture_model("lenet5")
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    runs = {
+        "convert": ["convert", src, "--out", str(tmp_path / "c.q8")],
+        "quantize": ["quantize", src, "--out", str(tmp_path / "q.q8")],
+        "inspect": ["inspect", src],
+        "predict": ["predict", src, "--input", str(tmp_path / "x.npy")],
+        "verify": ["verify", lenet_q8, "--reference", src, "--data", SUBSET_IMAGES, "--limit", "16"],
+        "bench": ["bench", src, "--iterations", "1", "--warmup", "0", "--threads", "1"],
+    }
+    for command, args in runs.items():
+        code, out, err = run_cli([*args, "--json"], capsys)
+        assert code == 0, (command, err)
+        doc = json.loads(out)
+        _header_ok(doc, command, args[1])
+
+
+def test_report_file_on_every_command_and_dash_is_stdout(
+    lenet_q8: str, tmp_path: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    rep = tmp_path / "r.json"
+    code, out, err = run_cli(["inspect", lenet_q8, "--report", str(rep)], capsys)
+    assert code == 0, err
+    assert "ops" in out  # the tables still print
+    _header_ok(json.loads(rep.read_text()), "inspect", lenet_q8)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["inspect", lenet_q8, "--report", "-"], capsys)
+    assert code == 0 and not os.path.exists(tmp_path / "-"), err
+    _header_ok(json.loads(out), "inspect", lenet_q8)
+
+
+def test_verify_json_file_is_a_deprecated_alias_of_report(
+    lenet_q8: str, tmp_path: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    rep = tmp_path / "v.json"
+    args = ["verify", lenet_q8, "--reference", fixture_model("lenet5"), "--data", SUBSET_IMAGES, "--limit", "16"]
+    code, _, err = run_cli([*args, "--json", str(rep)], capsys)
+    assert code == 0 and "deprecated" in err, err
+    doc = json.loads(rep.read_text())
+    _header_ok(doc, "verify", lenet_q8)
+    assert doc["data"]["samples"] == 16
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli([*args, "--json", "-"], capsys)
+    assert code == 0 and not os.path.exists(tmp_path / "-"), err
+    assert json.loads(out)["data"]["samples"] == 16
+
+
+def test_report_over_an_input_is_refused_before_any_work(lenet_q8: str, capsys: Any) -> None:
+    before = file_sha256(lenet_q8)
+    code, _, err = run_cli(["inspect", lenet_q8, "--report", lenet_q8], capsys)
+    assert code == errors.EXIT_IO and "refusing to write" in err, err
+    assert file_sha256(lenet_q8) == before
+
+
+def test_errors_in_json_mode_print_a_json_error_object(tmp_path: Any, capsys: Any) -> None:
+    missing = str(tmp_path / "nope.onnx")
+    code, out, err = run_cli(["inspect", missing, "--json"], capsys)
+    assert code == errors.EXIT_IO
+    doc = json.loads(out)
+    assert doc["command"] == "inspect" and doc["error"]["exit_code"] == errors.EXIT_IO
+    assert doc["model"]["path"] == missing and doc["model"]["sha256"] is None
+    assert err.startswith("error: ") and err.count("\n") == 1  # the one line on stderr too
+    code, out, err = run_cli(["--json", "inspect", "--no-such-option"], capsys)
+    assert code == errors.EXIT_USAGE and json.loads(out)["error"]["exit_code"] == errors.EXIT_USAGE
+
+
+def test_version_names_the_int8_kernels(capsys: Any) -> None:
+    from convertmodel.runtime import native
+
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and "convertmodel, version" in out
+    want = f"native {native.isa()}" if native.available() else "numpy reference"
+    assert f"int8 kernels: {want}" in out
