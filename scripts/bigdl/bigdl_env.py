@@ -88,7 +88,8 @@ def java_env(python: str | None = None) -> dict[str, str]:
     if python:
         env["PYSPARK_PYTHON"] = python
         env["PYSPARK_DRIVER_PYTHON"] = python
-    for k in ("OPENBLAS_CORETYPE", "PYTHONPATH"):
+    # another pyspark's SPARK_HOME (the project's Spark engine uses pyspark 4) would replace the venv's jars
+    for k in ("OPENBLAS_CORETYPE", "PYTHONPATH", "SPARK_HOME", "PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR"):
         env.pop(k, None)
     return env
 
