@@ -6,7 +6,7 @@
   spark-core, hadoop), for the Scala 2.11 program in scripts/bigdl/Make.scala (Debian's scala package).
 
 Wheels are fetched with `pip download --no-deps` into the cache (CONVERTMODEL_BIGDL_CACHE, default
-~/.cache/convertmodel/bigdl) and checked against the sha256 pins below.  Used by scripts/make_bigdl_fixtures.py and
+$CONVERTMODEL_CACHE/bigdl, default ~/.cache/convertmodel/bigdl) and checked against the sha256 pins below.  Used by scripts/make_bigdl_fixtures.py and
 by tests/writers/test_bigdl_writer.py (through importlib; this file imports nothing outside the standard library).
 """
 
@@ -21,7 +21,9 @@ import sys
 import tarfile
 import zipfile
 
-CACHE = os.environ.get("CONVERTMODEL_BIGDL_CACHE", os.path.expanduser("~/.cache/convertmodel/bigdl"))
+CACHE = os.environ.get("CONVERTMODEL_BIGDL_CACHE") or os.path.join(
+    os.environ.get("CONVERTMODEL_CACHE") or os.path.expanduser("~/.cache/convertmodel"), "bigdl"
+)
 VENV24 = os.path.join(CACHE, "venv24")
 WHEELS24 = {
     "bigdl_dllib_spark3-2.4.0-py3-none-manylinux1_x86_64.whl": (
