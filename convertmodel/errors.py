@@ -18,6 +18,7 @@ EXIT_INVALID_MODEL = 4
 EXIT_CORRUPT_FILE = 5
 EXIT_ACCURACY_GATE = 6
 EXIT_IO = 7
+EXIT_DATA = 8
 EXIT_INTERRUPTED = 130
 
 
@@ -59,6 +60,17 @@ class InvalidModelError(ConvertModelError, ValueError):
     """The model is structurally wrong: bad shapes, missing weights, dangling edges."""
 
     exit_code = EXIT_INVALID_MODEL
+
+
+class DataError(InvalidModelError):
+    """The data does not fit the model: wrong input shape or dtype, a missing input, labels that do not
+    match the outputs, samples of different sizes, a metric the data cannot give.
+
+    A subclass of :class:`InvalidModelError` (code that caught that before still does), with its own
+    exit code: the model is fine, the input is not.
+    """
+
+    exit_code = EXIT_DATA
 
 
 class FormatError(ConvertModelError):

@@ -20,7 +20,7 @@ import numpy as np
 from convertmodel.data.datasets import Batch, Box, Dataset, sample_digest
 from convertmodel.data.images import IMAGE_EXTENSIONS, load_image, read_class_names
 from convertmodel.data.preprocess import Preprocess
-from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.errors import DataError, FormatError, InvalidModelError, ModelIOError
 from convertmodel.fsutil import open_regular
 
 #: PASCAL VOC 2007 classes in the order of the devkit (and of Caffe SSD's labelmap_voc.prototxt).
@@ -129,9 +129,7 @@ class _DetectionDataset(Dataset):
                 )
                 arrays.append(arr)
             if len({a.shape for a in arrays}) > 1:
-                raise InvalidModelError(
-                    f"{self.path}: images differ in size; pass --resize HxW (e.g. --preset caffe-ssd-300)"
-                )
+                raise DataError(f"{self.path}: images differ in size; pass --resize HxW (e.g. --preset caffe-ssd-300)")
             x = np.stack(arrays)
             yield Batch(
                 pre.normalize(x[..., None] if x.ndim == 3 else x),

@@ -9,7 +9,7 @@ import numpy as np
 
 from convertmodel.data.datasets import Batch, Dataset, sample_digest
 from convertmodel.data.preprocess import Preprocess
-from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.errors import DataError, FormatError, ModelIOError
 from convertmodel.fsutil import open_regular
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -104,7 +104,7 @@ class _FileListDataset(Dataset):
                 arrays.append(arr)
             shapes = {a.shape for a in arrays}
             if len(shapes) > 1:
-                raise InvalidModelError(
+                raise DataError(
                     f"{self.path}: images in one batch have different sizes {sorted(shapes)[:3]}; "
                     "pass --resize/--crop or a --preset so every image has the model's input size"
                 )

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import InvalidModelError
+from convertmodel.errors import DataError, InvalidModelError
 
 
 def scores_2d(y: np.ndarray) -> np.ndarray:
@@ -41,10 +41,10 @@ class TopK:
         s = scores_2d(scores)
         labels = np.asarray(labels, dtype=np.int64)
         if len(labels) != len(s):
-            raise InvalidModelError(f"{len(s)} outputs but {len(labels)} labels")
+            raise DataError(f"{len(s)} outputs but {len(labels)} labels")
         self.num_classes = max(self.num_classes, s.shape[1])
         if labels.size and (labels.min() < 0 or labels.max() >= s.shape[1]):
-            raise InvalidModelError(
+            raise DataError(
                 f"labels must be in [0, {s.shape[1]}) for a {s.shape[1]}-class output; found "
                 f"{int(labels.min())}..{int(labels.max())}"
             )

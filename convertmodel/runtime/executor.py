@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convertmodel.errors import InvalidModelError, UnsupportedOpError
+from convertmodel.errors import DataError, InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import Graph, Node
 from convertmodel.ir.schema import resolve_attrs
 from convertmodel.runtime.registry import BACKENDS, KernelContext, KernelFn, find_kernel
@@ -131,7 +131,7 @@ class Executor:
         env: dict[str, np.ndarray] = dict(self.graph.constants)
         for vi in self.graph.inputs:
             if vi.name not in feeds:
-                raise InvalidModelError(f"missing input {vi.name!r} ({vi.type})")
+                raise DataError(f"missing input {vi.name!r} ({vi.type})")
             arr = np.asarray(feeds[vi.name])
             if arr.dtype != np.dtype(vi.type.dtype):
                 arr = arr.astype(vi.type.dtype)
@@ -141,9 +141,7 @@ class Executor:
                     not isinstance(d, int) or d == a for d, a in zip(shape, arr.shape, strict=True)
                 )
                 if not ok:
-                    raise InvalidModelError(
-                        f"input {vi.name!r}: expected shape {vi.type}, got {arr.dtype}{list(arr.shape)}"
-                    )
+                    raise DataError(f"input {vi.name!r}: expected shape {vi.type}, got {arr.dtype}{list(arr.shape)}")
             env[vi.name] = arr
         steps = self.steps if hook is not None or not keep.isdisjoint(self._fused_away) else self._fast
         for s in steps:

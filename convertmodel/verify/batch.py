@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import InvalidModelError
+from convertmodel.errors import DataError, InvalidModelError
 from convertmodel.metrics.detection import parse_ssd_output
 from convertmodel.quant.error import cosine_rows
 
@@ -89,7 +89,7 @@ def top_classes(y: np.ndarray, k: int) -> np.ndarray:
 
 def check_labels(labels: np.ndarray, classes: int) -> None:
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise InvalidModelError(
+        raise DataError(
             f"labels must be in [0, {classes}) for a {classes}-class output; found "
             f"{int(labels.min())}..{int(labels.max())}"
         )

@@ -20,7 +20,7 @@ import numpy as np
 from convertmodel.data.datasets import Dataset, data_hash
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.engines.base import BatchResult, Job, ModelRef
-from convertmodel.errors import InvalidModelError, UsageError
+from convertmodel.errors import DataError, InvalidModelError, UsageError
 from convertmodel.metrics.detection import DetectionMAP, detections_as_truth
 from convertmodel.quant.error import sqnr_from_sums
 from convertmodel.verify.batch import VerifyBatch
@@ -92,7 +92,7 @@ def choose_metric(metric: str, dataset: Dataset) -> str:
     if metric == "auto":
         return {"classification": "top1", "detection": "map-voc"}.get(kind, "agreement")
     if metric in ("top1", "top5") and kind != "classification":
-        raise InvalidModelError(
+        raise DataError(
             f"{dataset.path}: metric {metric} needs labels; the data has none (pass --labels or use --metric agreement)"
         )
     return metric

@@ -143,3 +143,25 @@ def test_version_names_the_int8_kernels(capsys: Any) -> None:
     assert code == 0 and "convertmodel, version" in out
     want = f"native {native.isa()}" if native.available() else "numpy reference"
     assert f"int8 kernels: {want}" in out
+
+
+def test_data_errors_have_their_own_exit_code(tmp_path: Any, capsys: Any) -> None:
+    src = fixture_model("lenet5")
+    np.save(tmp_path / "wrong.npy", np.zeros((1, 3, 28, 28), np.float32))
+    code, _, err = run_cli(["predict", src, "--input", str(tmp_path / "wrong.npy")], capsys)
+    assert code == errors.EXIT_DATA == 8 and "expected shape" in err, err
+    np.save(tmp_path / "x.npy", np.zeros((4, 1, 28, 28), np.float32))
+    code, _, err = run_cli(["verify", src, "--data", str(tmp_path / "x.npy"), "--metric", "top1"], capsys)
+    assert code == errors.EXIT_DATA and "needs labels" in err, err
+    assert issubclass(errors.DataError, errors.InvalidModelError)  # code catching InvalidModelError still does
+
+
+def test_missing_prototxt_is_a_usage_error(tmp_path: Any, capsys: Any) -> None:
+    import shutil
+
+    from tests.helpers import FMNIST
+
+    lone = tmp_path / "lenet5.caffemodel"
+    shutil.copy(os.path.join(FMNIST, "lenet5.caffemodel"), lone)
+    code, _, err = run_cli(["inspect", str(lone)], capsys)
+    assert code == errors.EXIT_USAGE and "--prototxt" in err, err

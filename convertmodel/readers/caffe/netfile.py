@@ -12,7 +12,7 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.errors import FormatError, InvalidModelError, ModelIOError, UsageError
 from convertmodel.fsutil import open_regular
 from convertmodel.readers.caffe.proto import pb
 
@@ -75,7 +75,7 @@ def find_prototxt(model_path: str) -> str:
     if len(found) == 1:
         return found[0]
     what = f"{len(found)} candidates ({', '.join(os.path.basename(f) for f in found)})" if found else "none"
-    raise InvalidModelError(
+    raise UsageError(
         f"{model_path}: no deploy prototxt found beside it (looked for {stem}.prototxt, deploy.prototxt or a single "
         f"*.prototxt; found {what}); pass the network definition with --prototxt PATH"
     )
