@@ -273,8 +273,8 @@ def _fallback(
     """The accuracy-aware search; the best model found is saved to ``out`` even when the budget is missed."""
     from convertmodel.verify.fallback import accuracy_aware_quantize
 
-    if not out.lower().endswith(".q8"):
-        raise click.BadParameter(f"{out}: the fallback model is written as .q8", param_hint="--fallback-out")
+    if not out.lower().endswith((".q8", ".bigdl")):
+        raise click.BadParameter(f"{out}: the fallback model is written as .q8 or .bigdl", param_hint="--fallback-out")
     total = len(ds) if opts.limit is None else min(opts.limit, len(ds))
     with progress(shows_progress()) as bar:
         task = bar.add_task("verify fp32 vs int8", total=total)

@@ -124,7 +124,13 @@ def bigdl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     job("twice", twice.graph, str(d / "x.npy"), twice.predict(x))
     # the CLI: convert and quantize --out .bigdl
     lenet = os.path.join(FMNIST, "lenet5.onnx")
-    for case, args in (("cli_convert", ["convert"]), ("cli_quantize", ["quantize", "--compat", "bigdl"])):
+    calib = ["--calib", os.path.join(FMNIST, "data", "t10k-1000-images-idx3-ubyte.gz"), "--calib-labels",
+             os.path.join(FMNIST, "data", "t10k-1000-labels-idx1-ubyte.gz"), "--max-drop", "0.5"]  # fmt: skip
+    for case, args in (
+        ("cli_convert", ["convert"]),
+        ("cli_quantize", ["quantize", "--compat", "bigdl"]),
+        ("cli_calib", ["quantize", "--compat", "bigdl", *calib]),
+    ):
         out = str(d / f"{case}.bigdl")
         with pytest.raises(SystemExit) as ei:
             main([*args, "--in", lenet, "--out", out])
@@ -186,9 +192,12 @@ def test_value_read_twice(bigdl: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_cli_writes_bigdl(bigdl: dict[str, Any]) -> None:
-    """`convertmodel convert/quantize --out X.bigdl` give the files the library writes (same BigDL outputs)."""
+    """`convertmodel convert/quantize [--calib] --out X.bigdl` give the files the library writes (same BigDL
+    outputs)."""
     assert _rel(_out(bigdl, "cli_convert"), _out(bigdl, "lenet5_fp32")) < 1e-6
     assert _rel(_out(bigdl, "cli_quantize"), _out(bigdl, "lenet5_q_bigdl")) < 1e-6
+    # accuracy-aware quantize: within the 0.5-point budget every layer stays int8, so the same model
+    assert _rel(_out(bigdl, "cli_calib"), _out(bigdl, "lenet5_q_bigdl")) < 1e-6
 
 
 @pytest.mark.slow
