@@ -110,12 +110,14 @@ class Translator:
         if c is not None:  # a constant is re-laid out once here, not at run time
             return self.add_const(f"{name}", np.ascontiguousarray(np.transpose(c, perm)))
         t = self.types.get(ir)
-        if t is not None and t.is_static() and t.shape is not None:
+        batch_free = t is not None and t.shape is not None and len(perm) > 0 and perm[0] == 0
+        if batch_free and t is not None and t.shape is not None and all(isinstance(d, int) for d in t.shape[1:]):
             # A permutation that only moves unit axes (a (N, 1, 1, C) vector) keeps the memory
-            # order: it is a Reshape, which quantized and folded graphs handle for free.
+            # order: it is a Reshape, which quantized and folded graphs handle for free. A
+            # dynamic batch stays in place (0 = copy that dim, ONNX Reshape).
             moved = [p for p in perm if t.shape[p] != 1]
             if moved == sorted(moved):
-                shape = [int(t.shape[p]) for p in perm]  # type: ignore[arg-type]
+                shape = [0] + [int(t.shape[p]) for p in perm[1:]]  # type: ignore[arg-type]
                 return self.emit("Reshape", [ir, self.add_const(f"{name}/shape", np.asarray(shape, np.int64))], name)[0]
         return self.emit("Transpose", [ir], name, perm=tuple(perm))[0]
 
