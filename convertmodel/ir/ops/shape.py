@@ -123,10 +123,14 @@ def _transpose(ctx: InferContext) -> list[TensorType]:
     """Permute axes; default perm reverses them."""
     t = ctx.input_type(0)
     if t.shape is None:
-        return unknown_type(t.dtype, len(ctx.attrs["perm"]) or None)
+        given = list(ctx.attrs["perm"])
+        if given and sorted(given) != list(range(len(given))):  # also checked when the rank is unknown
+            raise ctx.fail(f"perm {given} is not a permutation of rank {len(given)}")
+        return unknown_type(t.dtype, len(given) or None)
     r = len(t.shape)
     perm = list(ctx.attrs["perm"]) or list(range(r))[::-1]
-    if sorted(normalize_axes(perm, r, ctx, "perm entry")) != list(range(r)):
+    # ONNX shape inference requires 0 <= perm[i] < rank (no negative entries), and so do the passes.
+    if sorted(perm) != list(range(r)):
         raise ctx.fail(f"perm {perm} is not a permutation of rank {r}")
     return [TensorType(t.dtype, tuple(t.shape[p] for p in perm))]
 

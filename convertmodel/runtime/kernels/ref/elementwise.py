@@ -74,7 +74,12 @@ def logical_not(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
 
 @kernel("Where")
 def where(ctx: KernelContext, cond: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.where(cond.astype(bool, copy=False), x, y)
+    try:
+        return np.where(cond.astype(bool, copy=False), x, y)
+    except ValueError as e:  # numpy's broadcasting error: run-time shapes inference could not check
+        raise InvalidModelError(
+            f"Where {ctx.node.name!r}: shapes {list(cond.shape)}, {list(x.shape)}, {list(y.shape)} do not broadcast"
+        ) from e
 
 
 @kernel("Max")

@@ -49,11 +49,16 @@ def lrn(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
     c = x.shape[1]
     lo = (size - 1) // 2  # channels before c in the window (ONNX: floor((size-1)/2)), after: the rest
     sq = np.square(x)
-    padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
-    padded[:, lo : lo + c] = sq
-    acc = padded[:, 0:c].copy()
-    for k in range(1, size):  # a loop over the window (size ~5), vectorized over everything else
-        acc += padded[:, k : k + c]
+    acc = np.zeros_like(sq)
+    # Window offset k adds channel j + k - lo to channel j. Only offsets that reach a real channel add
+    # anything (the others would add exact zeros), so the loop is at most 2C - 1 long whatever ``size``
+    # says, and the sums are the same, in the same order, as over a zero-padded copy.
+    for k in range(max(0, lo - c + 1), min(size, lo + c)):
+        d = k - lo
+        if d >= 0:
+            acc[:, : c - d] += sq[:, d:]
+        else:
+            acc[:, -d:] += sq[:, : c + d]
     acc *= x.dtype.type(alpha / size)
     acc += x.dtype.type(bias)
     np.power(acc, x.dtype.type(beta), out=acc)
