@@ -179,3 +179,23 @@ def test_folding_budget_adds_up(tmp_path) -> None:
     b.charge(60, "a")
     with pytest.raises(InvalidModelError, match="constant folding so far needs 120 B"):
         b.charge(60, "b")
+
+
+def test_lrn_huge_window_is_fast_and_exact(tmp_path) -> None:
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    small = _onnx(tmp_path, [helper.make_node("LRN", ["x"], ["y"], name="l", size=5)], {}, x_shape=(2, 3, 4, 4))
+    want = convertmodel.load(small).predict(x)
+    huge = os.path.join(tmp_path, "huge")
+    os.mkdir(huge)
+    p = _onnx(huge, [helper.make_node("LRN", ["x"], ["y"], name="l", size=2**31 - 1)], {}, x_shape=(2, 3, 4, 4))
+    got = convertmodel.load(p).predict(x)  # a 2**31 window over 3 channels: every channel sums all three
+    sq = np.square(x).sum(axis=1, keepdims=True)
+    ref = x / (1.0 + 1e-4 / (2**31 - 1) * sq) ** 0.75
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert want.shape == got.shape
+
+
+def test_negative_transpose_perm_is_refused(tmp_path) -> None:
+    p = _onnx(tmp_path, [helper.make_node("Transpose", ["x"], ["y"], name="t", perm=[0, 2, -1, 1])], {})
+    with pytest.raises(InvalidModelError, match=r"Transpose 't': perm \[0, 2, -1, 1\] is not a permutation of rank 4"):
+        convertmodel.load(p)
