@@ -116,6 +116,10 @@ CASES: dict[str, tuple[Callable[..., Any], list[tuple[int, ...]]]] = {
         [(1, 4, 5, 4)],
     ),
     "resize_nearest_legacy": (lambda x: tf.compat.v1.image.resize_nearest_neighbor(x, [8, 10]), [(1, 4, 5, 4)]),
+    "nchw_transpose_pair": (
+        lambda x: tf.nn.conv2d(tf.transpose(tf.nn.relu(tf.transpose(x, [0, 3, 1, 2])), [0, 2, 3, 1]), W33, 1, "SAME"),
+        [(1, 6, 6, 4)],
+    ),
     "l2_normalize": (lambda x: tf.math.l2_normalize(tf.reshape(x, [2, -1]), axis=1), [(2, 3, 3, 4)]),
 }
 
@@ -186,3 +190,13 @@ def test_cut_with_inputs_and_outputs(frozen: dict[str, Any]) -> None:
     assert m.graph.inputs[0].type.shape == (1, 5, 7, 6)
     x = R.standard_normal((1, 5, 7, 6)).astype(np.float32)
     assert_close(m.predict(x), run_graphdef(data, {conv: x}, [bias])[0], what="cut")
+
+
+def test_exporter_transpose_pairs_vanish(frozen: dict[str, Any]) -> None:
+    """NHWC -> NCHW -> (Relu) -> NHWC -> Conv, as NCHW-exported graphs have: the pair vanishes; what is
+    left is the input's Transpose (the exporter's own) and the one back to NHWC at the 4-D output."""
+    g = convertmodel.load(frozen["nchw_transpose_pair"][0]).graph
+    ops = g.op_counts()
+    assert ops.get("Transpose", 0) == 2 and ops["Conv"] == 1, ops
+    prod = g.producers()
+    assert prod[g.outputs[0].name].op_type == "Transpose" and prod[prod[g.outputs[0].name].inputs[0]].op_type == "Conv"
