@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -116,16 +116,34 @@ def load(
     *,
     fold_constants: bool = True,
     simplify: bool = True,
+    input_shapes: Mapping[str, Sequence[int | str | None]] | None = None,
+    batch: int | None = None,
     **options: Any,
 ) -> Model:
     """Read a model of any supported format (detected by content, then extension, unless given).
 
     The reader translates the file; then the import pipeline folds constants and simplifies
     (:mod:`convertmodel.passes.pipeline`; either can be switched off for the literal translation).
-    ``options`` go to the format's reader (e.g. ``prototxt=`` for Caffe); unknown ones raise UsageError.
+    ``input_shapes`` ({input name: dims}, "" for a model's only input; a str dim is symbolic) and
+    ``batch`` (the first dimension of every input) replace the declared input shapes before the
+    pipeline runs, so a model declared with batch 1 can run batched; a dimension declared as -1 is
+    read as symbolic. ``options`` go to the format's reader (e.g. ``prototxt=`` for Caffe, ``inputs=``
+    for TensorFlow); unknown ones raise UsageError. Returns a :class:`Model`.
     """
-    from convertmodel.readers import load_graph
+    from convertmodel.passes.input_shapes import apply_input_shapes
+    from convertmodel.passes.pipeline import import_pipeline
+    from convertmodel.readers import detect_format, load_graph, reader_info
 
     p = os.fspath(path)
-    graph = load_graph(p, format, fold_constants=fold_constants, simplify=simplify, **options)
+    fmt = format or detect_format(p)
+    info = reader_info(fmt)
+    shapes = dict(input_shapes or {})
+    if shapes and "input_shape" in info.options and "input_shape" not in options and len(shapes) == 1:
+        dims = next(iter(shapes.values()))
+        if all(isinstance(d, int) for d in dims):  # readers that need the shape to translate get it directly
+            options["input_shape"] = tuple(dims)
+    graph = load_graph(p, fmt, fold_constants=False, simplify=False, **options)
+    graph = apply_input_shapes(graph, shapes, batch)
+    if info.pipeline:
+        graph = import_pipeline(graph, fold_constants=fold_constants, simplify=simplify)
     return Model(graph, p)

@@ -164,6 +164,8 @@ def model_bytes(path: str) -> int:
     """Size of a model file, or of all files in a model directory (a TensorFlow SavedModel)."""
     import os
 
+    if path.startswith(ZOO_PREFIX):
+        return 0  # built in memory, no file
     if not os.path.isdir(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
@@ -232,8 +234,21 @@ def reader_options(f: Callable[..., Any]) -> Callable[..., Any]:
             value = kwargs.pop(flag, None)
             if value:
                 meta[flag] = value
+        shapes = kwargs.pop("input_shape", ())
+        if shapes:
+            from convertmodel.passes.input_shapes import parse_input_shapes
+
+            meta["input_shapes"] = parse_input_shapes(shapes)
         return f(*args, **kwargs)
 
+    wrapper = click.option(
+        "--input-shape",
+        "input_shape",
+        multiple=True,
+        metavar="[NAME:]D0,D1,...",
+        help="Replace an input's declared shape, e.g. data:8,3,224,224 (N or -1: symbolic), so a model declared "
+        "with batch 1 runs batched; repeatable, one per input.",
+    )(wrapper)
     wrapper = click.option(
         "--signature", "tf_signature", metavar="NAME", help="SavedModel signature (default serving_default)."
     )(wrapper)
@@ -248,16 +263,35 @@ def reader_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(wrapper)
 
 
+ZOO_PREFIX = "zoo:"
+
+
+def zoo_model(spec: str, shapes: Any = None) -> Any:
+    """``zoo:vgg16`` / ``zoo:vgg19`` in every command: the exact topology with random weights (224 x 224, or
+    the image size of ``--input-shape``)."""
+    from convertmodel.bench import zoo_graph
+    from convertmodel.model import Model
+    from convertmodel.passes.input_shapes import apply_input_shapes
+
+    dims = next(iter(shapes.values())) if shapes and len(shapes) == 1 else ()
+    size = dims[2] if len(dims) == 4 and isinstance(dims[2], int) else 224  # --input-shape 1,3,32,32: a small VGG
+    return Model(apply_input_shapes(zoo_graph(spec, 1, size), shapes), spec)
+
+
 def load_model(path: str, prototxt: str | None = None) -> Any:
     """convertmodel.load with the reader options the CLI exposes."""
     from convertmodel.model import load
 
     remember_model(path)
-
+    ctx = click.get_current_context(silent=True)
+    shapes = (ctx.meta if ctx else {}).get("input_shapes")
+    if path.startswith(ZOO_PREFIX):
+        return zoo_model(path, shapes)
     opts: dict[str, Any] = {}
     if prototxt:
         opts["prototxt"] = prototxt
-    ctx = click.get_current_context(silent=True)
+    if shapes:
+        opts["input_shapes"] = shapes
     flags = {_READER_FLAGS[k]: v for k, v in (ctx.meta if ctx else {}).items() if k in _READER_FLAGS}
     if flags:
         from convertmodel.readers import detect_format, reader_info

@@ -93,7 +93,15 @@ def _default_preprocess(shape: Any) -> Any:
 @click.option("--strict", is_flag=True, help="Refuse an input with NaN/Inf values (default: a warning with counts).")
 @click.option("--raw", is_flag=True, help="--data: each row holds the whole output (flattened), not the top classes.")
 @click.option("--images", type=click.Path(file_okay=False), help="--data: image root for a list file or COCO .json.")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="--data: batch size.")
+@click.option(
+    "--batch",
+    "--batch-size",
+    "batch_size",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="--data: samples per run (--batch-size: the older name).",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="--data: only the first N samples.")
 @threads_option
 @engine_options

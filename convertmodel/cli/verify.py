@@ -78,7 +78,16 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
 @click.option("--relative", is_flag=True, help="--max-drop is a percentage of the fp32 value, not points.")
 @click.option("--per-layer", is_flag=True, help="Report SQNR and cosine of every int8 layer vs fp32, worst first.")
 @click.option("--strict", is_flag=True, help="Refuse data with NaN/Inf input values (default: a warning with counts).")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option(
+    "--batch",
+    "--batch-size",
+    "batch_size",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Samples per run (--batch-size: the older name); a model declared with a fixed batch runs them in pieces "
+    "unless --input-shape makes its batch N.",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N samples.")
 @threads_option
 @engine_options

@@ -26,13 +26,16 @@ def _node_name(node: Any, index: int) -> str:
 
 
 def _dims(vi: Any) -> tuple[Dim, ...] | None:
-    """Shape of a ValueInfoProto: dim_value -> int, dim_param -> str, missing -> None."""
+    """Shape of a ValueInfoProto: dim_value -> int, dim_param -> str, missing -> None; a negative dim_value
+    (some Paddle exports write -1 for a symbolic dimension) is symbolic: N for the batch axis."""
     tt = vi.type.tensor_type
     if not tt.HasField("shape"):
         return None
     out: list[Dim] = []
     for d in tt.shape.dim:
-        if d.HasField("dim_value"):
+        if d.HasField("dim_value") and d.dim_value < 0:
+            out.append("N" if not out else f"{vi.name}_{len(out)}")
+        elif d.HasField("dim_value"):
             out.append(int(d.dim_value))
         elif d.HasField("dim_param") and d.dim_param:
             out.append(str(d.dim_param))
