@@ -273,7 +273,7 @@ def zoo_model(spec: str, shapes: Any = None) -> Any:
     from convertmodel.model import Model
     from convertmodel.passes.input_shapes import apply_input_shapes
 
-    dims = next(iter(shapes.values())) if shapes and len(shapes) == 1 else ()
+    dims: tuple[Any, ...] = tuple(next(iter(shapes.values()))) if shapes and len(shapes) == 1 else ()
     size = dims[2] if len(dims) == 4 and isinstance(dims[2], int) else 224  # --input-shape 1,3,32,32: a small VGG
     return Model(apply_input_shapes(zoo_graph(spec, 1, size), shapes), spec)
 
