@@ -91,6 +91,8 @@ def test_fmnist_savedmodel_keras_h5_match_tensorflow(net: str, images: Any) -> N
         assert m.graph.op_counts().get("Transpose", 0) <= 2, (src, m.graph.op_counts())
     q = m.quantize()
     assert q.is_quantized
+    qops = q.graph.op_counts()  # Conv + BiasAdd + BatchNorm folded: every conv and dense layer is int8
+    assert "BatchNormalization" not in qops and "Conv" not in qops and qops.get("QConv", 0) >= 2, qops
     top_fp32 = float((ref.argmax(1) == y).mean())
     top_int8 = float((np.asarray(q.predict(x)).argmax(1) == y).mean())
     assert top_fp32 - top_int8 < 0.005, (top_fp32, top_int8)  # < 0.5 pp on 1,000 images
