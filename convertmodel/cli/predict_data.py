@@ -57,7 +57,7 @@ def predict_data(
     summary["preprocessing"] = pre.to_dict()
     if out and out.lower().rstrip("/").endswith(".parquet"):
         engine.write_parquet(job, out, SCHEMA_RAW if raw else SCHEMA_TOP, functools.partial(batch_rows, raw), progress)
-        unreadable = _count_errors(engine, out)
+        unreadable = int(engine.last_job.get("unreadable", 0))  # counted by the tasks (successful attempts)
         rows = None
     else:
         rows = predict_rows(engine, job, progress)
@@ -69,12 +69,6 @@ def predict_data(
     if rows is not None and not out:
         summary["rows"] = rows
     return summary
-
-
-def _count_errors(engine: Any, out: str) -> int:
-    """Unreadable samples in the written Parquet (read back by Spark: the rows never reach the driver)."""
-    df = engine.session().read.parquet(out)
-    return int(df.filter(df["error"].isNotNull()).count())
 
 
 def _write_jsonl(out: str, rows: list[dict[str, Any]], inputs: tuple[str, ...]) -> None:

@@ -190,10 +190,12 @@ class SparkEngine:
                 uuid.uuid4().int & 0x7FFFFFFF,
                 blas,
             )
-            counter = sc.accumulator(0)
+            counter, unreadable = sc.accumulator(0), sc.accumulator(0)
             n = len(ranges)
-            rdd = sc.parallelize(range(n), n).mapPartitionsWithIndex(functools.partial(run_partition, spec, counter))
+            body = functools.partial(run_partition, spec, (counter, unreadable))
+            rdd = sc.parallelize(range(n), n).mapPartitionsWithIndex(body)
             yield sc, rdd, counter
+            self.last_job["unreadable"] = int(unreadable.value)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -98,8 +98,11 @@ def _resolve(path: str, shipped: bool) -> str:
     return SparkFiles.get(os.path.basename(path))
 
 
-def run_partition(spec: TaskSpec, counter: Any, part: int, _rows: Iterator[Any]) -> Iterator[tuple[str, Any]]:
-    """``mapPartitionsWithIndex`` body: yields ("batch", BatchResult) per batch, or one ("error", ...)."""
+def run_partition(
+    spec: TaskSpec, counters: tuple[Any, Any], part: int, _rows: Iterator[Any]
+) -> Iterator[tuple[str, Any]]:
+    """``mapPartitionsWithIndex`` body: yields ("batch", BatchResult) per batch, or one ("error", ...).
+    ``counters``: accumulators of samples done and of samples that could not be read."""
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
@@ -112,7 +115,8 @@ def run_partition(spec: TaskSpec, counter: Any, part: int, _rows: Iterator[Any])
         job = Job({}, spec.open_data, spec.preprocess, spec.batch_size, spec.total, spec.fn)
         with _thread_limit(spec.blas_threads):
             for r in run_range(models, dataset, job, start, stop):
-                counter.add(len(r.indices) + len(r.errors))
+                counters[0].add(len(r.indices) + len(r.errors))
+                counters[1].add(len(r.errors))
                 yield "batch", r
     except ConvertModelError as e:
         yield "error", (type(e), str(e))
