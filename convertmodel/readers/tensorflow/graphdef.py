@@ -216,6 +216,7 @@ def convert_graphdef(
                     tr, plan, key, plan.nodes[_producer(key)[0]], _attrs(plan.nodes[_producer(key)[0]], path, True)
                 )
         node = Node(tr, n.op, n.name, [tensor_key(i) for i in plan.data_inputs(n)], _attrs(n, path, limit=limit))
+        node.extra["graph"] = plan.nodes  # for handlers that recognise a TensorFlow idiom (Reshape)
         handler = HANDLERS.get(TFOpKey("tf", n.op))
         if handler is None:  # the scan reported it already
             raise UnsupportedOpError(path, {n.op: [n.name]}, supported("tf"))

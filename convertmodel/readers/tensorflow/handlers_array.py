@@ -232,11 +232,36 @@ def shape(node: Node) -> None:
     node.set_out(_cast(node, s, str(node.attr("out_type", "int32")), "/cast"))
 
 
+def _batch_kept_shape(node: Node) -> list[int] | None:
+    """Keras' Flatten/Reshape idiom ``reshape(x, stack([shape(x)[0], c1, ...]))`` as ``[0, c1, ...]``
+    (ONNX Reshape's 0 copies the batch), so a dynamic batch does not hide the constant target."""
+    graph = node.extra.get("graph", {})
+    pack = graph.get(node.inputs[1].split(":")[0]) if ":" not in node.inputs[1] else None
+    if pack is None or pack.op != "Pack" or int(pack.attr["axis"].i) != 0 or not pack.input:
+        return None
+    first = graph.get(pack.input[0])
+    if first is None or first.op != "StridedSlice" or int(first.attr["shrink_axis_mask"].i) != 1:
+        return None
+    shp = graph.get(first.input[0])
+    if shp is None or shp.op != "Shape" or shp.input[0].removesuffix(":0") != node.inputs[0]:
+        return None
+    spec = [node.tr.const_value(node.tr.val(i.removesuffix(":0"), node.where).ir) for i in first.input[1:]]
+    if any(v is None for v in spec) or [int(np.asarray(v).reshape(-1)[0]) for v in spec] != [0, 1, 1]:  # type: ignore[arg-type]
+        return None
+    rest = [node.tr.const_value(node.tr.val(i.removesuffix(":0"), node.where).ir) for i in pack.input[1:]]
+    if any(v is None or np.asarray(v).size != 1 for v in rest):
+        return None
+    return [0] + [int(np.asarray(v).reshape(-1)[0]) for v in rest]  # type: ignore[arg-type]
+
+
 @tf_op("Reshape")
 def reshape(node: Node) -> None:
     target = node.const(1)
+    kept = None if target is not None else _batch_kept_shape(node)
     if target is not None:
         shape_ir = node.ints("shape", target.astype(np.int64).reshape(-1))
+    elif kept is not None:
+        shape_ir = node.ints("shape", kept)
     else:
         shape_ir = _cast(node, node.tf(1), "int64", "/shape64")
     node.set_out(node.emit("Reshape", [node.tf(0), shape_ir]))

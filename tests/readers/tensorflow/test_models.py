@@ -88,7 +88,9 @@ def test_fmnist_savedmodel_keras_h5_match_tensorflow(net: str, images: Any) -> N
         m = convertmodel.load(os.path.join(FMNIST, src))
         got = m.predict(x)
         _close(got, ref, src)
-        assert m.graph.op_counts().get("Transpose", 0) <= 2, (src, m.graph.op_counts())
+        # No Transpose at all: the 1-channel input's NHWC -> NCHW moves a unit axis (a Reshape), and the
+        # flatten before the first Dense is folded into its weights (Keras' dynamic-batch idiom included).
+        assert "Transpose" not in m.graph.op_counts(), (src, m.graph.op_counts())
     q = m.quantize()
     assert q.is_quantized
     qops = q.graph.op_counts()  # Conv + BiasAdd + BatchNorm folded: every conv and dense layer is int8
