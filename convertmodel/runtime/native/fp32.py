@@ -24,12 +24,11 @@ import numpy as np
 
 from convertmodel.errors import InvalidModelError
 from convertmodel.ir.graph import Graph, Node
-from convertmodel.runtime.registry import KernelContext, kernel
 
-try:
-    from convertmodel.runtime.native import _native as _ext  # type: ignore[attr-defined]
-except ImportError:  # extension not built: nothing registers, the numpy kernels run
-    _ext = None
+# The extension the package loaded ($CONVERTMODEL_NATIVE_LIB, e.g. a sanitizer build, or the built-in one);
+# None when it is not built: nothing registers and the numpy kernels run.
+from convertmodel.runtime.native import _ext
+from convertmodel.runtime.registry import KernelContext, kernel
 
 #: fp32 ISA units, best first.
 ALL_ISAS = ("avx512", "avx2", "portable")
