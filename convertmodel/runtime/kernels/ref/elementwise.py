@@ -158,6 +158,8 @@ def _arg(op_type: str, fn: Callable[..., np.ndarray]) -> None:
         if not -x.ndim <= axis < x.ndim:
             raise InvalidModelError(f"{op_type} {ctx.node.name!r}: axis {axis} out of range for rank {x.ndim}")
         axis %= x.ndim
+        if x.shape[axis] == 0:  # e.g. along an empty batch: there is no index to return
+            raise InvalidModelError(f"{op_type} {ctx.node.name!r}: axis {axis} of the input {list(x.shape)} is empty")
         if ctx.attrs["select_last_index"]:
             # Ties resolve to the last index: search the reversed axis, map the index back.
             idx = x.shape[axis] - 1 - fn(np.flip(x, axis), axis=axis)
