@@ -49,6 +49,9 @@ def command(src: str, dst: str, prototxt: str | None, prototxt_out: str | None) 
             refuse_overwrite(out, [src, prototxt], "converted model")
     t0 = time.perf_counter()
     model = load_model(src, prototxt)
+    from convertmodel.serialize.reader import check_crcs_if_q8
+
+    check_crcs_if_q8(src)  # a .q8 input: every tensor's CRC-32 before writing it anywhere (exit 5)
     t_read = time.perf_counter() - t0
     t1 = time.perf_counter()
     model.save(dst, **({"prototxt_out": prototxt_out} if prototxt_out else {}))

@@ -25,8 +25,14 @@ from convertmodel.errors import UnsupportedOpError
 @model_argument("model_path")
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option("--graph", "show_graph", is_flag=True, help="Also print the IR, one line per node.")
+@click.option(
+    "--check",
+    "check_crc",
+    is_flag=True,
+    help="Verify the CRC-32 of every tensor of a .q8 (exit 5 naming the first corrupt tensor).",
+)
 @reader_options
-def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
+def command(model_path: str, prototxt: str | None, show_graph: bool, check_crc: bool = False) -> None:
     """Show what MODEL contains: inputs, outputs, ops, parameters, size, int8 layers, unsupported ops.
 
     Exits 3 (listing every unsupported op type) when the model cannot be converted.
@@ -36,6 +42,7 @@ def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
     except UnsupportedOpError as e:
         finish({"model": model_path, "supported": False, "unsupported": e.unsupported}, _print_unsupported)
         raise
+    crc_checked = _check_crcs(model_path) if check_crc else None
     g = model.graph
     size = model_bytes(model_path)
     breakdown = None
@@ -59,7 +66,20 @@ def command(model_path: str, prototxt: str | None, show_graph: bool) -> None:
     }
     if breakdown is not None:
         report["size_breakdown"] = breakdown
+    if crc_checked is not None:
+        report["crc_checked"] = crc_checked
     finish(report, lambda r: _print(r, g if show_graph else None))
+
+
+def _check_crcs(path: str) -> int:
+    """--check: every tensor's CRC-32 (FormatError, exit 5, naming the tensor); .q8 files only."""
+    from convertmodel.readers import detect_format
+    from convertmodel.serialize.reader import check_crcs
+
+    if detect_format(path) != "q8":
+        raise click.BadParameter(f"{path}: only .q8 files carry tensor checksums", param_hint="--check")
+
+    return check_crcs(path)
 
 
 def _print_unsupported(report: dict[str, Any]) -> None:

@@ -46,6 +46,14 @@ def _fp32_bytes(graph: Any) -> int:
 @click.option("--calib-labels", type=click.Path(dir_okay=False), help="Labels for --calib (as `verify --labels`).")
 @click.option("--max-drop", type=BUDGET, help="With --calib: the accuracy budget in percentage points.")
 @click.option("--preset", "preset_name", help="With --calib: preprocessing preset (see `verify --help`).")
+@click.option(
+    "--min-int8",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="With --calib: the budget only counts as met with at least this share of the int8 weights left int8 "
+    "(else exit 6); 0 accepts any fallback.",
+)
 @threads_option
 @reader_options
 def command(
@@ -60,6 +68,7 @@ def command(
     max_drop: float | None,
     preset_name: str | None,
     threads: int,
+    min_int8: float = 0.5,
 ) -> None:
     """Quantize a model to int8 and write it as .q8.
 
@@ -88,7 +97,7 @@ def command(
     if calib is not None and max_drop is not None:
         from convertmodel.cli.verify import calibrated_quantize
 
-        calibrated_quantize(src, dst, prototxt, qopts, calib, calib_labels, preset_name, max_drop, threads)
+        calibrated_quantize(src, dst, prototxt, qopts, calib, calib_labels, preset_name, max_drop, threads, min_int8)
         return
     t0 = time.perf_counter()
     model = load_model(src, prototxt)

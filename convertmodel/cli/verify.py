@@ -16,6 +16,7 @@ from convertmodel.cli.common import (
     load_model,
     make_quantize_options,
     model_argument,
+    model_bytes,
     progress,
     quantize_options,
     reader_options,
@@ -23,22 +24,8 @@ from convertmodel.cli.common import (
     threads_option,
 )
 from convertmodel.cli.engine_options import engine_options, fail_on_unreadable, make_engine, model_refs, stopping
-from convertmodel.errors import AccuracyGateError, ModelIOError, UsageError
+from convertmodel.errors import AccuracyGateError, UsageError
 from convertmodel.fsutil import refuse_overwrite
-
-
-def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
-    if reference:
-        return reference
-    src = model.metadata.get("source_file")
-    cands = [] if not src else [src, os.path.join(os.path.dirname(os.path.abspath(model_path)), src)]
-    for c in cands:
-        if os.path.isfile(c):
-            return c
-    hint = f" (its metadata names source_file {src!r}, not found)" if src else ""
-    raise ModelIOError(
-        f"{model_path}: an int8 model needs its fp32 source to compare with; pass --reference SOURCE_MODEL{hint}"
-    )
 
 
 @click.command("verify")
@@ -116,6 +103,14 @@ def _reference_path(model_path: str, model: Any, reference: str | None) -> str:
     help="Accuracy-aware quantization: keep the most harmful layers fp32 until --max-drop holds; "
     "write the best model found here (.q8).",
 )
+@click.option(
+    "--min-int8",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="--fallback-out: the budget only counts as met with at least this share of the int8 weights left int8 "
+    "(else exit 6); 0 accepts any fallback.",
+)
 @quantize_options
 @reader_options
 def command(
@@ -142,6 +137,7 @@ def command(
     layout: str | None,
     save_preprocessing: bool,
     fallback_out: str | None,
+    min_int8: float,
     exclude: tuple[str, ...],
     compat: str | None,
     input_levels: int | None,
@@ -162,7 +158,9 @@ def command(
     convertmodel verify lenet5.q8 --data t10k-images-idx3-ubyte.gz --engine spark --master spark://host:7077
     """
     from convertmodel.runtime.threads import limit_threads
+    from convertmodel.serialize.reader import check_crcs_if_q8
     from convertmodel.verify.inputs import open_verify_data
+    from convertmodel.verify.reference import find_reference
     from convertmodel.verify.runner import VerifyOptions, run_verify
 
     if fallback_out:  # before any work: never write a model over an input (--report is checked likewise)
@@ -172,10 +170,16 @@ def command(
         raise UsageError("--fallback-out runs on the local engine only; drop --engine spark")
     t0 = time.perf_counter()
     m = load_model(model, prototxt)
+    check_crcs_if_q8(model)  # a flipped byte in a .q8's tensors: exit 5 naming the tensor, before any work
     qopts = make_quantize_options(exclude, compat, input_levels)
+    ref_info = None
     if m.is_quantized:
-        ref_path: str = _reference_path(model, m, reference)
+        ref_info = find_reference(model, m.metadata, reference)
+        ref_path: str = ref_info.path
+        if ref_info.warning():
+            click.echo(ref_info.warning(), err=True)
         fp32, int8 = load_model(ref_path, prototxt), m
+        check_crcs_if_q8(ref_path)
         t_quant = 0.0
     else:
         ref_path, fp32 = model, m
@@ -183,6 +187,7 @@ def command(
         int8 = fp32.quantize(qopts) if fallback_out is None else None
         t_quant = time.perf_counter() - t1
     t_load = time.perf_counter() - t0 - t_quant
+    pre_from: list[str] = []
     flags = {"resize": resize, "crop": crop, "mean": mean, "std": std, "scale": scale, "color": color, "layout": layout}
     ds, pre = open_verify_data(
         data,
@@ -193,6 +198,8 @@ def command(
         flags=flags,
         model_meta=m.metadata,
         strict=strict,
+        require_known=True,
+        origin=pre_from,
     )
     opts = VerifyOptions(batch_size=batch_size, limit=limit, metric=metric, threads=threads, per_layer=per_layer)
     if fallback_out is not None and max_drop is None:
@@ -201,7 +208,7 @@ def command(
         )
     with limit_threads(threads):
         if fallback_out is not None and max_drop is not None:
-            fb, result = _fallback(fp32, ds, pre, opts, max_drop, relative, qopts, fallback_out)
+            fb, result = _fallback(fp32, ds, pre, opts, max_drop, relative, qopts, fallback_out, min_int8, ref_path)
             int8 = fb.model
         else:
             total = len(ds) if limit is None else min(limit, len(ds))
@@ -212,10 +219,14 @@ def command(
             fb = None
     where = Where(fallback_out or model, ref_path, data, ds.kind, pre, batch_size, limit, max_drop, relative)
     rep = _report(result, where, int8, fp32, fb, {"load_seconds": t_load, "quantize_seconds": t_quant})
+    rep["preprocessing_from"] = pre_from[0]
+    if ref_info is not None and rep.get("reference"):
+        rep["reference"].update(ref_info.to_dict())
     _end(rep)
     if save_preprocessing:
         _store_preprocessing(model, m, pre.to_json())
     _gate(rep, model, data, result, max_drop, relative)
+    _fallback_gate(rep, fallback_out)
     fail_on_unreadable(result.unreadable, result.samples + len(result.unreadable), data)
 
 
@@ -267,7 +278,7 @@ def _end(rep: dict[str, Any]) -> None:
 def _gate(rep: dict[str, Any], model: str, data: str, result: Any, max_drop: float | None, relative: bool) -> None:
     """AccuracyGateError (exit 6) when the report's drop is over budget; after the report was printed."""
     d = rep["drop"]
-    if not d["passed"]:
+    if d["passed"] is False:
         unit = "%" if relative else " pp"
         value = d["relative_percent"] if relative else d["value"]
         raise AccuracyGateError(
@@ -276,8 +287,28 @@ def _gate(rep: dict[str, Any], model: str, data: str, result: Any, max_drop: flo
         )
 
 
+def _fallback_gate(rep: dict[str, Any], out: str | None) -> None:
+    """AccuracyGateError (exit 6) when the budget was met only by giving up on int8 (below --min-int8)."""
+    fb = rep.get("fallback")
+    if fb and fb["budget_met"] and not fb["enough_int8"]:
+        raise AccuracyGateError(
+            f"{out}: the budget was met only by keeping {len(fb['fp32_layers'])} of {fb['layers']} layer(s) fp32: "
+            f"{100 * fb['int8_weight_fraction']:.1f}% of the int8 weights stay int8, below --min-int8 "
+            f"{fb['min_int8']} (pass --min-int8 0 to accept it)"
+        )
+
+
 def _fallback(
-    fp32: Any, ds: Any, pre: Any, opts: Any, max_drop: float, relative: bool, qopts: Any, out: str
+    fp32: Any,
+    ds: Any,
+    pre: Any,
+    opts: Any,
+    max_drop: float,
+    relative: bool,
+    qopts: Any,
+    out: str,
+    min_int8: float = 0.5,
+    source: str | None = None,
 ) -> tuple[Any, Any]:
     """The accuracy-aware search; the best model found is saved to ``out`` even when the budget is missed."""
     from convertmodel.verify.fallback import accuracy_aware_quantize
@@ -292,10 +323,12 @@ def _fallback(
             bar.update(task, description=f"fallback: {len(s.fp32_layers)} fp32 layer(s), drop {s.drop:.3f}")
 
         fb = accuracy_aware_quantize(
-            fp32, ds, pre, opts, max_drop, relative=relative, quantize_options=qopts, on_step=on_step
+            fp32, ds, pre, opts, max_drop, relative=relative, quantize_options=qopts, on_step=on_step, min_int8=min_int8
         )
     fb.model = fb.model_with_record(pre)
     fb.model.save(out)
+    fb.file_bytes = os.path.getsize(out)
+    fb.source_bytes = model_bytes(source) if source and os.path.exists(source) else None
     return fb, fb.result
 
 
@@ -309,6 +342,7 @@ def calibrated_quantize(
     preset_name: str | None,
     max_drop: float,
     threads: int,
+    min_int8: float = 0.5,
 ) -> None:
     """``quantize --calib``: the accuracy-aware search with every quantize option, its report and gate."""
     from convertmodel.runtime.threads import limit_threads
@@ -318,14 +352,17 @@ def calibrated_quantize(
     t0 = time.perf_counter()
     fp32 = load_model(src, prototxt)
     t_load = time.perf_counter() - t0
-    ds, pre = open_verify_data(data, fp32, labels=labels, preset_name=preset_name)
+    pre_from: list[str] = []
+    ds, pre = open_verify_data(data, fp32, labels=labels, preset_name=preset_name, require_known=True, origin=pre_from)
     opts = VerifyOptions(batch_size=64, threads=threads)
     with limit_threads(threads):
-        fb, result = _fallback(fp32, ds, pre, opts, max_drop, False, qopts, dst)
+        fb, result = _fallback(fp32, ds, pre, opts, max_drop, False, qopts, dst, min_int8, src)
     where = Where(dst, src, data, ds.kind, pre, opts.batch_size, None, max_drop, False)
     rep = _report(result, where, fb.model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
+    rep["preprocessing_from"] = pre_from[0]
     _end(rep)
     _gate(rep, src, data, result, max_drop, False)
+    _fallback_gate(rep, dst)
 
 
 def _store_preprocessing(path: str, model: Any, spec: str) -> None:

@@ -177,4 +177,18 @@ def load_graph(
     graph = read_model(path, fmt, **options)
     if reader_info(fmt).pipeline:
         graph = import_pipeline(graph, fold_constants=fold_constants, simplify=simplify)
+        graph = _record_source(graph, path)
     return graph
+
+
+def _record_source(graph: Graph, path: str) -> Graph:
+    """``source_file`` and ``source_sha256`` of a source model file in its metadata (a .q8 made from it keeps
+    them, so ``verify`` can check that the fp32 file it finds is the one the .q8 was made from)."""
+    from convertmodel.fsutil import file_sha256
+
+    meta = dict(graph.metadata)
+    if not os.path.isfile(path) or ("source_sha256" in meta and "source_file" in meta):
+        return graph
+    meta.setdefault("source_file", os.path.basename(path))
+    meta.setdefault("source_sha256", file_sha256(path))
+    return graph.replace(metadata=meta, infer=False)

@@ -181,6 +181,48 @@ def read_q8(path: str, *, verify_crc: bool = False) -> Graph:
     return g
 
 
+def _check_crc(layout: Q8Layout, name: str, raw: np.ndarray, start: int) -> None:
+    t = layout.decoded.tensors[name]
+    crc = zlib.crc32(raw.data)
+    if crc != t.crc32:
+        raise FormatError(
+            layout.path,
+            f"tensor {name!r} ({t.dtype}{list(t.shape)}) checksum mismatch: "
+            f"stored crc32 {t.crc32:08x}, computed {crc:08x}: the tensor data is corrupt",
+            start,
+        )
+
+
+def check_crcs(path: str) -> int:
+    """Check the CRC-32 of every tensor in a .q8 file (used or not); returns how many were checked.
+
+    FormatError (exit 5) naming the first tensor whose bytes do not match its stored checksum.
+    The header's own checksum is checked by :func:`read_layout` as always.
+    """
+    layout = read_layout(path)
+    tensors = layout.decoded.tensors
+    if not tensors:
+        return 0
+    try:
+        mm: np.ndarray = np.memmap(layout.path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError) as e:
+        raise ModelIOError(f"{layout.path}: cannot map: {e}") from e
+    for name in sorted(tensors, key=lambda n: tensors[n].offset):
+        start = layout.data_start + tensors[name].offset
+        _check_crc(layout, name, mm[start : start + tensors[name].nbytes], start)
+    return len(tensors)
+
+
+def check_crcs_if_q8(path: str) -> int | None:
+    """:func:`check_crcs` when ``path`` is a .q8 file (by its magic bytes), else None (nothing to check)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(Q8_MAGIC))
+    except OSError:
+        return None  # a directory (SavedModel) or unreadable: the reader reports it
+    return check_crcs(path) if head == Q8_MAGIC else None
+
+
 def _map_tensors(layout: Q8Layout, verify_crc: bool) -> dict[str, np.ndarray]:
     d = layout.decoded
     needed = set(d.constants) | {a.name for n in d.nodes for a in n.attrs.values() if isinstance(a, TensorRef)}
@@ -198,13 +240,6 @@ def _map_tensors(layout: Q8Layout, verify_crc: bool) -> dict[str, np.ndarray]:
         start = layout.data_start + t.offset
         raw = mm[start : start + t.nbytes]
         if verify_crc:
-            crc = zlib.crc32(raw.data)
-            if crc != t.crc32:
-                raise FormatError(
-                    layout.path,
-                    f"tensor {name!r} ({t.dtype}{list(t.shape)}) checksum mismatch: "
-                    f"stored crc32 {t.crc32:08x}, computed {crc:08x}",
-                    start,
-                )
+            _check_crc(layout, name, raw, start)
         out[name] = raw.view(DTYPES[t.dtype]).reshape(t.shape)
     return out

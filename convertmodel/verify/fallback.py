@@ -7,7 +7,9 @@
 
 The best model found (smallest drop; among equal drops, fewest fp32 layers) is always returned,
 with every step's drop, weight bytes and int8 time, so the caller can save it and report what the
-fallback cost even when the budget cannot be met. The layers fall back by exact name
+fallback cost even when the budget cannot be met. A budget met by giving up (most weights fp32)
+is not a success: ``enough_int8`` is false when the share of the all-int8 model's int8 weights
+that the best model keeps int8 falls below ``min_int8``. The layers fall back by exact name
 (``QuantizeOptions.fp32_layers``), on top of every other quantize option the caller gave.
 """
 
@@ -32,6 +34,11 @@ from convertmodel.verify.runner import VerifyOptions, VerifyResult, run_verify
 FALLBACK_KEY = "fallback_fp32_layers"
 
 
+def int8_weights(graph: Any) -> int:
+    """How many weights of a graph are int8 (elements of its int8 constants)."""
+    return int(sum(int(np.asarray(a).size) for a in graph.constants.values() if np.asarray(a).dtype == np.int8))
+
+
 def weight_bytes(graph: Any) -> int:
     """Bytes of all constants of a graph (int8 weights, scales, fp32 tensors left unquantized)."""
     return int(sum(np.asarray(a).nbytes for a in graph.constants.values()))
@@ -46,6 +53,7 @@ class FallbackStep:
     relative_drop: float
     weight_bytes: int
     int8_seconds: float
+    int8_weights: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,15 +68,44 @@ class FallbackResult:
     steps: list[FallbackStep] = field(default_factory=list)
     ranking: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    min_int8: float = 0.0
+    #: Sizes of the saved model and of its source file, set by whoever saves it.
+    file_bytes: int | None = None
+    source_bytes: int | None = None
+
+    @property
+    def best_step(self) -> FallbackStep:
+        return next(s for s in self.steps if s.fp32_layers == self.fp32_layers)
+
+    @property
+    def enough_int8(self) -> bool:
+        """Is the int8 share of the weights at least ``min_int8`` (else the budget was met by giving up)?"""
+        return self.int8_weight_fraction + 1e-12 >= self.min_int8
+
+    @property
+    def int8_weight_fraction(self) -> float:
+        """Of the weights that are int8 with every layer quantized (step 0), the share the best model keeps int8
+        (layers the caller excluded do not count against the search)."""
+        first = self.steps[0].int8_weights
+        return self.best_step.int8_weights / first if first else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        first, best = self.steps[0], next(s for s in self.steps if s.fp32_layers == self.fp32_layers)
+        first, best = self.steps[0], self.best_step
         return {
             "budget_met": self.met,
+            "enough_int8": self.enough_int8,
+            "min_int8": self.min_int8,
+            "int8_weight_fraction": self.int8_weight_fraction,
+            "layers": len(self.ranking),
             "fp32_layers": self.fp32_layers,
             "steps": [s.as_dict() for s in self.steps],
             "size_cost_bytes": best.weight_bytes - first.weight_bytes,
-            "int8_time_cost_seconds": best.int8_seconds - first.int8_seconds,
+            "weight_bytes_all_int8": first.weight_bytes,
+            "weight_bytes": best.weight_bytes,
+            "file_bytes": self.file_bytes,
+            "source_bytes": self.source_bytes,
+            "int8_seconds_all_int8": first.int8_seconds,
+            "int8_seconds": best.int8_seconds,
             "seconds": self.seconds,
         }
 
@@ -88,8 +125,13 @@ def accuracy_aware_quantize(
     max_steps: int | None = None,
     quantize_options: QuantizeOptions | None = None,
     on_step: Callable[[FallbackStep], None] | None = None,
+    min_int8: float = 0.0,
 ) -> FallbackResult:
-    """Quantize ``fp32`` so its drop on ``dataset`` is within ``max_drop`` (pp, or % with ``relative``)."""
+    """Quantize ``fp32`` so its drop on ``dataset`` is within ``max_drop`` (pp, or % with ``relative``).
+
+    ``min_int8``: the int8 share of the weights below which a met budget is reported as given up
+    (:attr:`FallbackResult.enough_int8`); the search itself does not stop earlier.
+    """
     t0 = time.perf_counter()
     qopts = quantize_options or QuantizeOptions()
     cache: list[list[np.ndarray]] = []
@@ -105,6 +147,7 @@ def accuracy_aware_quantize(
             res.relative_drop,
             weight_bytes(model.graph),
             res.timing["int8_seconds"],
+            int8_weights(model.graph),
         )
         if on_step:
             on_step(step)
@@ -127,4 +170,6 @@ def accuracy_aware_quantize(
         # Smaller drop wins; on a tie the earlier step (fewer fp32 layers) stays.
         if s.drop < best[2].drop:
             best = (m, r, s)
-    return FallbackResult(best[0], best[1], best[2].fp32_layers, ok(best[2]), steps, ranking, time.perf_counter() - t0)
+    return FallbackResult(
+        best[0], best[1], best[2].fp32_layers, ok(best[2]), steps, ranking, time.perf_counter() - t0, min_int8
+    )

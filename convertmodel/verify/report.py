@@ -54,16 +54,17 @@ def within_budget(drop: float, max_drop: float) -> bool:
 
 
 def gate(result: VerifyResult, max_drop: float | None, relative: bool) -> dict[str, Any]:
+    """The drop and the verdict; ``passed`` is None (no verdict) when no budget was given."""
     value = result.drop
     rel = result.relative_drop
-    passed = True if max_drop is None else within_budget(rel if relative else value, max_drop)
+    passed = None if max_drop is None else within_budget(rel if relative else value, max_drop)
     return {
         "value": value,
         "unit": "pp",
         "relative_percent": rel,
         "max_drop": max_drop,
         "relative_gate": relative,
-        "passed": bool(passed),
+        "passed": None if passed is None else bool(passed),
     }
 
 
@@ -175,10 +176,17 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         t.add_row("output SQNR dB", "", _fmt(ag["sqnr_db"], 1), "")
     if "top1_agreement" in ag and metric != "agreement":
         t.add_row("top-1 agreement with fp32 %", "", _fmt(ag["top1_agreement"]), "")
+    console.print(preprocessing_line(rep), highlight=False)
+    ref = rep.get("reference") or {}
+    if ref.get("sha256_matches") is False:
+        console.print(f"[red]reference {ref['path']} is not the recorded source of the .q8 (sha256 differs)[/red]")
     console.print(t)
     d = rep["drop"]
     budget = "" if d["max_drop"] is None else (f" (budget {d['max_drop']}{'%' if d['relative_gate'] else ' pp'})")
-    verdict = "[green]PASS[/green]" if d["passed"] else "[red]FAIL[/red]"
+    if d["passed"] is None:
+        verdict, budget = "[yellow]NOT GATED[/yellow]", " (no --max-drop given: no pass/fail verdict)"
+    else:
+        verdict = "[green]PASS[/green]" if d["passed"] else "[red]FAIL[/red]"
     console.print(
         f"{verdict} {_LABELS.get(metric, metric)} drop {_fmt(d['value'], 3)} pp "
         f"({_fmt(d['relative_percent'], 3)}% relative){budget}"
@@ -203,6 +211,26 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         print_fallback(rep["fallback"], console)
 
 
+def preprocessing_line(rep: dict[str, Any]) -> str:
+    """One line: the preprocessing the numbers were measured with, and where it came from."""
+    p = rep.get("preprocessing") or {}
+    parts = [f"{p.get('color', '?')}, {p.get('layout', '?')}"]
+    if p.get("resize") is not None:
+        r = p["resize"]
+        parts.append(f"resize {r[0]}x{r[1]}" if isinstance(r, list) else f"resize shorter side {r}")
+    if p.get("crop") is not None:
+        parts.append(f"crop {p['crop'][0]}x{p['crop'][1]}")
+    if p.get("scale") not in (None, 1, 1.0):
+        s = p["scale"]
+        parts.append("x/255" if abs(s - 1 / 255) < 1e-9 else f"x*{s:g}")
+    if p.get("mean") is not None:
+        parts.append("mean " + ",".join(f"{v:g}" for v in p["mean"]))
+    if p.get("std") is not None:
+        parts.append("std " + ",".join(f"{v:g}" for v in p["std"]))
+    origin = rep.get("preprocessing_from")
+    return "preprocessing: " + ", ".join(parts) + (f" (from {origin})" if origin else "")
+
+
 def print_per_layer(rows: list[dict[str, Any]], console: Any, top: int = 15) -> None:
     from rich.table import Table
 
@@ -225,8 +253,22 @@ def print_fallback(fb: dict[str, Any], console: Any) -> None:
         extra = f" (+{len(s['fp32_layers']) - 1} before)" if len(s["fp32_layers"]) > 1 else ""
         t.add_row(str(k), names + extra, _fmt(s["int8_value"]), _fmt(s["drop"], 3), f"{s['weight_bytes']:,} B")
     console.print(t)
-    met = "[green]budget met[/green]" if fb["budget_met"] else "[red]budget not met[/red]"
+    if not fb["budget_met"]:
+        met = "[red]budget not met[/red]"
+    elif not fb.get("enough_int8", True):
+        met = "[red]budget met only by giving up on int8[/red]"
+    else:
+        met = "[green]budget met[/green]"
+    frac = fb.get("int8_weight_fraction")
+    share = "" if frac is None else f" ({100 * frac:.1f}% of the int8 weights stay int8)"
     console.print(
-        f"{met}; best: {len(fb['fp32_layers'])} layer(s) fp32 {fb['fp32_layers']}, size cost "
-        f"{fb['size_cost_bytes']:+,} B, int8 time cost {fb['int8_time_cost_seconds']:+.2f} s"
+        f"{met}; best: {len(fb['fp32_layers'])} of {fb.get('layers', '?')} layer(s) fp32 {fb['fp32_layers']}{share}; "
+        f"weights {fb['weight_bytes_all_int8']:,} B all-int8 -> {fb['weight_bytes']:,} B; int8 run "
+        f"{fb['int8_seconds_all_int8']:.2f} s all-int8 -> {fb['int8_seconds']:.2f} s",
+        highlight=False,
     )
+    if fb.get("file_bytes") and fb.get("source_bytes") and fb["file_bytes"] >= fb["source_bytes"]:
+        console.print(
+            f"[red]warning: the fallback model ({fb['file_bytes']:,} B) is not smaller than its source "
+            f"({fb['source_bytes']:,} B)[/red]"
+        )

@@ -86,7 +86,9 @@ def test_calib_combines_with_compat_and_levels(tmp_path: str, capsys: pytest.Cap
     out = os.path.join(str(tmp_path), "bigdl.q8")
     args = ["--json", "quantize", "--in", LENET, "--out", out, "--calib", DATA, "--calib-labels", LABELS]
     # 2-level input windows cost real accuracy (8 points), so the search has to fall layers back.
-    code = _run([*args, "--max-drop", "0.5", "--compat", "bigdl", "--input-levels", "2", "--exclude", "fc1/*"])
+    # It falls back 3 of the 4 layers left: a budget met by giving up on int8, accepted here (--min-int8 0).
+    extra = ["--min-int8", "0"]
+    code = _run([*args, "--max-drop", "0.5", "--compat", "bigdl", "--input-levels", "2", "--exclude", "fc1/*", *extra])
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report["drop"]
     q = load(out)
