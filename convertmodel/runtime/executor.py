@@ -100,7 +100,14 @@ class Executor:
                 missing.setdefault(n.op_type, []).append(n.name)
                 continue
             backend, fn = found
-            ctx = KernelContext(n, resolve_attrs(n), threads=threads)
+            attrs = resolve_attrs(n)
+            declines = getattr(fn, "declines", None)  # a kernel may leave some nodes to the next backend
+            if declines is not None and declines(attrs):
+                later = backends[backends.index(backend) + 1 :]
+                found = find_kernel(n.op_type, n.domain, later) if later else None
+                if found is not None:
+                    backend, fn = found
+            ctx = KernelContext(n, attrs, threads=threads)
             steps.append(_Step(n, fn, backend, ctx, (), n.outputs))
         if missing:
             raise UnsupportedOpError(graph.name, missing, what=f"op (no kernel in backends {list(backends)})")

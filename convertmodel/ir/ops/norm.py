@@ -74,6 +74,10 @@ def _channel_affine(ctx: InferContext) -> list[TensorType]:
     return same_as(ctx.input_type(0))
 
 
+#: LRN arithmetic: ONNX's, or BigDL's (docs/quantization.md section 9: it decides BigDL's truncated int8 codes).
+LRN_ARITHS = ("onnx", "bigdl", "bigdl-f32")
+
+
 @op_schema(
     "LRN",
     inputs=["X"],
@@ -83,6 +87,13 @@ def _channel_affine(ctx: InferContext) -> list[TensorType]:
         Attr("alpha", AttrType.FLOAT, 1e-4),
         Attr("beta", AttrType.FLOAT, 0.75),
         Attr("bias", AttrType.FLOAT, 1.0),
+        Attr(
+            "arith",
+            AttrType.STRING,
+            "onnx",
+            "'onnx', or BigDL's running channel sum with the power in float64 ('bigdl', BigDL 0.3) or float32 "
+            "('bigdl-f32', BigDL 2.x); set by the BigDL reader",
+        ),
     ],
 )
 def _lrn(ctx: InferContext) -> list[TensorType]:
@@ -95,6 +106,8 @@ def _lrn(ctx: InferContext) -> list[TensorType]:
         raise ctx.fail(f"input must be (N, C, spatial...), got shape {list(x)}")
     if ctx.attrs["size"] < 1:
         raise ctx.fail(f"size must be >= 1, got {ctx.attrs['size']}")
+    if ctx.attrs["arith"] not in LRN_ARITHS:
+        raise ctx.fail(f"arith must be one of {list(LRN_ARITHS)}, got {ctx.attrs['arith']!r}")
     return same_as(ctx.input_type(0))
 
 

@@ -19,6 +19,11 @@ from convertmodel.ir.schema import CM_DOMAIN, Attr, AttrType, InferContext, op_s
 #: Activations a quantized op can fuse into its epilogue.
 Q_ACTIVATIONS = ("", "Relu")
 
+#: Arithmetic modes of QConv/QGemm (docs/quantization.md): ``contract`` = the int8 op contract (exact,
+#: the same integers on every ISA); ``bigquant`` = BigDL 2.x's BigQuant runtime re-stated (section 9),
+#: which the BigDL reader sets on BigDL-quantized files so they give BigDL's own int8 outputs.
+Q_ARITHS = ("contract", "bigquant")
+
 Q_COMMON_ATTRS = [
     Attr(
         "input_levels",
@@ -27,6 +32,12 @@ Q_COMMON_ATTRS = [
         "L: the input window maps [min, max] to 0..L (255 default, 127 in BigDL compat mode)",
     ),
     Attr("activation", AttrType.STRING, "", "'' or 'Relu' (a following Relu fused by the quantize pass)"),
+    Attr(
+        "arith",
+        AttrType.STRING,
+        "contract",
+        "'contract' (the int8 op contract) or 'bigquant' (BigDL's BigQuant arithmetic; numpy reference only)",
+    ),
 ]
 
 QCONV_ATTRS = [
@@ -62,6 +73,8 @@ def _check_q_params(ctx: InferContext, m: object) -> None:
         raise ctx.fail(f"input_levels must be in 1..255 (uint8 codes), got {levels}")
     if ctx.attrs["activation"] not in Q_ACTIVATIONS:
         raise ctx.fail(f"activation must be one of {list(Q_ACTIVATIONS)}, got {ctx.attrs['activation']!r}")
+    if ctx.attrs["arith"] not in Q_ARITHS:
+        raise ctx.fail(f"arith must be one of {list(Q_ARITHS)}, got {ctx.attrs['arith']!r}")
 
 
 @op_schema("QConv", domain=CM_DOMAIN, inputs=["X", "Wq", "w_scale", "w_sum", "B?"], outputs=["Y"], attrs=QCONV_ATTRS)

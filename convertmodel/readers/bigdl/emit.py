@@ -160,8 +160,11 @@ def reshape(b: TypedBuilder, name: str, x: str, shape: Sequence[int]) -> str:
 
 
 def lrn(b: TypedBuilder, name: str, x: str, size: int, alpha: float, beta: float, k: float, fmt: str = "NCHW") -> str:
+    """BigDL's SpatialCrossMapLRN with BigDL's own arithmetic (running channel sum; the power in float64
+    in 0.3, float32 in 2.x): its last bits decide the truncated int8 codes of a quantized conv after it."""
     xi = to_nchw(b, name, x, fmt)
-    y = node(b, name, "LRN", [xi], size=int(size), alpha=float(alpha), beta=float(beta), bias=float(k))
+    arith = "bigdl" if str(b.metadata.get("bigdl_version", "")).startswith("0.") else "bigdl-f32"
+    y = node(b, name, "LRN", [xi], size=int(size), alpha=float(alpha), beta=float(beta), bias=float(k), arith=arith)
     return from_nchw(b, name, y, fmt)
 
 

@@ -135,6 +135,7 @@ def _qconv(
         group=g,
         input_levels=BIGDL_INPUT_LEVELS,
         activation="",
+        arith="bigquant",
     )
     if fmt == "NHWC":
         (y,) = b.add_node("Transpose", [y], 1, name=f"{ctx.name}/to_nhwc", perm=[0, 2, 3, 1])
@@ -188,7 +189,7 @@ def qlinear(ctx: ModuleContext) -> Act:
     ]
     if ctx.attr("withBias", True):
         ins.append(ctx.const("bias", _bias(ctx, n_out)))
-    return ctx.node("QGemm", ins, domain=CM_DOMAIN, input_levels=BIGDL_INPUT_LEVELS, activation="")
+    return ctx.node("QGemm", ins, domain=CM_DOMAIN, input_levels=BIGDL_INPUT_LEVELS, activation="", arith="bigquant")
 
 
 def quant_summary(g_nodes: list[Any]) -> dict[str, Any]:

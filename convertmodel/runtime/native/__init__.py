@@ -203,6 +203,11 @@ def _ref(op_type: str) -> Any:
     return quantized.qconv if op_type == "QConv" else quantized.qgemm
 
 
+def declines(attrs: dict[str, Any]) -> bool:
+    """Nodes the native int8 kernels leave to the numpy reference: any arithmetic but the contract."""
+    return attrs.get("arith", "contract") != "contract"
+
+
 if _ext is not None:
 
     @kernel("QConv", domain=CM_DOMAIN, backend="native")
@@ -215,7 +220,7 @@ if _ext is not None:
         b: np.ndarray | None = None,
     ) -> np.ndarray:
         """QConv on the native path (2-D convolutions; other ranks use the numpy reference)."""
-        if x.ndim != 4 or wq.ndim != 4:
+        if x.ndim != 4 or wq.ndim != 4 or declines(ctx.attrs):
             return _ref("QConv")(ctx, x, wq, w_scale, w_sum, b)
         from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
 
@@ -258,6 +263,8 @@ if _ext is not None:
         b: np.ndarray | None = None,
     ) -> np.ndarray:
         """QGemm on the native path: one window per row of X (..., K)."""
+        if declines(ctx.attrs):
+            return _ref("QGemm")(ctx, x, wq, w_scale, w_sum, b)
         levels = _levels(ctx)
         if x.ndim < 2 or wq.ndim != 2:
             raise InvalidModelError(
@@ -283,6 +290,8 @@ if _ext is not None:
                 raise
             raise _invalid(ctx, e) from None
         return np.asarray(y).reshape(*lead, wq.shape[0])
+
+    qconv.declines = qgemm.declines = declines  # type: ignore[attr-defined]
 
 
 def cpu_threads() -> int:

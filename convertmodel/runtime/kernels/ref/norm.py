@@ -46,6 +46,11 @@ def lrn(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
     """Across-channel LRN as in the schema; the channel window sum is one add per window offset."""
     size = ctx.attrs["size"]
     alpha, beta, bias = ctx.attrs["alpha"], ctx.attrs["beta"], ctx.attrs["bias"]
+    arith = ctx.attrs.get("arith", "onnx")
+    if arith != "onnx":
+        from convertmodel.runtime.kernels.ref.bigquant import bigdl_lrn
+
+        return bigdl_lrn(x, size, alpha, beta, bias, "float32" if arith == "bigdl-f32" else "float64")
     c = x.shape[1]
     lo = (size - 1) // 2  # channels before c in the window (ONNX: floor((size-1)/2)), after: the rest
     sq = np.square(x)

@@ -12,6 +12,7 @@ import numpy as np
 
 from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.quant.scheme import quantize_windows
+from convertmodel.runtime.kernels.ref import bigquant
 from convertmodel.runtime.kernels.ref.im2col import ConvGeometry, im2col
 from convertmodel.runtime.registry import KernelContext, kernel
 
@@ -104,6 +105,10 @@ def qconv(
     n, m, g = x.shape[0], wq.shape[0], geo.group
     mg = m // g
     levels, act = int(ctx.attrs["input_levels"]), str(ctx.attrs["activation"])
+    if ctx.attrs.get("arith", "contract") == "bigquant":
+        return bigquant.qconv(
+            x, wq, np.asarray(w_scale, np.float32), np.asarray(w_sum, np.float32), _f32(b), geo, levels, act, ctx.cache
+        )
     cols, out_sp = im2col(x, geo)  # (N*P, G, K): one window per output position and group
     rows, k = cols.shape[0], cols.shape[2]
     w64 = ctx.cache.get("w64")
@@ -140,6 +145,11 @@ def qgemm(
     b: np.ndarray | None = None,
 ) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
+    if ctx.attrs.get("arith", "contract") == "bigquant":
+        levels, act = int(ctx.attrs["input_levels"]), str(ctx.attrs["activation"])
+        return bigquant.qgemm(
+            x, wq, np.asarray(w_scale, np.float32), np.asarray(w_sum, np.float32), _f32(b), levels, act, ctx.cache
+        )
     lead, k = x.shape[:-1], x.shape[-1]
     y = qmatmul_rows(
         x.reshape(-1, k),
