@@ -39,3 +39,11 @@ def limit_threads(threads: int) -> Iterator[int]:
     n = resolve_threads(threads)
     with threadpool_limits(limits=n):
         yield n
+
+
+def blas_threads() -> int | None:
+    """The thread count the BLAS library numpy uses has now (threadpoolctl), or None when none is loaded."""
+    from threadpoolctl import threadpool_info
+
+    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None

@@ -112,6 +112,15 @@ class VerifyBatch:
         return dict(self.__dict__, fp32_cache=None, _calls=0)
 
     def __call__(self, models: Mapping[str, Any], batch: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from convertmodel.runtime.threads import limit_threads
+
+        # --threads caps BLAS wherever the batch runs (this process or a Spark task), not only the caller
+        with limit_threads(self.threads):
+            return self._run(models, batch)
+
+    def _run(self, models: Mapping[str, Any], batch: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from convertmodel.runtime.threads import blas_threads
+
         fp32, int8 = models["fp32"], models["int8"]
         f32, i8 = Forward(fp32, self.backends, self.threads), Forward(int8, self.backends, self.threads)
         layers = None
@@ -122,10 +131,12 @@ class VerifyBatch:
         n = len(batch.x)
         cache, k = self.fp32_cache, self._calls
         self._calls += 1
+        blas = None
         if cache is not None and len(cache) > k and not layers:
             y32 = cache[k]
         else:
             y32 = f32(batch.x, layers.fp32_hook if layers else None)
+            blas = blas_threads()  # what the fp32 side ran with (the report's threads.blas)
             if cache is not None and len(cache) == k:
                 cache.append(y32)
         y8 = i8(batch.x, layers.int8_hook if layers else None)
@@ -150,6 +161,8 @@ class VerifyBatch:
             "int8_seconds": i8.seconds,
             "metrics_seconds": time.perf_counter() - t0,
         }
+        if blas is not None:
+            stats["blas_threads"] = blas
         if layers:
             stats["per_layer"] = {
                 name: (s.signal, s.noise, s.dot, s.norm_ref, s.norm_test, s.max_abs, s.seconds)

@@ -5,7 +5,7 @@ format, quantized}; ``data`` {path, kind, samples, sha256 of the samples used, b
 ``preprocessing``; ``metric``; ``fp32`` and ``int8`` (metric values, per-class counts);
 ``data.unreadable`` lists the samples that could not be read ({index, id, error}); ``engine`` {name, and
 for Spark: master, partitions, tasks_completed, task_attempts_failed};
-``agreement`` (top-1 agreement, cosine, SQNR); ``drop`` {value, unit, relative_percent, max_drop,
+``agreement`` (top-1 agreement, cosine, SQNR); ``threads`` {blas: the BLAS threads the fp32 side ran with}; ``drop`` {value, unit, relative_percent, max_drop,
 relative_gate, passed}; ``timing`` (wall, fp32, int8, data, metrics seconds); ``per_layer`` (worst
 first) and ``fallback`` when asked for; ``created`` (UTC, ISO 8601).
 """
@@ -103,6 +103,7 @@ def build_report(
             "unreadable": result.unreadable,
         },
         "engine": {"name": result.engine, **result.engine_info},
+        "threads": {"blas": result.blas_threads},
         "preprocessing": preprocessing,
         "metric": result.metric,
         "fp32": result.fp32,

@@ -59,6 +59,8 @@ class VerifyResult:
     engine: str = "local"
     #: What the engine reports of the run (Spark: master, partitions, task attempts failed and retried).
     engine_info: dict[str, Any] = field(default_factory=dict)
+    #: BLAS threads the fp32 side ran with (threadpoolctl; None when no BLAS library was loaded).
+    blas_threads: int | None = None
 
     @property
     def fp32_value(self) -> float:
@@ -175,6 +177,9 @@ def run_verify(
     res.timing = timing
     res.engine = eng.name
     res.engine_info = dict(getattr(eng, "last_job", None) or {})
+    blas = [r.stats["blas_threads"] for r in results if "blas_threads" in r.stats]
+    if blas:
+        res.blas_threads = max(blas)  # the most BLAS threads any batch's fp32 side ran with
     return res
 
 
