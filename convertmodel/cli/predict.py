@@ -18,14 +18,26 @@ from convertmodel.cli.common import (
     threads_option,
 )
 from convertmodel.cli.engine_options import engine_options, make_engine, stopping
-from convertmodel.errors import FormatError, InvalidModelError, UsageError
+from convertmodel.errors import DataError, FormatError, UsageError
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def _load_input(path: str, model: Any, preset: str | None, strict: bool = False) -> np.ndarray:
+def _load_input(path: str, model: Any, preset: str | None, strict: bool = False) -> tuple[np.ndarray, list[str]]:
+    """The batch to run: an .npy array, one image, or every image of a folder (sorted by name); and the
+    sample ids (file names of images)."""
+    import os
+
     from convertmodel.data.checks import NonFinite, check_data_path, load_numpy
 
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))
+        if not files:
+            raise DataError(f"{path}: no images in this folder ({', '.join(IMAGE_EXT)})")
+        parts = [_load_input(os.path.join(path, f), model, preset, strict)[0] for f in files]
+        if len({a.shape for a in parts}) > 1:
+            raise DataError(f"{path}: images preprocess to different sizes; pass --preset so all match the input")
+        return np.concatenate(parts), files
     check_data_path(path, "an input file (.npy or image)", allow_dir=False)  # a FIFO or device would block
     if path.lower().endswith(".npy"):
         x = load_numpy(path, "an .npy input")
@@ -34,7 +46,7 @@ def _load_input(path: str, model: Any, preset: str | None, strict: bool = False)
         nonfinite = NonFinite(path, strict)
         nonfinite.check(x.reshape(1, -1) if x.ndim == 0 else x, 0)
         nonfinite.warn()
-        return x  # type: ignore[no-any-return]
+        return x, []
     if path.lower().endswith(IMAGE_EXT):
         from convertmodel.data.images import load_image
         from convertmodel.data.preprocess import Preprocess
@@ -47,8 +59,8 @@ def _load_input(path: str, model: Any, preset: str | None, strict: bool = False)
         else:
             pre = _default_preprocess(model.graph.inputs[0].type.shape)
         arr, _ = load_image(path, pre)  # pixel cap; an undecodable image is a FormatError naming the file
-        return pre.apply_array(arr[None])
-    raise InvalidModelError(f"{path}: input must be .npy or an image ({', '.join(IMAGE_EXT)})")
+        return pre.apply_array(arr[None]), [os.path.basename(path)]
+    raise UsageError(f"{path}: input must be .npy or an image ({', '.join(IMAGE_EXT)})")
 
 
 def _default_preprocess(shape: Any) -> Any:
@@ -68,8 +80,9 @@ def _default_preprocess(shape: Any) -> Any:
 @click.option(
     "--input",
     "input_path",
-    type=click.Path(dir_okay=False),
-    help="An .npy array shaped like the model input, or an image file.",
+    type=click.Path(),
+    help="Run the model once on: an .npy array (a batch) shaped like the model input, an image file, or a "
+    "folder of images (one batch, sorted by name).",
 )
 @click.option(
     "--data",
@@ -81,7 +94,8 @@ def _default_preprocess(shape: Any) -> Any:
     "--out",
     "out_path",
     type=click.Path(),
-    help="--input: write the first output to this .npy. --data: OUT.parquet (--engine spark) or OUT.jsonl.",
+    help="--input: OUT.npz holds every output keyed by name, OUT.npy the only output. "
+    "--data: OUT.parquet (--engine spark) or OUT.jsonl.",
 )
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option(
@@ -148,18 +162,24 @@ def command(
         raise UsageError("--engine spark scores a data set: use --data DATA")
     assert input_path is not None
     if out_path:  # before any work: --out naming the model or the input would destroy it
-        refuse_overwrite(out_path, [model_path, input_path, prototxt], ".npy output")
+        refuse_overwrite(out_path, [model_path, input_path, prototxt], _what(out_path))
     model = load_model(model_path, prototxt)
-    x = _load_input(input_path, model, preset, strict)
+    names = [o.name for o in model.graph.outputs]
+    _check_out(out_path, names)
+    x, ids = _load_input(input_path, model, preset, strict)
     with limit_threads(threads):
         outs = model.predict({model.graph.inputs[0].name: x}, threads=threads)
-    first = outs[model.graph.outputs[0].name]
+    first = outs[names[0]]
     if out_path:
-        from convertmodel.fsutil import atomic_open
-
-        with atomic_open(out_path, "wb", [model_path, input_path, prototxt], what=".npy output") as f:
-            np.save(f, first)
-    summary: dict[str, Any] = {name: {"shape": list(v.shape), "dtype": str(v.dtype)} for name, v in outs.items()}
+        _save_outputs(out_path, outs, names, [model_path, input_path, prototxt])
+    summary: dict[str, Any] = {
+        "input": input_path,
+        "samples": int(x.shape[0]) if x.ndim else 1,
+        "outputs": {name: {"shape": list(v.shape), "dtype": str(v.dtype)} for name, v in outs.items()},
+        "out": out_path,
+    }
+    if ids:
+        summary["ids"] = ids
     if first.ndim == 2 and first.shape[1] > 1:
         k = min(top, first.shape[1])
         idx = np.argsort(-first, axis=1)[:, :k]
@@ -170,11 +190,38 @@ def command(
         for name, v in outs.items():
             c.print(f"{name}: {v.dtype}{list(v.shape)}")
         for i, row in enumerate(summary.get("top", [])):
-            c.print(f"sample {i}: " + ", ".join(f"{r['class']} ({r['score']:.4f})" for r in row))
+            who = ids[i] if i < len(ids) else f"sample {i}"
+            c.print(f"{who}: " + ", ".join(f"{r['class']} ({r['score']:.4f})" for r in row))
         if out_path:
             c.print(f"wrote {out_path}")
 
     finish(summary, table)
+
+
+def _what(out: str) -> str:
+    return ".npz output" if out.lower().endswith(".npz") else ".npy output"
+
+
+def _check_out(out: str | None, names: list[str]) -> None:
+    """--out FILE.npz (every output, keyed by name) or FILE.npy (a model with one output); before any work."""
+    if out is None:
+        return
+    low = out.lower()
+    if low.endswith(".npy") and len(names) > 1:
+        raise UsageError(f"{out}: the model has {len(names)} outputs {names}; use --out FILE.npz to save them all")
+    if not low.endswith((".npy", ".npz")):
+        raise UsageError(f"{out}: --out with --input is FILE.npz (every output) or FILE.npy (the only output)")
+
+
+def _save_outputs(out: str, outs: dict[str, np.ndarray], names: list[str], inputs: list[Any]) -> None:
+    from convertmodel.fsutil import atomic_open
+
+    with atomic_open(out, "wb", inputs, what=_what(out)) as f:
+        if out.lower().endswith(".npz"):
+            arrays: dict[str, Any] = {n: outs[n] for n in names}
+            np.savez(f, **arrays)
+        else:
+            np.save(f, outs[names[0]])
 
 
 def _predict_data(

@@ -165,3 +165,71 @@ def test_missing_prototxt_is_a_usage_error(tmp_path: Any, capsys: Any) -> None:
     shutil.copy(os.path.join(FMNIST, "lenet5.caffemodel"), lone)
     code, _, err = run_cli(["inspect", str(lone)], capsys)
     assert code == errors.EXIT_USAGE and "--prototxt" in err, err
+
+
+def _two_output_onnx(path: str) -> None:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    w = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["x", "w"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["prob"]),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "two",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4])],
+        [
+            helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("prob", onnx.TensorProto.FLOAT, ["N", 3]),
+        ],
+        [numpy_helper.from_array(w, "w")],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, path)
+
+
+def test_predict_writes_every_output(tmp_path: Any, capsys: Any) -> None:
+    import convertmodel
+
+    src = str(tmp_path / "two.onnx")
+    _two_output_onnx(src)
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "y.npz"
+    code, _, err = run_cli(["-q", "predict", src, "--input", str(tmp_path / "x.npy"), "--out", str(out)], capsys)
+    assert code == 0, err
+    got = np.load(out)
+    want = convertmodel.load(src).predict({"x": x})
+    assert sorted(got.files) == ["logits", "prob"]
+    for k in got.files:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-6)
+    code, _, err = run_cli(
+        ["predict", src, "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npy")], capsys
+    )
+    assert code == errors.EXIT_USAGE and "use --out FILE.npz" in err and not (tmp_path / "y.npy").exists()
+
+
+def test_predict_runs_a_folder_of_images_as_one_batch(tmp_path: Any, capsys: Any) -> None:
+    from PIL import Image
+
+    from convertmodel.data.datasets import read_idx
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    arrays = read_idx(SUBSET_IMAGES, 3)
+    for i, a in enumerate(arrays):
+        Image.fromarray(a).save(imgs / f"{i}.png")
+    src = fixture_model("lenet5")
+    code, out, err = run_cli(
+        ["--json", "predict", src, "--input", str(imgs), "--preset", "fmnist", "--out", str(tmp_path / "y.npy")], capsys
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["samples"] == 3 and doc["ids"] == ["0.png", "1.png", "2.png"] and len(doc["top"]) == 3
+    import convertmodel
+
+    x = (arrays.astype(np.float32) / np.float32(255))[:, None]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), convertmodel.load(src).predict(x), rtol=1e-4, atol=1e-5)
