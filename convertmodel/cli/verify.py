@@ -51,10 +51,11 @@ from convertmodel.fsutil import refuse_overwrite
 @click.option("--prototxt", type=click.Path(dir_okay=False), help="Caffe deploy .prototxt (if not beside MODEL).")
 @click.option(
     "--metric",
-    type=click.Choice(["auto", "top1", "top5", "agreement", "map-voc", "map-coco"]),
+    type=click.Choice(["auto", "top1", "top5", "agreement", "det-agreement", "map-voc", "map-coco"]),
     default="auto",
     show_default=True,
-    help="Gated metric; auto: top1 with labels, map-voc with boxes, else fp32-vs-int8 top-1 agreement.",
+    help="Gated metric; auto: top1 with labels, map-voc with boxes, a detector's box agreement "
+    "(det-agreement), else fp32-vs-int8 top-1 agreement.",
 )
 @click.option(
     "--max-drop",

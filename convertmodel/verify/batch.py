@@ -104,6 +104,8 @@ class VerifyBatch:
     threads: int = 0
     per_layer: bool = False
     keep_outputs: bool = False
+    #: det-agreement: the score from which a detection counts.
+    min_score: float = 0.5
     #: In-process only (the local engine): fp32 outputs per call, filled once and then reused.
     fp32_cache: list[list[np.ndarray]] | None = field(default=None, repr=False)
     _calls: int = field(default=0, repr=False)
@@ -142,7 +144,14 @@ class VerifyBatch:
         y8 = i8(batch.x, layers.int8_hook if layers else None)
         t0 = time.perf_counter()
         cols: dict[str, Any] = {}
-        if self.metric.startswith("map"):
+        if self.metric == "det-agreement":
+            from convertmodel.metrics.det_agreement import COLUMNS, match_image
+
+            d32, d8 = parse_chunks(y32, n, f32.fixed), parse_chunks(y8, n, i8.fixed)
+            rows = [match_image(a, b, self.min_score) for a, b in zip(d32, d8, strict=True)]
+            for k, name in enumerate(COLUMNS):
+                cols[name] = np.array([r[k] for r in rows], dtype=np.float64)
+        elif self.metric.startswith("map"):
             cols["det_fp32"] = parse_chunks(y32, n, f32.fixed)
             cols["det_int8"] = parse_chunks(y8, n, i8.fixed)
             if batch.boxes is not None:

@@ -25,6 +25,7 @@ _LABELS = {
     "top1": "top-1 accuracy",
     "top5": "top-5 accuracy",
     "agreement": "top-1 agreement with fp32",
+    "det-agreement": "fp32 boxes matched by int8 (IoU >= 0.5)",
     "map-voc": "mAP@0.5 (VOC 11-point)",
     "map-coco": "mAP@[.5:.95] (COCO)",
 }
@@ -154,6 +155,7 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         ("top1", "top-1 %"),
         ("top5", "top-5 %"),
         ("top1_agreement", "top-1 agreement %"),
+        ("box_agreement", "boxes matched %"),
         ("map_voc", "mAP@0.5 VOC %"),
         ("map_coco", "mAP@[.5:.95] COCO %"),
     ]
@@ -161,6 +163,7 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         "top1": "top1",
         "top5": "top5",
         "agreement": "top1_agreement",
+        "det-agreement": "box_agreement",
         "map-voc": "map_voc",
         "map-coco": "map_coco",
     }.get(metric)
@@ -175,6 +178,12 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
     if "cosine_mean" in ag:
         t.add_row("output cosine (mean / min)", "", f"{_fmt(ag['cosine_mean'], 6)} / {_fmt(ag['cosine_min'], 4)}", "")
         t.add_row("output SQNR dB", "", _fmt(ag["sqnr_db"], 1), "")
+    if "matched" in ag:
+        t.add_row("boxes (score >= min)", str(ag["fp32_boxes"]), str(ag["int8_boxes"]), "")
+        t.add_row("unmatched fp32 / int8", "", f"{ag['unmatched_fp32']} / {ag['unmatched_int8']}", "")
+        t.add_row("matched IoU mean", "", _fmt(ag["mean_iou"], 4), "")
+        t.add_row("score delta mean / max |d|", "", f"{_fmt(ag['score_delta_mean'], 4)} / "
+                  f"{_fmt(ag['score_delta_abs_max'], 4)}", "")  # fmt: skip
     if "top1_agreement" in ag and metric != "agreement":
         t.add_row("top-1 agreement with fp32 %", "", _fmt(ag["top1_agreement"]), "")
     console.print(preprocessing_line(rep), highlight=False)

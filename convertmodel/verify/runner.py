@@ -26,7 +26,7 @@ from convertmodel.quant.error import sqnr_from_sums
 from convertmodel.verify.batch import VerifyBatch
 
 #: Metric names accepted by ``--metric``; "auto" picks from the data (labels, boxes or neither).
-METRICS = ("auto", "top1", "top5", "agreement", "map-voc", "map-coco")
+METRICS = ("auto", "top1", "top5", "agreement", "det-agreement", "map-voc", "map-coco")
 
 #: Called after each batch with (samples done, samples total).
 ProgressFn = Callable[[int, int], None]
@@ -83,14 +83,35 @@ class VerifyResult:
 
 
 #: Which result key each metric's headline value lives under.
-_KEY = {"top1": "top1", "top5": "top5", "agreement": "top1_agreement", "map-voc": "map_voc", "map-coco": "map_coco"}
+_KEY = {
+    "top1": "top1",
+    "top5": "top5",
+    "agreement": "top1_agreement",
+    "det-agreement": "box_agreement",
+    "map-voc": "map_voc",
+    "map-coco": "map_coco",
+}
 
 
-def choose_metric(metric: str, dataset: Dataset) -> str:
-    """Resolve "auto" from the data kind and reject a metric the data cannot give."""
+def is_detector(model: Any) -> bool:
+    """Does the model end in an SSD DetectionOutput (per-image box lists, not one tensor per sample)?"""
+    g = getattr(model, "graph", None)
+    if g is None:
+        return False
+    out = {o.name for o in g.outputs}
+    return any(n.op_type == "DetectionOutput" and set(n.outputs) & out for n in g.nodes)
+
+
+def choose_metric(metric: str, dataset: Dataset, detector: bool = False) -> str:
+    """Resolve "auto" from the data kind and reject a metric the data cannot give. A detector on data
+    without boxes is compared box by box ("det-agreement"), never as a tensor ("agreement")."""
     if metric not in METRICS:
         raise InvalidModelError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     kind = dataset.kind
+    if detector and kind != "detection" and metric in ("auto", "agreement"):
+        return "det-agreement"
+    if metric == "det-agreement" and not detector:
+        raise UsageError("--metric det-agreement needs a detector (a model ending in DetectionOutput)")
     if metric == "auto":
         return {"classification": "top1", "detection": "map-voc"}.get(kind, "agreement")
     if metric in ("top1", "top5") and kind != "classification":
@@ -146,12 +167,14 @@ def run_verify(
     from convertmodel.engines import get_engine
 
     eng = get_engine(engine)
-    metric = choose_metric(opts.metric, dataset)
     refs = {k: m if isinstance(m, ModelRef) else ModelRef(m) for k, m in (("fp32", fp32), ("int8", int8))}
+    metric = choose_metric(opts.metric, dataset, is_detector(refs["fp32"].model))
     if fp32_cache is not None and eng.name != "local":
         raise UsageError(f"the fp32 output cache needs the local engine, not {eng.name}")
     total = len(dataset) if opts.limit is None else min(opts.limit, len(dataset))
-    fn = VerifyBatch(metric, opts.backends, opts.threads, opts.per_layer, fp32_cache=fp32_cache)
+    fn = VerifyBatch(
+        metric, opts.backends, opts.threads, opts.per_layer, fp32_cache=fp32_cache, min_score=opts.det_min_score
+    )
     open_data = getattr(dataset, "reopen", None)
     if open_data is None and eng.name != "local":
         raise UsageError(f"{dataset.path}: open the data with convertmodel.data.open_dataset to run it on {eng.name}")
@@ -202,7 +225,15 @@ def reduce_results(metric: str, results: list[BatchResult], kind: str, det_min_s
     labels = [r.labels for r in results if r.indices]
     unreadable = [{"index": i, "id": sid, "error": msg} for r in results for i, sid, msg in r.errors]
     dhash = data_hash((d for r in results for d in r.digests), labels)
-    if metric.startswith("map"):
+    agr: dict[str, Any]
+    r32: dict[str, Any]
+    r8: dict[str, Any]
+    if metric == "det-agreement":
+        from convertmodel.metrics.det_agreement import COLUMNS, summarize
+
+        agr = dict(summarize({k: _column(results, k) for k in COLUMNS}, done, det_min_score, 0.5))
+        r32, r8 = {"box_agreement": 100.0}, {"box_agreement": agr["box_agreement"]}
+    elif metric.startswith("map"):
         d32, d8 = _listed(results, "det_fp32"), _listed(results, "det_int8")
         truth = _listed(results, "truth") if kind == "detection" else detections_as_truth(d32, det_min_score)
         m32, m8 = DetectionMAP(), DetectionMAP()
@@ -211,7 +242,7 @@ def reduce_results(metric: str, results: list[BatchResult], kind: str, det_min_s
         r32, r8 = m32.result(), m8.result()
         if kind != "detection":  # scored against fp32's own detections: fp32 is the reference
             r32 = dict(r32, map_voc=100.0, map_coco=100.0, ap50_coco=100.0)
-        agr: dict[str, Any] = {"samples": done}
+        agr = {"samples": done}
     else:
         agr = _agreement(results, done)
         if metric in ("top1", "top5") and done and "top_fp32" in results[_first(results)].columns:
