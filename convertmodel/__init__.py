@@ -1,5 +1,9 @@
 """convertmodel: convert, quantize to int8, verify and benchmark pretrained CNNs on CPU.
 
+The Python API: ``convertmodel.load(path, ...) -> Model``; a :class:`Model` runs (``predict``),
+quantizes (``quantize``) and saves (``save``). Bad input raises one of the error types below, all
+subclasses of :class:`ConvertModelError` (their ``exit_code`` is the CLI's).
+
 ``import convertmodel`` is light: numpy and the IR load only when ``load``/``Model`` are first
 used, so ``convertmodel --help`` starts instantly.
 """
@@ -11,9 +15,12 @@ from typing import TYPE_CHECKING, Any
 from convertmodel.errors import (
     AccuracyGateError,
     ConvertModelError,
+    DataError,
     FormatError,
     InvalidModelError,
+    ModelIOError,
     UnsupportedOpError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -25,11 +32,14 @@ __version__ = "0.1.0"
 __all__ = [
     "AccuracyGateError",
     "ConvertModelError",
+    "DataError",
     "FormatError",
     "InvalidModelError",
     "Model",
+    "ModelIOError",
     "QuantizeOptions",
     "UnsupportedOpError",
+    "UsageError",
     "__version__",
     "load",
 ]
@@ -45,3 +55,8 @@ def __getattr__(name: str) -> Any:
 
         return options.QuantizeOptions
     raise AttributeError(f"module 'convertmodel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so ``help(convertmodel)`` lists ``load``, ``Model`` and ``QuantizeOptions``."""
+    return sorted(set(globals()) | set(__all__))

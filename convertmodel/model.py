@@ -57,7 +57,14 @@ class Model:
     def predict(
         self, x: np.ndarray | Mapping[str, np.ndarray], *, backends: tuple[str, ...] | None = None, threads: int = 0
     ) -> Any:
-        """Run the model. One input array -> the first output array; a dict -> a dict of all outputs."""
+        """Run the model on a batch.
+
+        ``x`` is one array (a model with one input) or a dict {input name: array}. Returns: for one
+        array, the output array (numpy, float32 for a classifier: shape (batch, classes)) when the
+        model has one output, else a dict {output name: array}; for a dict, always the dict of all
+        outputs. Raises :class:`~convertmodel.errors.DataError` when an array does not fit its input.
+        ``threads`` (0 = all CPUs) and ``backends`` pick how the kernels run.
+        """
         if isinstance(x, Mapping):
             return self.executor(backends, threads).run(x)
         if len(self._graph.inputs) != 1:
