@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convertmodel.errors import InvalidModelError
 from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
 
 #: BigQuant's block of k (``CONV_SHUFFLE_KERNEL_K`` / ``shuffle_cols`` of the AVX2 and AVX-512 builds).
@@ -196,7 +197,7 @@ def qconv(
 ) -> np.ndarray:
     """QConv ``arith="bigquant"`` (2-D, NCHW in and out)."""
     if x.ndim != 4 or len(geo.kernel) != 2:
-        raise ValueError(f"arith 'bigquant' is defined for 2-D convolutions only, got input rank {x.ndim}")
+        raise InvalidModelError(f"QConv arith 'bigquant' is defined for 2-D convolutions only, got input rank {x.ndim}")
     n, c_all, h, w = x.shape
     m_all, c, kh, kw = wq.shape
     g = geo.group
