@@ -110,6 +110,21 @@ def shows_progress() -> bool:
     return not (st.json or st.quiet)
 
 
+def warn_reference_int8() -> None:
+    """One line on stderr, once per run, when int8 runs on the numpy reference kernels (no native extension)."""
+    from convertmodel.runtime import native
+
+    st = state()
+    if native.available() or getattr(st, "warned_reference", False):
+        return
+    st.warned_reference = True
+    click.echo(
+        "warning: int8 runs on the numpy reference kernels (the native extension is not built; reinstall with a "
+        "C++17 compiler: pip install -e .); results are exact but slow",
+        err=True,
+    )
+
+
 def threads_option(fn: F) -> F:
     """``--threads N``: threads for the native kernels and BLAS; 0 = all CPUs this process may use.
 
@@ -119,6 +134,8 @@ def threads_option(fn: F) -> F:
     def resolve(ctx: click.Context, param: click.Parameter, value: int) -> int:
         from convertmodel.runtime.threads import resolve_threads
 
+        if ctx.command.name in ("verify", "bench"):  # they always run int8
+            warn_reference_int8()
         return resolve_threads(value)
 
     return click.option(
@@ -298,7 +315,10 @@ def load_model(path: str, prototxt: str | None = None) -> Any:
 
         accepted = reader_info(detect_format(path)).options
         opts.update({k: v for k, v in flags.items() if k in accepted})  # a .q8 or reference model ignores them
-    return load(path, **opts)
+    model = load(path, **opts)
+    if model.is_quantized:
+        warn_reference_int8()
+    return model
 
 
 def ops_rows(graph: Any) -> list[tuple[str, int, int]]:

@@ -18,6 +18,7 @@ from convertmodel.cli.common import (
     ops_rows,
     reader_options,
 )
+from convertmodel.cli.reports import int8_backend
 from convertmodel.errors import UnsupportedOpError
 
 
@@ -59,6 +60,7 @@ def command(model_path: str, prototxt: str | None, show_graph: bool, check_crc: 
         "parameters": g.param_count(),
         "nodes": len(g.nodes),
         "quantized": model.is_quantized,
+        "int8_kernels": int8_backend(),
         "inputs": [{"name": n, "type": t} for k, n, t in io_rows(g) if k == "input"],
         "outputs": [{"name": n, "type": t} for k, n, t in io_rows(g) if k == "output"],
         "ops": [{"op": op, "count": c, "parameters": p} for op, c, p in ops_rows(g)],
@@ -106,6 +108,7 @@ def _print(report: dict[str, Any], graph: Any) -> None:
     head.add_row("parameters", f"{report['parameters']:,}")
     head.add_row("nodes", str(report["nodes"]))
     head.add_row("weights", "int8 (BigDL local-window)" if report["quantized"] else "fp32")
+    head.add_row("int8 kernels", report["int8_kernels"])
     for kind in ("input", "output"):
         for v in report[f"{kind}s"]:
             head.add_row(kind, f"{v['name']}: {v['type']}")

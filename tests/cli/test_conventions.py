@@ -233,3 +233,17 @@ def test_predict_runs_a_folder_of_images_as_one_batch(tmp_path: Any, capsys: Any
 
     x = (arrays.astype(np.float32) / np.float32(255))[:, None]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), convertmodel.load(src).predict(x), rtol=1e-4, atol=1e-5)
+
+
+def test_int8_on_the_numpy_reference_is_announced(lenet_q8: str, capsys: Any, monkeypatch: Any) -> None:
+    from convertmodel.runtime import native
+
+    code, _, err = run_cli(["inspect", lenet_q8], capsys)
+    assert code == 0 and ("numpy reference" in err) == (not native.available())
+    monkeypatch.setattr(native, "available", lambda: False)  # as on a machine where the build failed
+    code, _, err = run_cli(["inspect", lenet_q8], capsys)
+    assert code == 0 and err.count("warning: int8 runs on the numpy reference kernels") == 1, err
+    code, out, _ = run_cli(["--version"], capsys)
+    assert "int8 kernels: numpy reference" in out
+    code, out, _ = run_cli(["--json", "inspect", lenet_q8], capsys)
+    assert json.loads(out)["int8_kernels"].startswith("numpy reference")
