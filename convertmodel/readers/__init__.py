@@ -151,7 +151,22 @@ def detect_format(path: str) -> str:
     for key, info in files:
         if low.endswith(info.extensions):
             return key.format
-    raise FormatError(path, f"unrecognised model format; known formats: {_known()}")
+    hint = next((msg for ext, msg in UNSUPPORTED_FORMATS.items() if low.endswith(ext)), None)
+    raise FormatError(path, hint or f"unrecognised model format; known formats: {_known()}")
+
+
+#: Formats convertmodel has no reader for, by extension: what the file is and how to get a readable model.
+UNSUPPORTED_FORMATS = {
+    ".pt": "a PyTorch file (TorchScript or a pickled state_dict), which convertmodel does not read; export it to "
+    "ONNX with torch.onnx.export(model, example_input, 'model.onnx') and use the .onnx",
+    ".pth": "a PyTorch checkpoint (a pickled state_dict), which convertmodel does not read; load it into its "
+    "nn.Module and export with torch.onnx.export(model, example_input, 'model.onnx'), then use the .onnx",
+    ".tflite": "a TensorFlow Lite flatbuffer, which convertmodel does not read; convert the SavedModel or Keras "
+    "model it was made from instead (or export to ONNX with tf2onnx --tflite)",
+    ".mlmodel": "a Core ML model, which convertmodel does not read; convert the source model instead",
+    ".pdmodel": "a PaddlePaddle model, which convertmodel does not read; export to ONNX with paddle2onnx",
+    ".params": "an MXNet parameter file, which convertmodel does not read; export to ONNX with mx.onnx.export_model",
+}
 
 
 def read_model(path: str, format: str | None = None, **options: object) -> Graph:

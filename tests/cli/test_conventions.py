@@ -247,3 +247,24 @@ def test_int8_on_the_numpy_reference_is_announced(lenet_q8: str, capsys: Any, mo
     assert "int8 kernels: numpy reference" in out
     code, out, _ = run_cli(["--json", "inspect", lenet_q8], capsys)
     assert json.loads(out)["int8_kernels"].startswith("numpy reference")
+
+
+@pytest.mark.parametrize(
+    ("name", "words"), [("m.pt", "torch.onnx.export"), ("m.pth", "torch.onnx.export"), ("m.pdmodel", "paddle2onnx")]
+)
+def test_unsupported_formats_say_what_the_file_is_and_what_to_do(
+    name: str, words: str, tmp_path: Any, capsys: Any
+) -> None:
+    p = tmp_path / name
+    p.write_bytes(b"PK\x03\x04" + bytes(60))  # a zip archive, as torch.save writes
+    code, _, err = run_cli(["inspect", str(p)], capsys)
+    assert code == errors.EXIT_CORRUPT_FILE and words in err and err.count("\n") == 1, err
+
+
+def test_an_onnx_file_named_caffemodel_is_read_as_onnx(tmp_path: Any, capsys: Any) -> None:
+    import shutil
+
+    p = tmp_path / "net.caffemodel"
+    shutil.copy(fixture_model("lenet5"), p)
+    code, out, err = run_cli(["--json", "inspect", str(p)], capsys)
+    assert code == 0 and json.loads(out)["format"] == "onnx", err
