@@ -332,7 +332,15 @@ def ops_rows(graph: Any) -> list[tuple[str, int, int]]:
     return sorted(((k, counts[k], params[k]) for k in counts), key=lambda r: (-r[2], -r[1], r[0]))
 
 
+def type_text(t: Any) -> str:
+    """A value's type as the CLI shows it: a symbolic batch dimension is N (``float32[N,3,224,224]``)."""
+    if t.shape is None:
+        return str(t)
+    dims = ["N" if i == 0 and isinstance(d, str) else ("?" if d is None else str(d)) for i, d in enumerate(t.shape)]
+    return f"{t.dtype}[{','.join(dims)}]"
+
+
 def io_rows(graph: Any) -> list[tuple[str, str, str]]:
-    rows = [("input", vi.name, str(vi.type)) for vi in graph.inputs]
-    rows += [("output", vi.name, str(vi.type)) for vi in graph.outputs]
+    rows = [("input", vi.name, type_text(vi.type)) for vi in graph.inputs]
+    rows += [("output", vi.name, type_text(vi.type)) for vi in graph.outputs]
     return rows

@@ -51,13 +51,17 @@ def command(model_path: str, prototxt: str | None, show_graph: bool, check_crc: 
         from convertmodel.serialize.breakdown import size_breakdown
 
         breakdown = size_breakdown(g)
+    fmt = _file_format(model_path, g)
+    params, window = _param_counts(g)
     report: dict[str, Any] = {
         "model": model_path,
         "supported": True,
-        "format": g.metadata.get("source_format", "q8" if model_path.endswith(".q8") else "?"),
+        "format": fmt,
+        "source_format": g.metadata.get("source_format"),
         "name": g.name,
         "file_bytes": size,
-        "parameters": g.param_count(),
+        "parameters": params,
+        "window_parameters": window,
         "nodes": len(g.nodes),
         "quantized": model.is_quantized,
         "int8_kernels": int8_backend(),
@@ -84,6 +88,26 @@ def _check_crcs(path: str) -> int:
     return check_crcs(path)
 
 
+def _file_format(path: str, g: Any) -> str:
+    """The format of the file itself (q8 for a .q8, whatever it was converted from)."""
+    from convertmodel.readers import detect_format
+
+    try:
+        return detect_format(path)
+    except Exception:
+        return str(g.metadata.get("source_format", "?"))
+
+
+def _param_counts(g: Any) -> tuple[int, int]:
+    """(parameters of the original model, window parameters): a .q8's per-layer window vectors (inputs 2 and 3
+    of QConv/QGemm) are the scheme's, not the model's."""
+    from convertmodel.quant.ops import is_quantized_node
+
+    window = {n.inputs[i] for n in g.nodes if is_quantized_node(n) for i in (2, 3) if len(n.inputs) > i and n.inputs[i]}
+    w = sum(int(g.constants[k].size) for k in window if k in g.constants)
+    return int(g.param_count()) - w, w
+
+
 def _print_unsupported(report: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -103,9 +127,12 @@ def _print(report: dict[str, Any], graph: Any) -> None:
     c = console()
     meta = report["metadata"]
     head = Table(title=os.path.basename(report["model"]), show_header=False)
-    head.add_row("format", report["format"])
+    src = report.get("source_format")
+    head.add_row("format", report["format"] + (f" (source format {src})" if src and src != report["format"] else ""))
     head.add_row("file size", human_bytes(report["file_bytes"]))
     head.add_row("parameters", f"{report['parameters']:,}")
+    if report.get("window_parameters"):
+        head.add_row("window parameters", f"{report['window_parameters']:,} (int8 input windows, not model weights)")
     head.add_row("nodes", str(report["nodes"]))
     head.add_row("weights", "int8 (BigDL local-window)" if report["quantized"] else "fp32")
     head.add_row("int8 kernels", report["int8_kernels"])
@@ -128,7 +155,10 @@ def _print(report: dict[str, Any], graph: Any) -> None:
     if graph is not None:
         from convertmodel.ir.dump import dump
 
-        c.print(dump(graph), markup=False)
+        if c.is_terminal:
+            c.print(dump(graph), markup=False)
+        else:  # piped: one line per node, never wrapped to a terminal width
+            click.echo(dump(graph))
 
 
 def _print_breakdown(c: Any, breakdown: dict[str, Any]) -> None:

@@ -82,6 +82,7 @@ def size_breakdown(graph: Graph) -> dict[str, Any]:
         "fp32 biases": 0,
         "window parameters": 0,
         "fp32 tensors kept": 0,
+        "integer constants (shapes, indices)": 0,
         "graph header": 0,
         "alignment padding": 0,
     }
@@ -94,8 +95,11 @@ def size_breakdown(graph: Graph) -> dict[str, Any]:
             parts[r] += nbytes
             fp32_equiv += nbytes * 4 if r == "int8 weights" else (nbytes if r == "fp32 biases" else 0)
             continue
-        parts["fp32 tensors kept"] += nbytes
         fp32_equiv += nbytes
+        if arr.dtype.kind != "f":  # int64 shape tensors and indices are not weights left unquantized
+            parts["integer constants (shapes, indices)"] += nbytes
+            continue
+        parts["fp32 tensors kept"] += nbytes
         kept_rows.append(
             {
                 "name": name,

@@ -268,3 +268,45 @@ def test_an_onnx_file_named_caffemodel_is_read_as_onnx(tmp_path: Any, capsys: An
     shutil.copy(fixture_model("lenet5"), p)
     code, out, err = run_cli(["--json", "inspect", str(p)], capsys)
     assert code == 0 and json.loads(out)["format"] == "onnx", err
+
+
+def test_inspect_labels_a_q8_and_counts_the_original_parameters(lenet_q8: str, capsys: Any) -> None:
+    src = fixture_model("lenet5")
+    fp32 = json.loads(run_cli(["--json", "inspect", src], capsys)[1])
+    q = json.loads(run_cli(["--json", "inspect", lenet_q8], capsys)[1])
+    assert (q["format"], q["source_format"]) == ("q8", "onnx") and fp32["format"] == "onnx"
+    assert q["parameters"] == fp32["parameters"] and q["window_parameters"] > 0 and fp32["window_parameters"] == 0
+    assert fp32["inputs"][0]["type"] == "float32[N,1,28,28]"  # the export's batch is named unk__47
+    code, out, _ = run_cli(["inspect", lenet_q8], capsys)
+    assert code == 0 and "q8 (source format onnx)" in out
+
+
+def test_inspect_graph_is_one_line_per_node_when_piped(lenet_q8: str, capsys: Any) -> None:
+    import convertmodel
+
+    code, out, _ = run_cli(["inspect", lenet_q8, "--graph"], capsys)
+    nodes = convertmodel.load(lenet_q8).graph.nodes
+    lines = [ln for ln in out.splitlines() if " = " in ln and ln.lstrip().startswith("%")]
+    assert code == 0 and len(lines) == len(nodes), out[-2000:]
+
+
+def test_integer_shape_tensors_are_not_fp32_left_unquantized(tmp_path: Any, capsys: Any) -> None:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    w = np.random.default_rng(2).standard_normal((6, 4)).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["g"], transB=1), helper.make_node("Reshape", ["g", "shape"], ["y"])]
+    g = helper.make_graph(
+        nodes,
+        "r",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([-1, 3, 2], np.int64), "shape")],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "r.onnx"))
+    q8 = str(tmp_path / "r.q8")
+    assert run_cli(["-q", "quantize", str(tmp_path / "r.onnx"), "--out", q8], capsys)[0] == 0
+    bd = json.loads(run_cli(["--json", "inspect", q8], capsys)[1])["size_breakdown"]
+    assert [r["name"] for r in bd["fp32_kept"]] == [] and bd["parts"]["integer constants (shapes, indices)"] == 24
