@@ -22,6 +22,7 @@ from typing import NamedTuple
 from convertmodel.errors import FormatError, ModelIOError, UsageError
 from convertmodel.fsutil import read_head
 from convertmodel.ir.graph import Graph
+from convertmodel.limits import note_model_file
 from convertmodel.readers import sniff
 from convertmodel.registry import Registry, check_options
 
@@ -175,6 +176,7 @@ def read_model(path: str, format: str | None = None, **options: object) -> Graph
     info = reader_info(fmt, path)
     check_options(f"{fmt} reader", path, options, info.options)
     mod = importlib.import_module(info.module)
+    note_model_file(path)  # the memory cap grows with the model's own size, whatever its format
     try:
         return mod.read(path, **options)  # type: ignore[no-any-return]
     except FileNotFoundError as e:
