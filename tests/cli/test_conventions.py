@@ -310,3 +310,12 @@ def test_integer_shape_tensors_are_not_fp32_left_unquantized(tmp_path: Any, caps
     assert run_cli(["-q", "quantize", str(tmp_path / "r.onnx"), "--out", q8], capsys)[0] == 0
     bd = json.loads(run_cli(["--json", "inspect", q8], capsys)[1])["size_breakdown"]
     assert [r["name"] for r in bd["fp32_kept"]] == [] and bd["parts"]["integer constants (shapes, indices)"] == 24
+
+
+def test_progress_off_a_terminal_is_a_few_summary_lines(capsys: Any) -> None:
+    args = ["verify", fixture_model("lenet5"), "--data", SUBSET_IMAGES, "--batch", "10"]  # 100 batches
+    code, _, err = run_cli(args, capsys)
+    lines = [ln for ln in err.splitlines() if ln.startswith("verify fp32 vs int8")]
+    assert code == 0 and 2 <= len(lines) <= 5, err
+    assert lines[-1].startswith("verify fp32 vs int8 (local): 1000/1000 in ") and "/s)" in lines[-1]
+    assert "\n\n" not in err
