@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from convertmodel.errors import InvalidModelError
+from convertmodel.errors import InvalidModelError, UsageError
 from tests.helpers import assert_close
 from tests.readers.caffe_cases import CASES, R, layer_text, rand_w
 from tests.readers.caffe_util import input_block, read_checked, run_opencv, run_ours, write_net
@@ -162,10 +162,10 @@ def test_missing_prototxt_tells_user_to_pass_it(tmp_path: object) -> None:
     d = str(tmp_path)
     proto, model = write_net(d, input_block("data", (1, 2)) + layer_text("r", "ReLU", ["data"]), name="net")
     os.remove(proto)
-    with pytest.raises(InvalidModelError, match="--prototxt"):
+    with pytest.raises(UsageError, match="--prototxt"):  # the user must say where it is: a usage error (exit 2)
         read_checked(model)
     for n in ("a.prototxt", "b.prototxt"):
         with open(os.path.join(d, n), "w") as f:
             f.write("")
-    with pytest.raises(InvalidModelError, match=r"2 candidates .*--prototxt"):
+    with pytest.raises(UsageError, match=r"2 candidates .*--prototxt"):
         read_checked(model)
