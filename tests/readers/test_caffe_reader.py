@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from convertmodel.errors import InvalidModelError, UsageError
+from convertmodel.errors import UsageError
 from tests.helpers import assert_close
 from tests.readers.caffe_cases import CASES, R, layer_text, rand_w
 from tests.readers.caffe_util import input_block, read_checked, run_opencv, run_ours, write_net
