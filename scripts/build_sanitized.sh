@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=build/sanitized
 mkdir -p "$OUT"
+python3 -c "import pybind11" 2>/dev/null || { echo "build_sanitized.sh: pybind11 is not installed (pip install -e '.[dev]')" >&2; exit 1; }
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 CFLAGS="$SAN" LDFLAGS="$SAN" CONVERTMODEL_BUILD_JOBS="${CONVERTMODEL_BUILD_JOBS:-2}" \
   python3 setup.py -q build_ext --build-lib "$OUT/lib" --build-temp "$OUT/tmp" >"$OUT.log" 2>&1 \
