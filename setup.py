@@ -91,7 +91,14 @@ if HAVE_PYBIND11:
                 f"{SRC}/fp32_portable.cpp",
                 *(f"{SRC}/{u}.cpp" for u in ISA_UNITS),
             ],
-            depends=[f"{SRC}/common.h", f"{SRC}/generic.h", f"{SRC}/avx_quant.h", f"{SRC}/depthwise.h", f"{SRC}/fp32.h", f"{SRC}/fp32_impl.h"],
+            depends=[
+                f"{SRC}/common.h",
+                f"{SRC}/generic.h",
+                f"{SRC}/avx_quant.h",
+                f"{SRC}/depthwise.h",
+                f"{SRC}/fp32.h",
+                f"{SRC}/fp32_impl.h",
+            ],
             cxx_std=17,
             optional=True,
         )
