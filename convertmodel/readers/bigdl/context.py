@@ -16,8 +16,8 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 
 from convertmodel.errors import InvalidModelError
-from convertmodel.ir.graph import Dim, GraphBuilder, TensorType
-from convertmodel.ir.schema import InferContext, get_schema, resolve_attrs
+from convertmodel.ir.builder import TypedBuilder
+from convertmodel.ir.graph import Dim
 from convertmodel.readers.bigdl.proto import pb
 from convertmodel.readers.bigdl.storage import QuantTensor, Storages
 from convertmodel.registry import Registry
@@ -60,57 +60,6 @@ def module_handler(*classes: str) -> Callable[[Handler], Handler]:
         return fn
 
     return deco
-
-
-class TypedBuilder(GraphBuilder):
-    """A GraphBuilder that runs each node's shape inference as it is added."""
-
-    def __init__(self, name: str, metadata: dict[str, str]) -> None:
-        super().__init__(name, metadata)
-        self.types: dict[str, TensorType] = {}
-
-    def add_input(self, name: str, dtype: str, shape: Sequence[Dim] | None) -> str:
-        out = super().add_input(name, dtype, shape)
-        self.types[out] = self.inputs[-1].type
-        return out
-
-    def add_const(self, name: str, value: Any, dtype: str | None = None) -> str:
-        out = super().add_const(name, value, dtype)
-        arr = self.constants[out]
-        self.types[out] = TensorType(str(arr.dtype), tuple(int(d) for d in arr.shape))
-        return out
-
-    def add_node(
-        self,
-        op_type: str,
-        inputs: Sequence[str],
-        outputs: Sequence[str] | int = 1,
-        name: str | None = None,
-        domain: str = "",
-        **attrs: object,
-    ) -> list[str]:
-        outs = super().add_node(op_type, inputs, outputs, name, domain, **attrs)
-        node = self.nodes[-1]
-        schema = get_schema(op_type, domain)
-        ctx = InferContext(
-            node,
-            resolve_attrs(node, schema),
-            [self.types.get(i) if i else None for i in node.inputs],
-            [self.constants.get(i) if i else None for i in node.inputs],
-        )
-        for o, t in zip(node.outputs, schema.infer(ctx), strict=False):
-            if o:
-                self.types[o] = t
-        return outs
-
-    def shape(self, value: str) -> tuple[Dim, ...]:
-        t = self.types.get(value)
-        if t is None or t.shape is None:
-            raise InvalidModelError(f"value {value!r} has no known shape")
-        return t.shape
-
-    def rank(self, value: str) -> int:
-        return len(self.shape(value))
 
 
 def decode_attr(st: Storages, av: Any, where: str) -> Any:
