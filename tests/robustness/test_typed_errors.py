@@ -199,3 +199,17 @@ def test_negative_transpose_perm_is_refused(tmp_path) -> None:
     p = _onnx(tmp_path, [helper.make_node("Transpose", ["x"], ["y"], name="t", perm=[0, 2, -1, 1])], {})
     with pytest.raises(InvalidModelError, match=r"Transpose 't': perm \[0, 2, -1, 1\] is not a permutation of rank 4"):
         convertmodel.load(p)
+
+
+def test_native_fp32_conv_with_a_stride_past_int64_is_typed() -> None:
+    """Fuzz case bytes:torch7:3004510: a .t7 conv declared a stride of 2**65, which shape inference accepts (the
+    output is 1x1) but pybind11 cannot convert: it must be a node-named InvalidModelError, not a TypeError."""
+    from convertmodel.runtime.native import fp32
+    from tests.helpers import run_ir_node
+
+    if not fp32.available():
+        pytest.skip("native extension not built")
+    x = np.ones((1, 2, 3, 3), np.float32)
+    w = np.ones((4, 2, 1, 1), np.float32)
+    with pytest.raises(InvalidModelError, match="64-bit"):
+        run_ir_node("Conv", {"x": x, "w": w}, const_inputs=["w"], backends=("native", "ref"), strides=[2**65, 2])

@@ -73,6 +73,13 @@ def _call(ctx: KernelContext, fn: Callable[..., Any], *args: Any) -> Any:
 
             raise IsaError(msg) from None
         raise InvalidModelError(f"{ctx.node.op_type} {ctx.node.name!r}: {msg}") from None
+    except TypeError as e:
+        # pybind11 refuses an argument it cannot convert, e.g. a stride above 2**63 from a hostile file.
+        if "incompatible function arguments" not in str(e):
+            raise
+        raise InvalidModelError(
+            f"{ctx.node.op_type} {ctx.node.name!r}: a size, stride, pad or dilation does not fit in a 64-bit integer"
+        ) from None
 
 
 def _output(ctx: KernelContext) -> np.ndarray | None:
