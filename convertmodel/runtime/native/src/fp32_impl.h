@@ -239,7 +239,10 @@ static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
   const i64 nph = J.sh * J.sw, taps = J.kh * J.kw;
   float* phases = scratch;
   float* tmp = phases + nph * pstride;
-  i64* toff = reinterpret_cast<i64*>(tmp + J.OH * Wph + 4 * V::W + 16);
+  // The tap offsets follow tmp, rounded up to an even float count so the i64s are 8-byte aligned (the scratch
+  // size in dw_scratch_floats() keeps 16 floats of slack for this).
+  const i64 toff_at = (nph * pstride + J.OH * Wph + 4 * V::W + 16 + 1) & ~static_cast<i64>(1);
+  i64* toff = reinterpret_cast<i64*>(scratch + toff_at);
   for (i64 ky = 0; ky < J.kh; ++ky)
     for (i64 kx = 0; kx < J.kw; ++kx) {
       const i64 y = ky * J.dh, x = kx * J.dw;
