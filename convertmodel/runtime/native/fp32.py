@@ -275,12 +275,12 @@ if _ext is not None:
             ok = c.dtype == np.float32 and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1) and c.size in (1, n)
             if not ok:
                 return _apply_post_ref(ctx, _ref_linalg.gemm(ctx, a, b, c), -1)
-            bias = (np.broadcast_to(c.reshape(-1), (n,)) * np.float32(beta)).astype(np.float32)
-            # The cache keys on id(bias): keep one object per C.
+            # The cache keys on id(bias): keep one object per C (and scale it once, not per call).
             hit = ctx.cache.get("fp32_bias")
             if hit is not None and hit[0] is c and hit[1] == beta:
                 bias = hit[2]
             else:
+                bias = (np.broadcast_to(c.reshape(-1), (n,)) * np.float32(beta)).astype(np.float32)
                 ctx.cache["fp32_bias"] = (c, beta, bias)
         if a.ndim != 2 or b.ndim != 2 or a.dtype != np.float32 or b.dtype != np.float32:
             return _apply_post_ref(ctx, _ref_linalg.gemm(ctx, a, b, c), -1)
