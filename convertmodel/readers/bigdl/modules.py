@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from convertmodel.errors import UnsupportedOpError
+from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.readers.bigdl import emit
 from convertmodel.readers.bigdl.context import Act, ModuleContext, module_handler
 
@@ -260,7 +261,7 @@ def lrn_within(ctx: ModuleContext) -> Act:
     return ctx.node(
         "LRNWithinChannel",
         [ctx.tensor_in()],
-        domain="convertmodel",
+        domain=CM_DOMAIN,
         size=ctx.i("size", 5),
         alpha=float(ctx.attr("alpha", 1.0)),
         beta=float(ctx.attr("beta", 0.75)),

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from convertmodel.ir.schema import CM_DOMAIN
 from convertmodel.readers.bigdl import emit
 from convertmodel.readers.bigdl.context import Act, ModuleContext, module_handler
 from convertmodel.readers.bigdl.modules import _unsupported
@@ -77,7 +78,7 @@ def prior_box(ctx: ModuleContext) -> Act:
     return ctx.node(
         "PriorBox",
         [str(feat), str(image if image is not None else feat)],
-        domain="convertmodel",
+        domain=CM_DOMAIN,
         min_sizes=mins,
         max_sizes=maxs,
         aspect_ratios=ratios,
