@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from convertmodel.errors import FormatError, InvalidModelError, UnsupportedOpError
+from convertmodel.ir.builder import TypedBuilder
 from convertmodel.ir.graph import Dim, Graph
-from convertmodel.readers.bigdl.context import Act, TypedBuilder
+from convertmodel.readers.bigdl.context import Act
 from convertmodel.readers.bigdl.storage import MAX_DEPTH, read_bytes
 from convertmodel.readers.torch7 import t7file
 from convertmodel.readers.torch7.modules import T7_HANDLERS, T7Context, T7Key

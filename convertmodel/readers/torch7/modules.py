@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
+from convertmodel.ir.builder import TypedBuilder
 from convertmodel.readers.bigdl import emit
-from convertmodel.readers.bigdl.context import Act, TypedBuilder
+from convertmodel.readers.bigdl.context import Act
 from convertmodel.readers.bigdl.storage import view
 from convertmodel.readers.torch7.t7file import T7Tensor, TorchObject
 from convertmodel.registry import Registry
