@@ -227,6 +227,24 @@ class GraphBuilder:
         self._names.add(name)
         return name
 
+    def has_value(self, name: str) -> bool:
+        """Whether a value of this name is defined (input, constant or node output)."""
+        return name in self._names
+
+    def rename_value(self, old: str, new: str) -> None:
+        """Rename value ``old`` to ``new`` everywhere it is defined or used (``new`` becomes taken)."""
+
+        def m(v: str) -> str:
+            return new if v == old else v
+
+        if old in self.constants:
+            self.constants[new] = self.constants.pop(old)
+        self.nodes = [n.with_(inputs=tuple(map(m, n.inputs)), outputs=tuple(map(m, n.outputs))) for n in self.nodes]
+        self.inputs = [ValueInfo(new, i.type) if i.name == old else i for i in self.inputs]
+        self.outputs = [ValueInfo(new, o.type) if o.name == old else o for o in self.outputs]
+        self._names.discard(old)
+        self._names.add(new)
+
     def _unique_node_name(self, base: str) -> str:
         name = base
         while name in self._node_names:

@@ -237,14 +237,13 @@ def finish(tr: Translator, outputs: Sequence[str], public: dict[str, str] | None
         ir = tr.as_tf(tr.val(tf_name, f"output {tf_name!r}"))
         name = (public or {}).get(tf_name, tf_name)
         if ir != name:
-            if name in b._names:  # an NCHW-held value carries the TF name: free it for the output
+            if b.has_value(name):  # an NCHW-held value carries the TF name: free it for the output
                 _rename(tr, name, b.unique(f"{name}/nchw"))
                 ir = tr.as_tf(tr.vals[tf_name])
             if ir in marked or ir in b.constants or any(i.name == ir for i in b.inputs):
                 tr.emit("Identity", [ir], f"{name}/output", outputs=[name])
             else:
                 _rename(tr, ir, name)
-                b._names.add(name)
         marked.add(name)
         t = tr.type_of(name)
         b.mark_output(name, t.dtype if t else "float32", t.shape if t else None)
@@ -253,17 +252,13 @@ def finish(tr: Translator, outputs: Sequence[str], public: dict[str, str] | None
 
 def _rename(tr: Translator, old: str, new: str) -> None:
     """Rename IR value ``old`` to ``new`` everywhere (a graph output takes its TF name)."""
-    b = tr.builder
-    if old in b.constants:
-        b.constants[new] = b.constants.pop(old)
+    tr.builder.rename_value(old, new)
+    if old in tr.types:
+        tr.types[new] = tr.types.pop(old)
 
     def m(v: str) -> str:
         return new if v == old else v
 
-    b.nodes = [nd.with_(inputs=tuple(map(m, nd.inputs)), outputs=tuple(map(m, nd.outputs))) for nd in b.nodes]
-    b._names.discard(old)
-    if old in tr.types:
-        tr.types[new] = tr.types.pop(old)
     for v in tr.vals.values():
         v.ir = m(v.ir)
         v.other = None if v.other is None else m(v.other)
