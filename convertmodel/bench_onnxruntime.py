@@ -39,14 +39,12 @@ class _OrtRunner:
         return self.session.run(None, feeds)
 
 
-def _export(g: Graph, path: str) -> None:
-    """Write a graph of standard ONNX ops as an ONNX model (constants as initializers)."""
+def export_onnx(g: Graph, path: str) -> None:
+    """Write a graph of standard ONNX ops as an ONNX model (constants as initializers); scripts/bench_peers.py
+    uses it too."""
     import onnx
     from onnx import helper, numpy_helper
 
-    from convertmodel.passes.fold_bn import fold_bn
-
-    g = fold_bn(g)
     foreign: dict[str, list[str]] = {}
     for n in g.nodes:
         if n.domain:
@@ -116,7 +114,9 @@ def peer_sides(
         fp32 = model
     else:
         fp32 = os.path.join(tmp, "fp32.onnx")
-        _export(graph, fp32)
+        from convertmodel.passes.fold_bn import fold_bn
+
+        export_onnx(fold_bn(graph), fp32)
     notes: dict[str, Any] = {
         "runtime": "onnxruntime",
         "version": onnxruntime.__version__,

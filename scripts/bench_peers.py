@@ -7,7 +7,7 @@ printed. onnxruntime's int8 model is static QDQ, per-channel, u8 activations x s
 (onnxruntime.quantization.quantize_static) calibrated on a few random samples; ours needs none.
 
 VGG16/VGG19 come from convertmodel.zoo (exact topology, random weights: speed does not depend on
-the values), exported to ONNX by the small exporter below. Real ONNX files (``--onnx PATH``, or
+the values), exported to ONNX by convertmodel.bench_onnxruntime.export_onnx. Real ONNX files (``--onnx PATH``, or
 ``--real`` for the ones scripts/fetch_models.py cached) are read by convertmodel's ONNX reader.
 
     python scripts/bench_peers.py --models vgg16 --batches 8,1 --threads 2,1 --iterations 5
@@ -28,41 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from convertmodel.bench_onnxruntime import export_onnx
 from convertmodel.ir.graph import Graph
 
 CACHE = os.environ.get("CONVERTMODEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convertmodel")
-
-
-def export_onnx(g: Graph, path: str) -> None:
-    """Write an IR graph of standard ONNX ops (the zoo's VGG) as an ONNX model, constants as initializers."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    def dims(shape: Any) -> list[Any]:
-        return [d if isinstance(d, int) else str(d) for d in shape]
-
-    inputs = [
-        helper.make_tensor_value_info(
-            v.name, helper.np_dtype_to_tensor_dtype(np.dtype(v.type.dtype)), dims(v.type.shape)
-        )
-        for v in g.inputs
-    ]
-    outputs = [
-        helper.make_tensor_value_info(v.name, helper.np_dtype_to_tensor_dtype(np.dtype(v.type.dtype)), None)
-        for v in g.outputs
-    ]
-    inits = [numpy_helper.from_array(np.asarray(a), name) for name, a in g.constants.items()]
-    nodes = []
-    for n in g.nodes:
-        if n.domain:
-            raise SystemExit(f"export_onnx: node {n.name} ({n.domain}.{n.op_type}) is not a standard ONNX op")
-        attrs: dict[str, Any] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()}
-        nodes.append(helper.make_node(n.op_type, list(n.inputs), list(n.outputs), name=n.name, **attrs))
-    model = helper.make_model(
-        helper.make_graph(nodes, g.name, inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 17)]
-    )
-    model.ir_version = 8
-    onnx.save(model, path)
 
 
 def ort_session(path: str, threads: int) -> Any:
