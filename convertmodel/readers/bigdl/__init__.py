@@ -25,6 +25,7 @@ from convertmodel.readers.bigdl.context import (
     ModuleContext,
     ModuleKey,
     TypedBuilder,
+    flatten_act,
     module_name,
     short_class,
 )
@@ -201,14 +202,7 @@ def read(path: str, weights: str | None = None, input_shape: Sequence[int] | Non
         return handler(ModuleContext(path, m, cls, name, act, b, storages, run))
 
     out = run(top, x)
-    flat: list[str] = []
-    stack: list[Act] = [out]
-    while stack:
-        a = stack.pop(0)
-        if isinstance(a, str):
-            flat.append(a)
-        else:
-            stack[:0] = list(a)
+    flat = flatten_act(out)
     if not flat:
         raise InvalidModelError(f"{path}: the model has no output")
     if any(v == x for v in flat):

@@ -24,6 +24,20 @@ from convertmodel.registry import Registry
 
 Act = Union[str, list["Act"]]
 
+
+def flatten_act(act: Act) -> list[str]:
+    """The value names of an activity, depth first (iterative: a hostile file may nest deeply)."""
+    flat: list[str] = []
+    stack: list[Act] = [act]
+    while stack:
+        a = stack.pop(0)
+        if isinstance(a, str):
+            flat.append(a)
+        else:
+            stack[:0] = list(a)
+    return flat
+
+
 _PREFIXES = ("com.intel.analytics.bigdl.dllib.nn.", "com.intel.analytics.bigdl.nn.")
 
 

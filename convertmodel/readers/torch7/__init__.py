@@ -17,7 +17,7 @@ from typing import Any
 from convertmodel.errors import FormatError, InvalidModelError, UnsupportedOpError
 from convertmodel.ir.builder import TypedBuilder
 from convertmodel.ir.graph import Dim, Graph
-from convertmodel.readers.bigdl.context import Act
+from convertmodel.readers.bigdl.context import Act, flatten_act
 from convertmodel.readers.bigdl.storage import MAX_DEPTH, read_bytes
 from convertmodel.readers.torch7 import t7file
 from convertmodel.readers.torch7.modules import T7_HANDLERS, T7Context, T7Key
@@ -112,14 +112,7 @@ def read(path: str, input_shape: Sequence[int] | None = None, **options: object)
         return fn(T7Context(path, m, cls, name, act, b, run))
 
     out = run(top, x)
-    flat: list[str] = []
-    stack: list[Act] = [out]
-    while stack:
-        a = stack.pop(0)
-        if isinstance(a, str):
-            flat.append(a)
-        else:
-            stack[:0] = list(a)
+    flat = flatten_act(out)
     if not flat or x in flat:
         raise InvalidModelError(f"{path}: the module computes nothing")
     for v in dict.fromkeys(flat):
