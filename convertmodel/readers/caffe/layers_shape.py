@@ -197,8 +197,6 @@ def permute(ctx: LayerContext) -> list[str]:
 @layer_handler("Crop", bottoms=(2, 2))
 def crop(ctx: LayerContext) -> list[str]:
     """Crop bottom 0 to bottom 1's shape from ``axis`` on, at the given offsets (crop_layer.cpp)."""
-    if len(ctx.inputs) != 2:
-        raise ctx.fail(f"needs 2 bottoms, got {len(ctx.inputs)}")
     x, ref = ctx.shape(0), ctx.shape(1)
     p = ctx.layer.crop_param
     a = _axis(ctx, int(p.axis), len(x))

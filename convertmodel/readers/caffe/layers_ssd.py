@@ -35,8 +35,6 @@ def normalize(ctx: LayerContext) -> list[str]:
 @layer_handler("PriorBox", bottoms=(2, 2))
 def prior_box(ctx: LayerContext) -> list[str]:
     p = ctx.layer.prior_box_param
-    if len(ctx.inputs) != 2:
-        raise ctx.fail(f"needs 2 bottoms (feature map, image), got {len(ctx.inputs)}")
     if not p.min_size:
         raise ctx.fail("prior_box_param.min_size is required")
     for field in ("min_size", "max_size", "aspect_ratio", "variance"):
@@ -71,8 +69,6 @@ def prior_box(ctx: LayerContext) -> list[str]:
 @layer_handler("DetectionOutput", bottoms=(3, 3))
 def detection_output(ctx: LayerContext) -> list[str]:
     p = ctx.layer.detection_output_param
-    if len(ctx.inputs) != 3:
-        raise ctx.fail(f"needs 3 bottoms (loc, conf, priors), got {len(ctx.inputs)}")
     if not p.HasField("num_classes"):
         raise ctx.fail("detection_output_param.num_classes is required")
     nms = p.nms_param
