@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
+from convertmodel.ir.builder import TypedBuilder
 from convertmodel.ir.graph import Dim, Graph
 from convertmodel.readers.bigdl import containers, modules, modules_spatial, quantized  # noqa: F401  (register handlers)
 from convertmodel.readers.bigdl.context import (
@@ -24,7 +25,6 @@ from convertmodel.readers.bigdl.context import (
     Act,
     ModuleContext,
     ModuleKey,
-    TypedBuilder,
     flatten_act,
     module_name,
     short_class,

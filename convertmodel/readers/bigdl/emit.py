@@ -1,6 +1,6 @@
 """IR emitters shared by the BigDL and Torch7 readers (both speak Torch's ``nn`` module semantics).
 
-Each function adds the nodes of one layer to a :class:`~convertmodel.readers.bigdl.context.TypedBuilder`
+Each function adds the nodes of one layer to a :class:`~convertmodel.ir.builder.TypedBuilder`
 and returns the output value. NHWC layers are wrapped in transposes to the IR's NCHW.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.readers.bigdl.context import TypedBuilder
+from convertmodel.ir.builder import TypedBuilder
 
 TO_NCHW = [0, 3, 1, 2]
 TO_NHWC = [0, 2, 3, 1]
