@@ -8,7 +8,6 @@ from typing import Any
 from convertmodel.errors import ConvertModelError, FormatError, InvalidModelError, UnsupportedOpError
 from convertmodel.ir.graph import Dim, Graph, GraphBuilder
 from convertmodel.ir.schema import find_schema, supported_ops
-from convertmodel.limits import note_model_file
 from convertmodel.readers.onnx.attributes import node_attributes, onnx_dtype, tensor_to_numpy
 from convertmodel.readers.onnx.context import HANDLERS, NodeContext, find_handler
 from convertmodel.readers.onnx.loader import DEFAULT_DOMAINS
@@ -203,7 +202,6 @@ def _ranks(model: Any) -> dict[str, int]:
 
 def convert(model: Any, path: str, opset: int) -> Graph:
     """Convert a loaded, scanned ModelProto into an (unoptimised) IR graph."""
-    note_model_file(path)  # the memory cap grows with the model's own size (convertmodel.limits)
     g = model.graph
     b = GraphBuilder(
         g.name or os.path.splitext(os.path.basename(path))[0],
