@@ -62,7 +62,8 @@ def model_path() -> str | None:
     return p if isinstance(p, str) else None
 
 
-def header(command: str | None = None, model: str | None = None) -> dict[str, Any]:
+def header(command: str | None = None, model: str | None = None, *, sha256: bool = True) -> dict[str, Any]:
+    """The header keys; ``sha256=False`` leaves the model's hash None (its caller has it already)."""
     ctx = command_context()
     cmd = command or (ctx.command.name if ctx is not None else None)
     path = model if model is not None else model_path()
@@ -71,19 +72,21 @@ def header(command: str | None = None, model: str | None = None) -> dict[str, An
         "tool": _tool(),
         "created": _now(),
         "command": cmd,
-        "model": None if path is None else {"path": path, "sha256": _sha256(path)},
+        "model": None if path is None else {"path": path, "sha256": _sha256(path) if sha256 else None},
     }
 
 
 def envelope(report: dict[str, Any]) -> dict[str, Any]:
-    """``report`` with the header keys; a ``model`` the command already gave as a dict is kept (and completed)."""
-    head = header()
+    """``report`` with the header keys; a ``model`` the command already gave as a dict is kept (and completed).
+    The model file is hashed at most once (not when the command's ``model`` dict has its sha256)."""
     doc = dict(report)
     own = doc.get("model")
+    if isinstance(own, str) and own != model_path():
+        head = header(model=own)
+    else:
+        head = header(sha256=not (isinstance(own, dict) and "sha256" in own))
     if isinstance(own, dict):
         head["model"] = {**(head["model"] or {}), **own}
-    elif isinstance(own, str) and (head["model"] is None or head["model"]["path"] != own):
-        head["model"] = {"path": own, "sha256": _sha256(own)}
     for k, v in head.items():
         if k == "model" or k not in doc:
             doc[k] = v
