@@ -38,9 +38,10 @@ class Plan:
     alias: dict[str, str] = field(default_factory=dict)  # folded Add's output -> the MatMul's output
 
 
-def _l2_norm_of(graph: Graph, consumers: dict[str, list[Node]], sqrt: Node, x: str) -> tuple[float, list[str]] | None:
+def _l2_norm_of(
+    graph: Graph, prod: dict[str, Node], consumers: dict[str, list[Node]], sqrt: Node, x: str
+) -> tuple[float, list[str]] | None:
     """``Sqrt(Add(ReduceSum(Mul(x, x), axes=[1], keepdims=1), eps))`` feeding ``Div(x, .)``: (eps, the nodes)."""
-    prod = graph.producers()
 
     def only(v: str, op: str) -> Node | None:
         n = prod.get(v)
@@ -65,7 +66,7 @@ def _l2_norm_of(graph: Graph, consumers: dict[str, list[Node]], sqrt: Node, x: s
 
 
 def _plan(graph: Graph) -> Plan:
-    consumers = graph.consumers()
+    consumers, prod = graph.consumers(), graph.producers()
     outputs = {o.name for o in graph.outputs}
     plan = Plan()
     for n in graph.nodes:
@@ -84,7 +85,7 @@ def _plan(graph: Graph) -> Plan:
                 plan.folded.add(user.name)
                 plan.alias[user.outputs[0]] = n.outputs[0]
         elif n.op_type == "Sqrt" and user.op_type == "Div" and user.inputs[1] == n.outputs[0]:
-            eps = _l2_norm_of(graph, consumers, n, user.inputs[0])
+            eps = _l2_norm_of(graph, prod, consumers, n, user.inputs[0])
             if eps is not None:
                 plan.normalize[user.name] = eps[0]
                 plan.folded.update(eps[1])
