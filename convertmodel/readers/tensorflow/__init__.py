@@ -22,19 +22,16 @@ OPTIONS = ("inputs", "outputs")
 
 def read(path: str, *, inputs: str | Sequence[str] | None = None, outputs: str | Sequence[str] | None = None) -> Graph:
     """Read a frozen TensorFlow GraphDef (binary or text format) into the IR."""
+    from convertmodel.fsutil import file_sha256, read_head
     from convertmodel.readers.tensorflow.graphdef import convert_graphdef
     from convertmodel.readers.tensorflow.protos import load_graphdef, size_limit
 
-    with open(path, "rb") as f:
-        head = f.read(3)
-    if head == b"\x08\x01\x12":  # a SavedModel's saved_model.pb: read its directory
+    if read_head(path, 3) == b"\x08\x01\x12":  # a SavedModel's saved_model.pb: read its directory
         import os
 
         from convertmodel.readers.tensorflow import savedmodel
 
         return savedmodel.read(os.path.dirname(os.path.abspath(path)), inputs=inputs, outputs=outputs)
-    from convertmodel.readers.tensorflow.protos import file_sha256
-
     gd = load_graphdef(path)
     meta = {"source_sha256": file_sha256(path)}
     return convert_graphdef(gd, path, inputs=inputs, outputs=outputs, limit=size_limit(path), metadata=meta)

@@ -41,16 +41,6 @@ def read_bytes(path: str) -> bytes:
         raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
 
 
-def file_sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def is_text(data: bytes) -> bool:
     head = data[:4096].lstrip()
     return head[:1] == b"#" or head.startswith((b"node", b"versions", b"library"))

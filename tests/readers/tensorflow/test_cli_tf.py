@@ -29,7 +29,7 @@ SOURCES = {
 
 
 def _sha(path: str) -> str:
-    from convertmodel.readers.tensorflow.protos import file_sha256
+    from convertmodel.fsutil import file_sha256
 
     return file_sha256(path)
 

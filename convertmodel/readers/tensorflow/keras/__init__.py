@@ -178,11 +178,11 @@ def read(path: str, *, inputs: str | Sequence[str] | None = None, outputs: str |
     import os
 
     from convertmodel.errors import ConvertModelError, InvalidModelError
+    from convertmodel.fsutil import file_sha256
     from convertmodel.readers.tensorflow.context import Translator
     from convertmodel.readers.tensorflow.graphdef import finish, parse_inputs, parse_outputs
     from convertmodel.readers.tensorflow.keras import layers
     from convertmodel.readers.tensorflow.keras.loader import load
-    from convertmodel.readers.tensorflow.protos import file_sha256
 
     kf = load(path)
     calls, _inputs, outs = plan(kf.config, path)
