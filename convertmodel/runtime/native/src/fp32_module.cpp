@@ -11,13 +11,14 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "fp32.h"
 
 namespace py = pybind11;
 using cmf::i64;
+
+int cm_resolve_threads(int threads);  // module.cpp: threads itself when positive, else the hardware's count
 
 namespace {
 
@@ -118,12 +119,6 @@ void check_dims(const std::vector<i64>& v, size_t n, i64 lo, const char* what) {
   for (i64 x : v)
     if (x < lo || x >= kDimMax)
       bad(std::string(what) + ": value " + std::to_string(x) + " out of range [" + std::to_string(lo) + ", 2^31)");
-}
-
-int nthreads(int threads) {
-  if (threads > 0) return threads;
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc ? static_cast<int>(hc) : 1;
 }
 
 // Below ~2^18 multiply-adds (a few microseconds) waking the pool costs more than it saves.
@@ -278,7 +273,7 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   // Grow-only per calling thread: a fresh buffer per call costs page faults on every layer.
   thread_local std::vector<float> xp;
   const float* src = x.data();
-  const int T = nthreads(threads);
+  const int T = cm_resolve_threads(threads);
   if (padded) {
     const size_t need = static_cast<size_t>(mul(mul(g.N * g.C, Hp, "padded input"), Wp, "padded input"));
     if (xp.size() < need) {
@@ -357,7 +352,7 @@ py::array_t<float> depthwise(FArr x, FArr w, py::object scale, py::object shift,
   const i64 hq = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1, wq = (g.OW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   mul(mul(hq, wq, "padded plane"), 2, "padded plane");  // phases + slack stay below 2^40 floats
   const size_t floats = static_cast<size_t>(cmf::dw_scratch_floats(job, ops.vw));
-  const int T = nthreads(threads);
+  const int T = cm_resolve_threads(threads);
   const i64 per = std::max<i64>(1, planes / (4 * T));
   const int Tw = threads_for(static_cast<double>(planes) * g.OH * g.OW * g.kh * g.kw, T);
   parallel(cmf::ceil_div(planes, per), Tw, floats, [&](i64 item, float* s) {
@@ -383,7 +378,7 @@ py::array_t<float> dense(FArr x, const PackedDense& pd, py::object scale, py::ob
     return y;
   }
   cmf::GemmJob job{x.data(), R, pd.K, pd.Ncol, pd.b.data(), pa.post, y.mutable_data()};
-  const int T = nthreads(threads);
+  const int T = cm_resolve_threads(threads);
   const i64 rb = std::min<i64>(cmf::ceil_div(R, MR) * MR, 16 * MR);
   const i64 rblocks = cmf::ceil_div(R, rb);
   const i64 cpanels = cmf::ceil_div(pd.Ncol, NR);
@@ -434,7 +429,7 @@ py::array_t<float> pool(FArr x, int kind, std::vector<i64> kernel, std::vector<i
   if (planes == 0 || job.OH == 0 || job.OW == 0) return y;
   if (kind == 2 && H * W == 0) bad("fp32 pool: global pooling of an empty plane");
   job.out = y.mutable_data();
-  const int T = nthreads(threads);
+  const int T = cm_resolve_threads(threads);
   const i64 per = std::max<i64>(1, planes / (4 * T));
   const size_t floats = kind == 2 ? 0 : static_cast<size_t>(cmf::pool_row_floats(job));
   const int Tw = threads_for(static_cast<double>(planes) * (static_cast<double>(job.OH) * job.OW * std::max<i64>(job.kh * job.kw, 1) + static_cast<double>(H) * W), T);

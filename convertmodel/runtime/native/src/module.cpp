@@ -24,6 +24,13 @@
 // fp32 kernels (fp32_module.cpp) register into this module and share its thread pool.
 void cm_fp32_register(pybind11::module_& m, void (*run)(int, const std::function<void(int)>&));
 
+// The native fallback for threads <= 0 (Python passes counts resolved by runtime/threads.py), shared with fp32_module.cpp.
+int cm_resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc ? static_cast<int>(hc) : 1;
+}
+
 namespace py = pybind11;
 
 namespace {
@@ -170,12 +177,6 @@ Pool& pool() {
   return *p;
 }
 
-int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc ? static_cast<int>(hc) : 1;
-}
-
 // ---------------------------------------------------------------- argument checks
 // Every size and geometry value the kernels index with is an int; they are taken from Python as
 // 64-bit integers, checked here, and every product is formed in 64 bits and checked before use, so
@@ -264,7 +265,7 @@ PackedWeights* pack(py::array_t<int8_t, py::array::c_style | py::array::forcecas
 void run_job(const PackedWeights& pw, const cm::Job& job, int threads) {
   const cm::IsaOps& ops = *pw.ops;
   if (job.N <= 0 || job.rows <= 0 || job.Mg <= 0) return;  // empty output: nothing to compute
-  const int T = resolve_threads(threads);
+  const int T = cm_resolve_threads(threads);
   const int P = ops.panel;
   const int rp = cm::ceil_div(job.rows, P);  // panels per (n, g)
   // Panels per tile: the GEMM sweeps all panels of a tile per k chunk (KC lanes), so the weights are
@@ -513,11 +514,11 @@ py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_s
   const int T = as_int(check_range(threads, 0, "threads"));
   thread_local PadBuf pb;  // reused across layers and runs (fresh pages cost the OS zeroing them)
   if (job.C == job.G && !pw.wf.empty() && job.rows > 0 && pw.M > 0 &&
-      pad_input(job, *pw.ops, p[2], p[3], resolve_threads(T), pb, true)) {
-    run_dw(pw, job, resolve_threads(T));  // depthwise: the direct kernel
+      pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb, true)) {
+    run_dw(pw, job, cm_resolve_threads(T));  // depthwise: the direct kernel
     return y;
   }
-  if (job.rows > 0 && pw.M > 0) pad_input(job, *pw.ops, p[2], p[3], resolve_threads(T), pb);
+  if (job.rows > 0 && pw.M > 0) pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb);
   run_job(pw, job, T);
   return y;
 }
