@@ -26,6 +26,7 @@ import hashlib
 import math
 import os
 import struct
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,6 +202,8 @@ class IdxReader:
         self.path = path
         self.header = read_idx_header(path)
         self.gz = _is_gzip(path)
+        #: (decompressed bytes, error kind) the gzip stream was shown not to reach; see _note_unreachable.
+        self._unreachable: tuple[int, tuple[type[BaseException], tuple[Any, ...]] | None] | None = None
         if not self.header.shape:
             raise FormatError(path, "IDX file has 0 dimensions; expected (N, ...) samples", 3)
         self.sample_shape = self.header.shape[1:]
@@ -234,18 +237,44 @@ class IdxReader:
             return
         with _open_maybe_gzip(self.path) as f, stream_errors(self.path, f" (IDX samples {start}..{limit - 1})"):
             skip = self.header.offset + min(start, limit) * self.sample_bytes
-            while skip > 0:  # a gzip stream is sequential: decompress up to the range's first sample
-                got = len(f.read(min(skip, 1 << 22)))
-                if got == 0:
-                    raise FormatError(self.path, f"IDX data truncated before sample {start}")
-                skip -= got
-            for s in range(start, limit, chunk):
-                k = min(chunk, limit - s)
-                raw = f.read(k * self.sample_bytes)
-                if len(raw) < k * self.sample_bytes:
-                    raise FormatError(self.path, f"IDX data truncated at sample {s + len(raw) // self.sample_bytes}")
-                arr = np.frombuffer(raw, dtype=self.header.dtype).reshape((k, *self.sample_shape))
-                yield arr.astype(self.header.dtype.newbyteorder("="))
+            target = skip
+            try:
+                if self._unreachable is not None and skip >= self._unreachable[0]:
+                    # the stream was shown to end (or break) before this point: fail as the skip would
+                    self._raise_stream_end(start)
+                while skip > 0:  # a gzip stream is sequential: decompress up to the range's first sample
+                    got = len(f.read(min(skip, 1 << 22)))
+                    if got == 0:
+                        raise FormatError(self.path, f"IDX data truncated before sample {start}")
+                    skip -= got
+                for s in range(start, limit, chunk):
+                    k = min(chunk, limit - s)
+                    target += k * self.sample_bytes
+                    raw = f.read(k * self.sample_bytes)
+                    if len(raw) < k * self.sample_bytes:
+                        raise FormatError(
+                            self.path, f"IDX data truncated at sample {s + len(raw) // self.sample_bytes}"
+                        )
+                    arr = np.frombuffer(raw, dtype=self.header.dtype).reshape((k, *self.sample_shape))
+                    yield arr.astype(self.header.dtype.newbyteorder("="))
+            except (FormatError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+                self._note_unreachable(target, e)
+                raise
+
+    def _note_unreachable(self, target: int, e: BaseException) -> None:
+        """Remember that the stream cannot be decompressed up to byte ``target`` (keeping the smallest such
+        target): later ranges starting there fail at once instead of decompressing the stream again (the
+        engines read a failed batch sample by sample)."""
+        if self._unreachable is None or target < self._unreachable[0]:
+            self._unreachable = (target, None if isinstance(e, FormatError) else (type(e), e.args))
+
+    def _raise_stream_end(self, start: int) -> None:
+        """Raise what decompressing to sample ``start`` raises (inside stream_errors, which maps it)."""
+        assert self._unreachable is not None
+        cause = self._unreachable[1]
+        if cause is None:  # the stream ended cleanly before the target
+            raise FormatError(self.path, f"IDX data truncated before sample {start}")
+        raise cause[0](*cause[1])
 
 
 def _is_gzip(path: str) -> bool:
