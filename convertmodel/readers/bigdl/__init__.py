@@ -95,18 +95,7 @@ _PASS_THROUGH = {
 def _graph_order(subs: list[Any]) -> list[Any]:
     """Graph nodes in an order where every node follows its predecessors (Kahn; a cycle stops it)."""
     by = {module_name(s): s for s in subs}
-    indeg = {n: sum(1 for p in dict.fromkeys(s.preModules) if p in by) for n, s in by.items()}
-    ready = [n for n, d in indeg.items() if d == 0]
-    order: list[Any] = []
-    while ready:
-        n = ready.pop(0)
-        order.append(by[n])
-        for c, s in by.items():
-            if n in s.preModules:
-                indeg[c] -= 1
-                if indeg[c] == 0:
-                    ready.append(c)
-    return order
+    return [by[n] for n in containers.graph_order(by)]
 
 
 def _first_leaf(m: Any) -> Any | None:

@@ -256,8 +256,8 @@ def graph(ctx: ModuleContext) -> Act:
     return outs[0] if len(outs) == 1 else outs
 
 
-def _toposort(ctx: ModuleContext, by_name: dict[str, Any]) -> list[str]:
-    """Kahn's order of the graph nodes by their preModules edges; a cycle is an error."""
+def graph_order(by_name: dict[str, Any]) -> list[str]:
+    """Kahn's order of graph nodes by their ``preModules`` edges (FIFO); nodes on a cycle are left out."""
     indeg = {n: 0 for n in by_name}
     nexts: dict[str, list[str]] = {n: [] for n in by_name}
     for n, m in by_name.items():
@@ -274,8 +274,15 @@ def _toposort(ctx: ModuleContext, by_name: dict[str, Any]) -> list[str]:
             indeg[c] -= 1
             if indeg[c] == 0:
                 ready.append(c)
+    return order
+
+
+def _toposort(ctx: ModuleContext, by_name: dict[str, Any]) -> list[str]:
+    """:func:`graph_order`; a cycle is an error."""
+    order = graph_order(by_name)
     if len(order) != len(by_name):
-        stuck = [n for n in by_name if indeg[n] > 0]
+        placed = set(order)
+        stuck = [n for n in by_name if n not in placed]
         raise ctx.fail(f"graph edges form a cycle through {stuck[:3]}")
     return order
 
