@@ -325,12 +325,23 @@ def _umask() -> int:
     return _UMASK
 
 
+#: file_sha256 results by (real path, device, inode, size, mtime): one command hashes its model once even
+#: though the reader (source_sha256), verify's reference check and the report header all ask.
+_SHA256_MEMO: dict[tuple[str, int, int, int, int], str] = {}
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 hex digest of a regular file, read in 1 MiB chunks."""
+    """The sha256 hex digest of a regular file, read in 1 MiB chunks (memoised while the file is unchanged)."""
     import hashlib
 
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _SHA256_MEMO.get(key)
+    if hit is not None:
+        return hit
     h = hashlib.sha256()
     with open_regular(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    _SHA256_MEMO[key] = digest = h.hexdigest()
+    return digest
