@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from convertmodel.errors import FormatError, ModelIOError
+from convertmodel.fsutil import read_head
 
 #: The largest config.json / model.weights.h5 member a .keras zip may expand to, relative to the zip.
 _EXPANSION = 8
@@ -186,13 +187,7 @@ def _walk_vars(config: dict[str, Any], root: Any, scope: str, weights: dict[str,
 
 
 def load(path: str) -> KerasFile:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except FileNotFoundError as e:
-        raise ModelIOError(f"{path}: no such file") from e
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
+    head = read_head(path, 8)
     if head.startswith(b"PK"):
         return load_keras_zip(path)
     if head.startswith(b"\x89HDF"):
