@@ -37,6 +37,7 @@ __all__ = [
     "file_sha256",
     "open_regular",
     "read_head",
+    "read_regular",
     "refuse_overwrite",
     "temp_path",
 ]
@@ -119,6 +120,16 @@ def read_head(path: str | os.PathLike[str], n: int = 64, what: str = "a model fi
         raise ModelIOError(f"{os.fspath(path)}: cannot read: {e.strerror or e}") from e
 
 
+def read_regular(path: str | os.PathLike[str], what: str = "a model file") -> bytes:
+    """The whole content of a regular file, never blocking on a FIFO: the one way a reader slurps a file
+    (missing or unreadable: ModelIOError; directory, FIFO, device: FormatError naming ``what``)."""
+    try:
+        with open_regular(path, what) as f:
+            return f.read()
+    except OSError as e:
+        raise ModelIOError(f"{os.fspath(path)}: cannot read: {e.strerror or e}") from e
+
+
 # -- outputs ----------------------------------------------------------------------------------
 
 
@@ -170,8 +181,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_temps(path: str | os.PathLike[str]) -> list[str]:
-    """Remove temporary files of ``path`` left by processes that no longer run; returns their names."""
+def clean_stale_temps(path: str | os.PathLike[str], dirs: bool = False) -> list[str]:
+    """Remove temporary files of ``path`` (``dirs``: temporary folders, e.g. a Parquet output's) left by
+    processes that no longer run; returns their names."""
     d, base = os.path.split(os.path.abspath(os.fspath(path)))
     pat = re.compile(r"^\." + re.escape(base) + re.escape(TMP_TAG) + r"(\d+)(?:-\d+)?$")
     removed: list[str] = []
@@ -185,7 +197,13 @@ def clean_stale_temps(path: str | os.PathLike[str]) -> list[str]:
             continue
         full = os.path.join(d, name)
         with contextlib.suppress(OSError):
-            if stat.S_ISREG(os.lstat(full).st_mode):
+            mode = os.lstat(full).st_mode
+            if dirs and stat.S_ISDIR(mode):
+                import shutil
+
+                shutil.rmtree(full, ignore_errors=True)
+                removed.append(full)
+            elif not dirs and stat.S_ISREG(mode):
                 os.unlink(full)
                 removed.append(full)
     return removed

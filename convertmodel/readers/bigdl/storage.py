@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.errors import FormatError, InvalidModelError
+from convertmodel.fsutil import read_regular
 from convertmodel.readers.bigdl.proto import pb
 
 #: SerConst.MAGIC_NO of the .weights stream.
@@ -50,15 +51,8 @@ class QuantTensor:
 
 
 def read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError as e:
-        raise ModelIOError(f"{path}: no such file") from e
-    except IsADirectoryError as e:
-        raise FormatError(path, "is a directory; expected a BigDL model file") from e
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
+    """A BigDL definition, ``.weights`` or Torch7 file, read whole (FIFOs and devices refused, never read)."""
+    return read_regular(path, "a BigDL or Torch7 model file")
 
 
 def parse_module(path: str, data: bytes) -> Any:

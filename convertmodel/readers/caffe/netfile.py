@@ -12,8 +12,8 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from convertmodel.errors import FormatError, InvalidModelError, ModelIOError, UsageError
-from convertmodel.fsutil import open_regular
+from convertmodel.errors import FormatError, InvalidModelError, UsageError
+from convertmodel.fsutil import read_regular
 from convertmodel.readers.caffe.proto import pb
 
 # V1LayerParameter.LayerType -> the type string of LayerParameter (upgrade_proto.cpp's UpgradeV1LayerType).
@@ -82,13 +82,7 @@ def find_prototxt(model_path: str) -> str:
 
 
 def _read_bytes(path: str) -> bytes:
-    try:
-        with open_regular(path, "a Caffe file") as f:  # a FIFO or device is refused, never read
-            return f.read()
-    except FileNotFoundError as e:
-        raise ModelIOError(f"{path}: no such file") from e
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
+    return read_regular(path, "a Caffe file")  # a FIFO or device is refused, never read
 
 
 def parse_prototxt(path: str) -> Any:
