@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -87,25 +86,10 @@ def predict_rows(engine: Any, job: Job, progress: ProgressFn | None = None) -> l
     return [dict(zip(names, row, strict=True)) for r in engine.run(job, progress) for row in rows_of(r, raw)]
 
 
-_STALE = re.compile(r"^\.(?P<base>.+)\.cm-tmp-(?P<pid>\d+)(?:-\d+)?$")
-
-
-def _clean_stale_dirs(dest: str) -> None:
-    from convertmodel.fsutil import _pid_alive
-
-    d, base = os.path.split(os.path.abspath(dest))
-    with contextlib.suppress(OSError):
-        for name in os.listdir(d):
-            m = _STALE.match(name)
-            full = os.path.join(d, name)
-            if m and m.group("base") == base and not _pid_alive(int(m.group("pid"))) and os.path.isdir(full):
-                shutil.rmtree(full, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def atomic_dir(dest: str, inputs: tuple[str | None, ...] = ()) -> Iterator[str]:
     """Yield a temporary folder beside ``dest``; renamed over ``dest`` on success, removed on any error."""
-    from convertmodel.fsutil import refuse_overwrite, temp_path
+    from convertmodel.fsutil import clean_stale_temps, refuse_overwrite, temp_path
 
     refuse_overwrite(dest, inputs, "predictions")
     parent = os.path.dirname(os.path.abspath(dest))
@@ -113,7 +97,7 @@ def atomic_dir(dest: str, inputs: tuple[str | None, ...] = ()) -> Iterator[str]:
         raise ModelIOError(f"{dest}: cannot write: directory {parent} does not exist")
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise ModelIOError(f"{dest}: exists and is not a folder; Parquet output is a folder")
-    _clean_stale_dirs(dest)
+    clean_stale_temps(dest, dirs=True)
     tmp = temp_path(dest)
     try:
         yield tmp
