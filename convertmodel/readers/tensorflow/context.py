@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from convertmodel.errors import ConvertModelError, InvalidModelError
-from convertmodel.ir.graph import GraphBuilder, TensorType
+from convertmodel.ir.builder import TypedBuilder
+from convertmodel.ir.graph import TensorType
 from convertmodel.registry import Registry
 
 #: IR axis j of an NCHW-held 4-D TF tensor holds TF (NHWC) axis TO_NCHW[j].
@@ -48,9 +49,10 @@ class Translator:
 
     def __init__(self, source: str, name: str, metadata: dict[str, str]) -> None:
         self.source = source
-        self.builder = GraphBuilder(name, metadata=metadata)
+        self.builder = TypedBuilder(name, metadata=metadata)
         self.vals: dict[str, Val] = {}
-        self.types: dict[str, TensorType] = {}
+        #: IR value -> type, inferred as nodes are added (the builder's own table).
+        self.types: dict[str, TensorType] = self.builder.types
 
     # -- values ---------------------------------------------------------------------------------
     def define(self, tf_name: str, val: Val) -> None:
@@ -73,37 +75,21 @@ class Translator:
         return self.builder.constants.get(ir)
 
     def add_const(self, name: str, value: Any, dtype: str | None = None) -> str:
-        ir = self.builder.add_const(name, value, dtype)
-        arr = self.builder.constants[ir]
-        self.types[ir] = TensorType(str(arr.dtype), tuple(int(d) for d in arr.shape))
-        return ir
+        return self.builder.add_const(name, value, dtype)
 
     def add_input(self, name: str, dtype: str, shape: Sequence[int | str | None] | None) -> str:
-        ir = self.builder.add_input(name, dtype, shape)
-        self.types[ir] = self.builder.inputs[-1].type
-        return ir
+        return self.builder.add_input(name, dtype, shape)
 
     def emit(
         self, op: str, inputs: Sequence[str], name: str, outputs: Sequence[str] | int = 1, **attrs: Any
     ) -> list[str]:
         """Append an IR node and infer its output types (the translator needs ranks and static shapes)."""
-        from convertmodel.ir.schema import InferContext, get_schema, resolve_attrs
-
-        outs = self.builder.add_node(op, list(inputs), outputs, name=name, **attrs)
-        node = self.builder.nodes[-1]
-        schema = get_schema(op)
-        in_types = [self.types.get(i) if i else None for i in node.inputs]
-        in_vals = [self.builder.constants.get(i) if i else None for i in node.inputs]
         try:
-            res = schema.infer(InferContext(node, resolve_attrs(node, schema), in_types, in_vals))
+            return self.builder.add_node(op, list(inputs), outputs, name=name, **attrs)
         except ConvertModelError as e:
             raise InvalidModelError(f"{self.source}: node {name!r}: {e}") from e
         except Exception as e:  # shapes that do not fit the op: name the node
             raise InvalidModelError(f"{self.source}: node {name!r}: {op}: {type(e).__name__}: {e}") from e
-        for o, t in zip(outs, res, strict=False):
-            if o:
-                self.types[o] = t
-        return outs
 
     def transpose(self, ir: str, perm: Sequence[int], name: str) -> str:
         c = self.const_value(ir)
