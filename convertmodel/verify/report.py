@@ -17,7 +17,7 @@ import math
 import os
 from typing import Any
 
-from convertmodel.verify.runner import VerifyResult
+from convertmodel.verify.runner import HEADLINE_KEY, VerifyResult
 
 REPORT_VERSION = 1
 
@@ -159,14 +159,7 @@ def print_report(rep: dict[str, Any], console: Any, top_layers: int = 15) -> Non
         ("map_voc", "mAP@0.5 VOC %"),
         ("map_coco", "mAP@[.5:.95] COCO %"),
     ]
-    headline = {
-        "top1": "top1",
-        "top5": "top5",
-        "agreement": "top1_agreement",
-        "det-agreement": "box_agreement",
-        "map-voc": "map_voc",
-        "map-coco": "map_coco",
-    }.get(metric)
+    headline = HEADLINE_KEY.get(metric)
     for key, label in keys:
         if key in rep["fp32"] and key in rep["int8"]:
             a, b = rep["fp32"][key], rep["int8"][key]

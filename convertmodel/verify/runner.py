@@ -64,11 +64,11 @@ class VerifyResult:
 
     @property
     def fp32_value(self) -> float:
-        return float(self.fp32[_KEY[self.metric]])
+        return float(self.fp32[HEADLINE_KEY[self.metric]])
 
     @property
     def int8_value(self) -> float:
-        return float(self.int8[_KEY[self.metric]])
+        return float(self.int8[HEADLINE_KEY[self.metric]])
 
     @property
     def drop(self) -> float:
@@ -83,7 +83,7 @@ class VerifyResult:
 
 
 #: Which result key each metric's headline value lives under.
-_KEY = {
+HEADLINE_KEY = {
     "top1": "top1",
     "top5": "top5",
     "agreement": "top1_agreement",
