@@ -68,6 +68,11 @@ class TypedBuilder(GraphBuilder):
                 self.types[o] = t
         return outs
 
+    def rename_value(self, old: str, new: str) -> None:
+        super().rename_value(old, new)
+        if old in self.types:
+            self.types[new] = self.types.pop(old)
+
     def shape(self, value: str) -> tuple[Dim, ...]:
         t = self.types.get(value)
         if t is None or t.shape is None:

@@ -253,8 +253,6 @@ def finish(tr: Translator, outputs: Sequence[str], public: dict[str, str] | None
 def _rename(tr: Translator, old: str, new: str) -> None:
     """Rename IR value ``old`` to ``new`` everywhere (a graph output takes its TF name)."""
     tr.builder.rename_value(old, new)
-    if old in tr.types:
-        tr.types[new] = tr.types.pop(old)
 
     def m(v: str) -> str:
         return new if v == old else v
