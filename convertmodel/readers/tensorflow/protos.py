@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import FormatError, InvalidModelError, ModelIOError, UnsupportedOpError
+from convertmodel.errors import FormatError, InvalidModelError, UnsupportedOpError
+from convertmodel.fsutil import read_regular
 
 #: TF DataType code -> IR dtype name (the IR has no unsigned types beyond uint8).
 TF_DTYPES = {
@@ -29,16 +30,6 @@ def pb2() -> Any:
     from convertmodel.readers.tensorflow import tf_graph_pb2
 
     return tf_graph_pb2
-
-
-def read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError as e:
-        raise ModelIOError(f"{path}: no such file") from e
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot read: {e.strerror or e}") from e
 
 
 def is_text(data: bytes) -> bool:
@@ -65,7 +56,7 @@ def parse(data: bytes, message: Any, path: str, what: str) -> Any:
 
 
 def load_graphdef(path: str) -> Any:
-    data = read_bytes(path)
+    data = read_regular(path)
     gd = parse(data, pb2().GraphDef(), path, "TensorFlow GraphDef")
     if not len(gd.node):
         raise FormatError(path, "is not a TensorFlow GraphDef: it holds no nodes")

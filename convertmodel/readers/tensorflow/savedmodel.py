@@ -36,10 +36,11 @@ def _proto_path(path: str) -> str:
 
 def signatures(path: str) -> dict[str, Any]:
     """The SignatureDefs of a SavedModel (from saved_model.pb, without TensorFlow)."""
-    from convertmodel.readers.tensorflow.protos import parse, pb2, read_bytes
+    from convertmodel.fsutil import read_regular
+    from convertmodel.readers.tensorflow.protos import parse, pb2
 
     p = _proto_path(path)
-    sm = parse(read_bytes(p), pb2().SavedModel(), p, "SavedModel")
+    sm = parse(read_regular(p), pb2().SavedModel(), p, "SavedModel")
     if not len(sm.meta_graphs):
         raise FormatError(p, "is not a SavedModel: it holds no MetaGraphDef")
     out: dict[str, Any] = {}
