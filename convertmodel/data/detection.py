@@ -187,6 +187,8 @@ def _num(
     ok = isinstance(v, (int, float)) and not isinstance(v, bool)
     if ok and kind is int:
         ok = isinstance(v, int) or (math.isfinite(v) and float(v).is_integer())
+    if ok and isinstance(v, int) and abs(v) > 2**63:  # JSON integers are unbounded; float(v) would overflow
+        raise FormatError(path, f"{where}: {key!r} is an integer of {v.bit_length()} bits, far outside any range")
     if ok and not math.isfinite(float(v)):
         ok = False
     if not ok:

@@ -152,3 +152,18 @@ def test_fifo_data_is_refused(tmp_path) -> None:
     os.mkfifo(f)
     with pytest.raises(FormatError, match="FIFO"):
         open_dataset(str(f))
+
+
+def test_coco_integer_beyond_float_range_is_typed(tmp_path) -> None:
+    """A COCO field holding 10**400 (JSON integers are unbounded) made float() raise OverflowError."""
+    from convertmodel.data.detection import CocoDataset
+
+    ann = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10**400, "height": 4}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "x"}],
+    }
+    p = tmp_path / "instances.json"
+    p.write_text(json.dumps(ann))
+    with pytest.raises(FormatError, match="bits"):
+        CocoDataset(str(p))
