@@ -165,9 +165,9 @@ def read(path: str, prototxt: str | None = None, caffemodel: str | None = None) 
 def _ssa_name(b: TypedBuilder, top: str, layer_name: str) -> str:
     """The top's blob name when still free, else (an in-place layer) the layer's name, made unique."""
     for cand in (top, layer_name, f"{layer_name}/{top}"):
-        if cand not in b._names:
+        if not b.has_value(cand):
             return cand
     k = 1
-    while f"{layer_name}/{top}_{k}" in b._names:
+    while b.has_value(f"{layer_name}/{top}_{k}"):
         k += 1
     return f"{layer_name}/{top}_{k}"
