@@ -13,13 +13,13 @@ the same count as the native kernels' pool (runtime/threads.py)::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from convertmodel.errors import InvalidModelError, UsageError
-from convertmodel.ir.graph import Graph
+from convertmodel.ir.graph import Dim, Graph
 
 ZOO_PREFIX = "zoo:"
 ZOO_DEPTHS = {"vgg16": 16, "vgg19": 19}
@@ -35,6 +35,12 @@ def zoo_graph(spec: str, batch: int, image_size: int) -> Graph:
             f"{spec}: unknown zoo model; available: {', '.join(ZOO_PREFIX + k for k in ZOO_DEPTHS)}"
         )
     return zoo.vgg(ZOO_DEPTHS[name], image_size=image_size, batch=batch)
+
+
+def zoo_image_size(shapes: Mapping[str, Sequence[Dim]] | None, default: int = 224) -> int:
+    """The image size of a ``zoo:`` model: that of a 4-D ``--input-shape`` (1,3,32,32: a small VGG), else ``default``."""
+    dims = tuple(next(iter(shapes.values()))) if shapes and len(shapes) == 1 else ()
+    return dims[2] if len(dims) == 4 and isinstance(dims[2], int) else default
 
 
 def param_bytes(g: Graph) -> int:
@@ -150,6 +156,7 @@ def run_bench(
         layers = _per_layer(ours, feeds, max(1, min(3, len(times[next(iter(sides))]))), say) if per_layer else None
     report: dict[str, Any] = {
         "batch": int(actual_batch),
+        "inputs": {k: list(v.shape) for k, v in feeds.items()},
         "threads": n_threads,
         "isa": native.isa() if native.available() else "none (native extension not built; numpy kernels)",
         "backends": {k: ex.backend_counts() for k, ex in ours.items()},
@@ -170,25 +177,33 @@ def run_bench(
 
 
 def bench_sides(
-    model: str, *, reference: str | None = None, batch: int = 1, image_size: int = 224, **read_options: Any
+    model: str,
+    *,
+    reference: str | None = None,
+    batch: int = 1,
+    image_size: int = 224,
+    input_shapes: Mapping[str, Sequence[Dim]] | None = None,
+    **read_options: Any,
 ) -> dict[str, Graph]:
     """The graphs to compare for ``model``: a source model and its int8 copy (quantized here), a
-    ``zoo:`` topology likewise, or an int8 .q8 alone (with its fp32 ``reference`` when given)."""
+    ``zoo:`` topology likewise, or an int8 .q8 alone (with its fp32 ``reference`` when given).
+    ``input_shapes`` replace the declared input shapes of every side (``--input-shape``)."""
     import os
 
+    from convertmodel.passes.input_shapes import apply_input_shapes
     from convertmodel.passes.quantize import quantize_graph
     from convertmodel.quant.ops import is_quantized
     from convertmodel.readers import load_graph
 
     if model.startswith(ZOO_PREFIX):
-        graph = zoo_graph(model, batch, image_size)
+        graph = apply_input_shapes(zoo_graph(model, batch, zoo_image_size(input_shapes, image_size)), input_shapes)
     else:
         if not os.path.exists(model):
             raise UsageError(f"{model}: no such file")
-        graph = load_graph(model, **read_options)
+        graph = load_graph(model, input_shapes=input_shapes, **read_options)
     if not is_quantized(graph):
         return {"fp32": graph, "int8": quantize_graph(graph)}
-    return ({"fp32": load_graph(reference)} if reference else {}) | {"int8": graph}
+    return ({"fp32": load_graph(reference, input_shapes=input_shapes)} if reference else {}) | {"int8": graph}
 
 
 def bench(

@@ -137,20 +137,10 @@ def load(
     read as symbolic. ``options`` go to the format's reader (e.g. ``prototxt=`` for Caffe, ``inputs=``
     for TensorFlow); unknown ones raise UsageError. Returns a :class:`Model`.
     """
-    from convertmodel.passes.input_shapes import apply_input_shapes
-    from convertmodel.passes.pipeline import import_pipeline
-    from convertmodel.readers import detect_format, load_graph, reader_info
+    from convertmodel.readers import load_graph
 
     p = os.fspath(path)
-    fmt = format or detect_format(p)
-    info = reader_info(fmt)
-    shapes = dict(input_shapes or {})
-    if shapes and "input_shape" in info.options and "input_shape" not in options and len(shapes) == 1:
-        dims = next(iter(shapes.values()))
-        if all(isinstance(d, int) for d in dims):  # readers that need the shape to translate get it directly
-            options["input_shape"] = tuple(dims)
-    graph = load_graph(p, fmt, fold_constants=False, simplify=False, **options)
-    graph = apply_input_shapes(graph, shapes, batch)
-    if info.pipeline:
-        graph = import_pipeline(graph, fold_constants=fold_constants, simplify=simplify)
+    graph = load_graph(
+        p, format, fold_constants=fold_constants, simplify=simplify, input_shapes=input_shapes, batch=batch, **options
+    )
     return Model(graph, p)

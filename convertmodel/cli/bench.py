@@ -11,6 +11,8 @@ from convertmodel.cli.common import (
     finish,
     human_bytes,
     model_argument,
+    reader_kwargs,
+    reader_options,
     shows_progress,
     threads_option,
 )
@@ -76,6 +78,7 @@ def _print(report: dict[str, Any]) -> None:
     type=click.Choice(["onnxruntime"]),
     help="Also run the same model in onnxruntime fp32 and static int8 (QDQ per-channel) in the same run.",
 )
+@reader_options
 def command(
     model_path: str,
     threads: int,
@@ -93,7 +96,8 @@ def command(
 
     MODEL is any readable source model (quantized on the fly, BigDL local-window scheme), a .q8
     file, or a zoo topology with random weights (zoo:vgg16, zoo:vgg19). An int8 .q8 file is
-    benchmarked int8-only unless --reference gives its fp32 source. Reports throughput (img/s),
+    benchmarked int8-only unless --reference gives its fp32 source. --input-shape fixes the inputs
+    of both sides (a dynamic dimension other than the batch needs it). Reports throughput (img/s),
     latency p50/p90/p99, the int8 speedup, the weight size ratio, the ISA path and threads.
     """
     from convertmodel.bench import bench
@@ -117,6 +121,6 @@ def command(
         image_size=image_size,
         progress=say,
         against=against,
-        **({"prototxt": prototxt} if prototxt else {}),
+        **reader_kwargs(model_path, prototxt),
     )
     finish(report, _print)

@@ -358,13 +358,29 @@ ZOO_PREFIX = "zoo:"
 def zoo_model(spec: str, shapes: Any = None) -> Any:
     """``zoo:vgg16`` / ``zoo:vgg19`` in every command: the exact topology with random weights (224 x 224, or
     the image size of ``--input-shape``)."""
-    from convertmodel.bench import zoo_graph
+    from convertmodel.bench import zoo_graph, zoo_image_size
     from convertmodel.model import Model
     from convertmodel.passes.input_shapes import apply_input_shapes
 
-    dims: tuple[Any, ...] = tuple(next(iter(shapes.values()))) if shapes and len(shapes) == 1 else ()
-    size = dims[2] if len(dims) == 4 and isinstance(dims[2], int) else 224  # --input-shape 1,3,32,32: a small VGG
-    return Model(apply_input_shapes(zoo_graph(spec, 1, size), shapes), spec)
+    return Model(apply_input_shapes(zoo_graph(spec, 1, zoo_image_size(shapes)), shapes), spec)
+
+
+def reader_kwargs(path: str, prototxt: str | None = None) -> dict[str, Any]:
+    """The load options of ``path`` that @reader_options collected (``input_shapes``, the TensorFlow flags
+    its reader takes) and ``prototxt``: what convertmodel.load (and bench) get."""
+    meta = ctx.meta if (ctx := click.get_current_context(silent=True)) else {}
+    opts: dict[str, Any] = {}
+    if prototxt:
+        opts["prototxt"] = prototxt
+    if meta.get("input_shapes"):
+        opts["input_shapes"] = meta["input_shapes"]
+    flags = {_READER_FLAGS[k]: v for k, v in meta.items() if k in _READER_FLAGS}
+    if flags and not path.startswith(ZOO_PREFIX):
+        from convertmodel.readers import detect_format, reader_info
+
+        accepted = reader_info(detect_format(path)).options
+        opts.update({k: v for k, v in flags.items() if k in accepted})  # a .q8 or reference model ignores them
+    return opts
 
 
 def load_model(path: str, prototxt: str | None = None) -> Any:
@@ -372,21 +388,9 @@ def load_model(path: str, prototxt: str | None = None) -> Any:
     from convertmodel.model import load
 
     remember_model(path)
-    ctx = click.get_current_context(silent=True)
-    shapes = (ctx.meta if ctx else {}).get("input_shapes")
+    opts = reader_kwargs(path, prototxt)
     if path.startswith(ZOO_PREFIX):
-        return zoo_model(path, shapes)
-    opts: dict[str, Any] = {}
-    if prototxt:
-        opts["prototxt"] = prototxt
-    if shapes:
-        opts["input_shapes"] = shapes
-    flags = {_READER_FLAGS[k]: v for k, v in (ctx.meta if ctx else {}).items() if k in _READER_FLAGS}
-    if flags:
-        from convertmodel.readers import detect_format, reader_info
-
-        accepted = reader_info(detect_format(path)).options
-        opts.update({k: v for k, v in flags.items() if k in accepted})  # a .q8 or reference model ignores them
+        return zoo_model(path, opts.get("input_shapes"))
     model = load(path, **opts)
     if model.is_quantized:
         warn_reference_int8()

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from convertmodel.errors import FormatError, ModelIOError, UsageError
 from convertmodel.fsutil import read_head
-from convertmodel.ir.graph import Graph
+from convertmodel.ir.graph import Dim, Graph
 from convertmodel.limits import note_model_file
 from convertmodel.readers import sniff
 from convertmodel.registry import Registry, check_options
@@ -184,14 +184,28 @@ def read_model(path: str, format: str | None = None, **options: object) -> Graph
 
 
 def load_graph(
-    path: str, format: str | None = None, *, fold_constants: bool = True, simplify: bool = True, **options: object
+    path: str,
+    format: str | None = None,
+    *,
+    fold_constants: bool = True,
+    simplify: bool = True,
+    input_shapes: Mapping[str, Sequence[Dim]] | None = None,
+    batch: int | None = None,
+    **options: object,
 ) -> Graph:
-    """What :func:`convertmodel.load` returns the graph of: the reader's translation, then the import
-    pipeline (:mod:`convertmodel.passes.pipeline`) unless the format stores a finished graph (.q8)."""
+    """What :func:`convertmodel.load` returns the graph of: the reader's translation, the user's
+    ``input_shapes`` / ``batch`` (:func:`convertmodel.passes.input_shapes.apply_input_shapes`), then the
+    import pipeline (:mod:`convertmodel.passes.pipeline`) unless the format stores a finished graph (.q8)."""
+    from convertmodel.passes.input_shapes import apply_input_shapes
     from convertmodel.passes.pipeline import import_pipeline
 
     fmt = format or detect_format(path)
-    graph = read_model(path, fmt, **options)
+    shapes = dict(input_shapes or {})
+    if shapes and "input_shape" in reader_info(fmt).options and "input_shape" not in options and len(shapes) == 1:
+        dims = next(iter(shapes.values()))
+        if all(isinstance(d, int) for d in dims):  # readers that need the shape to translate get it directly
+            options["input_shape"] = tuple(dims)
+    graph = apply_input_shapes(read_model(path, fmt, **options), shapes, batch)
     if reader_info(fmt).pipeline:
         graph = import_pipeline(graph, fold_constants=fold_constants, simplify=simplify)
         graph = _record_source(graph, path)

@@ -125,3 +125,59 @@ def test_bench_zoo_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == errors.EXIT_USAGE
     code, _, err = run_cli(["bench", "/nonexistent/model.onnx"], capsys)
     assert code == errors.EXIT_USAGE and "no such file" in err
+
+
+@pytest.fixture
+def dynamic_model(tmp_path: str) -> str:
+    """An ONNX CNN whose image size is dynamic (x: [N, 3, H, W]): Conv-Relu-GlobalAveragePool-Flatten-Gemm."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    inits = {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "fc": rng.standard_normal((2, 4))}
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "dynamic",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = os.path.join(tmp_path, "dynamic.onnx")
+    onnx.save(model, path)
+    return path
+
+
+def test_bench_input_shape_fixes_dynamic_dims(
+    dynamic_model: str, tmp_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import convertmodel
+
+    fast = ["--iterations", "1", "--warmup", "0", "--threads", "1", "--json"]
+    code, _, err = run_cli(["bench", dynamic_model, *fast], capsys)
+    assert code == errors.EXIT_INVALID_MODEL and "symbolic dimension 'H' at axis 2" in err, err
+    assert len(err.strip().splitlines()) == 1
+    for shape, batch, want in (("N,3,10,6", "3", [3, 3, 10, 6]), ("x:2,3,12,12", "5", [2, 3, 12, 12])):
+        code, out, err = run_cli(["bench", dynamic_model, "--input-shape", shape, "--batch", batch, *fast], capsys)
+        assert code == 0, err
+        rep = json.loads(out)
+        assert rep["inputs"] == {"x": want} and rep["batch"] == want[0]  # a fixed batch wins over --batch
+        assert set(rep["results"]) == {"fp32", "int8"}
+    q8 = os.path.join(tmp_path, "dynamic.q8")
+    convertmodel.load(dynamic_model).quantize().save(q8)
+    code, out, err = run_cli(["bench", q8, "--reference", dynamic_model, "--input-shape", "1,3,9,9", *fast], capsys)
+    assert code == 0, err  # the shape fixes the fp32 reference as well as the .q8
+    rep = json.loads(out)
+    assert rep["inputs"] == {"x": [1, 3, 9, 9]} and set(rep["results"]) == {"fp32", "int8"}
+    for shape, message in (("x:1,3,8", "declares 4 dims"), ("y:1,3,8,8", "the model's inputs are ['x']")):
+        code, _, err = run_cli(["bench", dynamic_model, "--input-shape", shape, *fast], capsys)
+        assert code == errors.EXIT_USAGE and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
