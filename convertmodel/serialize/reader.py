@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import stat
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from convertmodel.errors import FormatError, InvalidModelError, ModelIOError
+from convertmodel.fsutil import check_regular_file
 from convertmodel.ir.graph import AttrValue, Graph, Node
 from convertmodel.serialize.format import (
     DTYPES,
@@ -46,28 +46,24 @@ class Q8Layout:
     decoded: DecodedHeader
 
 
-def _stat(path: str) -> os.stat_result:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ModelIOError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ModelIOError(f"{path}: cannot access: {e.strerror or e}") from e
-    if stat.S_ISDIR(st.st_mode):
-        raise FormatError(path, "is a directory; expected a .q8 file")
-    if not stat.S_ISREG(st.st_mode):  # a FIFO or device could block or never end
-        raise FormatError(path, "is not a regular file; expected a .q8 file")
-    return st
-
-
 def read_layout(path: str) -> Q8Layout:
     """Read and validate the preamble and header (not the tensor data)."""
-    path = os.fspath(path)
-    _stat(path)
+    return _read_layout(os.fspath(path), only_q8=False)
+
+
+@overload
+def _read_layout(path: str, only_q8: Literal[False]) -> Q8Layout: ...
+@overload
+def _read_layout(path: str, only_q8: bool) -> Q8Layout | None: ...
+def _read_layout(path: str, only_q8: bool) -> Q8Layout | None:
+    """:func:`read_layout`; with ``only_q8``, None for a file that does not start with the .q8 magic."""
+    check_regular_file(path, "a .q8 file")  # a FIFO or device could block or never end
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             pre = f.read(PREAMBLE_SIZE)
+            if only_q8 and pre[: len(Q8_MAGIC)] != Q8_MAGIC:
+                return None
             if len(pre) < PREAMBLE_SIZE:
                 if not Q8_MAGIC.startswith(pre[:4]) or len(pre) == 0:
                     raise FormatError(path, f"not a .q8 file: {len(pre)} bytes, no {Q8_MAGIC!r} magic", 0)
@@ -199,7 +195,19 @@ def check_crcs(path: str) -> int:
     FormatError (exit 5) naming the first tensor whose bytes do not match its stored checksum.
     The header's own checksum is checked by :func:`read_layout` as always.
     """
-    layout = read_layout(path)
+    return _check_all_crcs(read_layout(path))
+
+
+def check_crcs_if_q8(path: str) -> int | None:
+    """:func:`check_crcs` when ``path`` is a .q8 file (by its magic bytes), else None (nothing to check):
+    the magic is the first bytes of the one preamble read, not a separate open."""
+    if not os.path.isfile(path):
+        return None  # a directory (SavedModel) or missing: the reader reports it
+    layout = _read_layout(os.fspath(path), only_q8=True)
+    return None if layout is None else _check_all_crcs(layout)
+
+
+def _check_all_crcs(layout: Q8Layout) -> int:
     tensors = layout.decoded.tensors
     if not tensors:
         return 0
@@ -211,16 +219,6 @@ def check_crcs(path: str) -> int:
         start = layout.data_start + tensors[name].offset
         _check_crc(layout, name, mm[start : start + tensors[name].nbytes], start)
     return len(tensors)
-
-
-def check_crcs_if_q8(path: str) -> int | None:
-    """:func:`check_crcs` when ``path`` is a .q8 file (by its magic bytes), else None (nothing to check)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(Q8_MAGIC))
-    except OSError:
-        return None  # a directory (SavedModel) or unreadable: the reader reports it
-    return check_crcs(path) if head == Q8_MAGIC else None
 
 
 def _map_tensors(layout: Q8Layout, verify_crc: bool) -> dict[str, np.ndarray]:
