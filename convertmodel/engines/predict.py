@@ -22,7 +22,8 @@ import numpy as np
 
 from convertmodel.engines.base import BatchResult, Job, ModelRef, ProgressFn
 from convertmodel.errors import InvalidModelError, ModelIOError
-from convertmodel.verify.batch import Forward, top_classes
+from convertmodel.metrics.classification import top_classes
+from convertmodel.verify.batch import Forward
 
 
 @dataclass

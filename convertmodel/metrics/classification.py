@@ -1,4 +1,8 @@
-"""Classification metrics with labels (top-1, top-5, per-class counts), accumulated batch by batch."""
+"""Classification metrics with labels (top-1, top-5, per-class counts).
+
+Like :mod:`convertmodel.metrics.agreement`, in two steps: :func:`top_classes` per batch (the five
+highest classes of each sample, all a top-1/top-5 count needs), :func:`summarize_topk` over all samples.
+"""
 
 from __future__ import annotations
 
@@ -6,63 +10,39 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import DataError, InvalidModelError
+from convertmodel.errors import DataError
+
+__all__ = ["check_labels", "summarize_topk", "top_classes"]
 
 
-def scores_2d(y: np.ndarray) -> np.ndarray:
-    """Model output -> (N, classes): drops trailing singleton dims, e.g. Caffe's (N, C, 1, 1)."""
-    y = np.asarray(y)
-    if y.ndim < 2:
-        raise InvalidModelError(f"classification output must be (N, classes), got shape {list(y.shape)}")
-    return y.reshape(y.shape[0], -1)
+def top_classes(y: np.ndarray, k: int) -> np.ndarray:
+    """The k highest-scoring classes per sample (trailing dims flattened, e.g. Caffe's (N, C, 1, 1)),
+    ties broken by the lower index, as argmax."""
+    s = np.asarray(y).reshape(len(y), -1)
+    # A stable sort of -score keeps the lower index first among equal scores, like np.argmax does.
+    return np.argsort(-s, axis=1, kind="stable")[:, : min(k, s.shape[1])]
 
 
-def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per sample: is the label among the k highest scores? Ties broken by the lower class index, as argmax."""
-    s = scores_2d(scores)
-    k = min(k, s.shape[1])
-    # Stable sort of -score keeps the lower index first among equal scores, like np.argmax does.
-    top = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    return np.asarray((top == np.asarray(labels)[:, None]).any(axis=1))
+def check_labels(labels: np.ndarray, classes: int) -> None:
+    """DataError (exit 8) unless every label is a class of a ``classes``-class output."""
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise DataError(
+            f"labels must be in [0, {classes}) for a {classes}-class output; found "
+            f"{int(labels.min())}..{int(labels.max())}"
+        )
 
 
-class TopK:
-    """Top-1 / top-5 accuracy and per-class (correct, total) counts."""
-
-    def __init__(self, ks: tuple[int, ...] = (1, 5)) -> None:
-        self.ks = ks
-        self.n = 0
-        self.correct = dict.fromkeys(ks, 0)
-        self.per_class_total: dict[int, int] = {}
-        self.per_class_correct: dict[int, int] = {}
-        self.num_classes = 0
-
-    def update(self, scores: np.ndarray, labels: np.ndarray) -> None:
-        s = scores_2d(scores)
-        labels = np.asarray(labels, dtype=np.int64)
-        if len(labels) != len(s):
-            raise DataError(f"{len(s)} outputs but {len(labels)} labels")
-        self.num_classes = max(self.num_classes, s.shape[1])
-        if labels.size and (labels.min() < 0 or labels.max() >= s.shape[1]):
-            raise DataError(
-                f"labels must be in [0, {s.shape[1]}) for a {s.shape[1]}-class output; found "
-                f"{int(labels.min())}..{int(labels.max())}"
-            )
-        self.n += len(labels)
-        for k in self.ks:
-            self.correct[k] += int(topk_correct(s, labels, k).sum())
-        top1 = topk_correct(s, labels, 1)
-        for c, ok in zip(labels.tolist(), top1.tolist(), strict=False):
-            self.per_class_total[c] = self.per_class_total.get(c, 0) + 1
-            self.per_class_correct[c] = self.per_class_correct.get(c, 0) + int(ok)
-
-    def result(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"samples": self.n}
-        for k in self.ks:
-            if k <= max(self.num_classes, 1):
-                out[f"top{k}"] = 100.0 * self.correct[k] / self.n if self.n else float("nan")
-        out["per_class"] = {
-            str(c): {"correct": self.per_class_correct[c], "total": self.per_class_total[c]}
-            for c in sorted(self.per_class_total)
-        }
-        return out
+def summarize_topk(top: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1/top-5 accuracy % and per-class (correct, total) from the :func:`top_classes` of each sample."""
+    n = len(labels)
+    out: dict[str, Any] = {"samples": n}
+    hit = top == labels[:, None]
+    for k in (1, 5):
+        if k <= max(top.shape[1], 1):
+            out[f"top{k}"] = 100.0 * int(hit[:, :k].any(axis=1).sum()) / n
+    ok = hit[:, 0]
+    classes = np.unique(labels)
+    out["per_class"] = {
+        str(int(c)): {"correct": int(ok[labels == c].sum()), "total": int((labels == c).sum())} for c in classes
+    }
+    return out

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.errors import DataError, InvalidModelError
+from convertmodel.errors import InvalidModelError
+from convertmodel.metrics.agreement import agreement_columns
+from convertmodel.metrics.classification import check_labels, top_classes
 from convertmodel.metrics.detection import parse_ssd_output
-from convertmodel.quant.error import cosine_rows
 
 
 class Forward:
@@ -57,42 +58,6 @@ def parse_chunks(outs: list[np.ndarray], n: int, fixed: int | None) -> list[Any]
     for y in outs:
         dets.extend(parse_ssd_output(y, fixed or n))
     return dets[:n]
-
-
-def agreement_columns(ref: np.ndarray, test: np.ndarray, classify: bool) -> dict[str, np.ndarray]:
-    """Per-sample fp32-vs-int8 terms: argmax of both (classify), cosine, sum ref^2, sum diff^2, max |diff|."""
-    r = np.asarray(ref, dtype=np.float64)
-    t = np.asarray(test, dtype=np.float64)
-    if r.shape != t.shape:
-        raise InvalidModelError(f"fp32 output shape {list(r.shape)} differs from int8 output {list(t.shape)}")
-    r2 = r.reshape(r.shape[0], -1)
-    t2 = t.reshape(t.shape[0], -1)
-    cos = cosine_rows(r2, t2)
-    d = r2 - t2
-    cols = {
-        "cosine": cos,
-        "signal": np.sum(r2 * r2, axis=1),
-        "noise": np.sum(d * d, axis=1),
-        "max_abs": np.abs(d).max(axis=1) if d.shape[1] else np.zeros(len(d)),
-    }
-    if classify and r2.shape[1] > 1:
-        cols["argmax_fp32"] = r2.argmax(1)
-        cols["argmax_int8"] = t2.argmax(1)
-    return cols
-
-
-def top_classes(y: np.ndarray, k: int) -> np.ndarray:
-    """The k highest-scoring classes per sample, ties broken by the lower index (as argmax)."""
-    s = np.asarray(y).reshape(len(y), -1)
-    return np.argsort(-s, axis=1, kind="stable")[:, : min(k, s.shape[1])]
-
-
-def check_labels(labels: np.ndarray, classes: int) -> None:
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise DataError(
-            f"labels must be in [0, {classes}) for a {classes}-class output; found "
-            f"{int(labels.min())}..{int(labels.max())}"
-        )
 
 
 @dataclass

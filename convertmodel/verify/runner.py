@@ -21,8 +21,10 @@ from convertmodel.data.datasets import Dataset, data_hash
 from convertmodel.data.preprocess import Preprocess
 from convertmodel.engines.base import BatchResult, Job, ModelRef
 from convertmodel.errors import DataError, InvalidModelError, UsageError
+from convertmodel.metrics.agreement import COLUMNS as AGREEMENT_COLUMNS
+from convertmodel.metrics.agreement import summarize_agreement
+from convertmodel.metrics.classification import summarize_topk
 from convertmodel.metrics.detection import DetectionMAP, detections_as_truth
-from convertmodel.quant.error import sqnr_from_sums
 from convertmodel.verify.batch import VerifyBatch
 
 #: Metric names accepted by ``--metric``; "auto" picks from the data (labels, boxes or neither).
@@ -247,7 +249,7 @@ def reduce_results(metric: str, results: list[BatchResult], kind: str, det_min_s
         agr = _agreement(results, done)
         if metric in ("top1", "top5") and done and "top_fp32" in results[_first(results)].columns:
             y = np.concatenate([np.asarray(v) for v in labels]).astype(np.int64)
-            r32, r8 = _topk(_column(results, "top_fp32"), y), _topk(_column(results, "top_int8"), y)
+            r32, r8 = summarize_topk(_column(results, "top_fp32"), y), summarize_topk(_column(results, "top_int8"), y)
         elif metric in ("top1", "top5"):
             r32, r8 = {"samples": 0, "per_class": {}}, {"samples": 0, "per_class": {}}
         else:
@@ -260,40 +262,8 @@ def _first(results: list[BatchResult]) -> int:
 
 
 def _agreement(results: list[BatchResult], n: int) -> dict[str, Any]:
-    if not n:
-        nan = float("nan")
-        return {"samples": 0, "cosine_mean": nan, "cosine_min": nan, "sqnr_db": math.inf, "max_abs_diff": 0.0,
-                "top1_agreement": nan}  # fmt: skip
-    cos = _column(results, "cosine")
-    signal, noise = math.fsum(_column(results, "signal")), math.fsum(_column(results, "noise"))
-    sq = sqnr_from_sums(signal, noise)
-    agree = 0
-    if "argmax_fp32" in results[_first(results)].columns:
-        agree = int((_column(results, "argmax_fp32") == _column(results, "argmax_int8")).sum())
-    return {
-        "samples": n,
-        "cosine_mean": math.fsum(cos) / n,
-        "cosine_min": float(cos.min()),
-        "sqnr_db": sq,
-        "max_abs_diff": float(_column(results, "max_abs").max()),
-        "top1_agreement": 100.0 * agree / n,
-    }
-
-
-def _topk(top: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Top-1/top-5 accuracy and per-class (correct, total) from the top-5 class indices per sample."""
-    n = len(labels)
-    out: dict[str, Any] = {"samples": n}
-    hit = top == labels[:, None]
-    for k in (1, 5):
-        if k <= max(top.shape[1], 1):
-            out[f"top{k}"] = 100.0 * int(hit[:, :k].any(axis=1).sum()) / n
-    ok = hit[:, 0]
-    classes = np.unique(labels)
-    out["per_class"] = {
-        str(int(c)): {"correct": int(ok[labels == c].sum()), "total": int((labels == c).sum())} for c in classes
-    }
-    return out
+    present = results[_first(results)].columns if n else {}
+    return summarize_agreement({k: _column(results, k) for k in AGREEMENT_COLUMNS if k in present}, n)
 
 
 def _per_layer(fp32: Any, int8: Any, results: list[BatchResult]) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ import pytest
 
 from convertmodel.data.datasets import Box
 from convertmodel.errors import InvalidModelError
-from convertmodel.metrics.agreement import Agreement, cosine, sqnr_db
-from convertmodel.metrics.classification import TopK, topk_correct
+from convertmodel.metrics.agreement import agreement_columns, cosine, sqnr_db, summarize_agreement
+from convertmodel.metrics.classification import check_labels, summarize_topk, top_classes
 from convertmodel.metrics.detection import (
     Detection,
     DetectionMAP,
@@ -33,11 +33,10 @@ def test_topk_by_hand():
         dtype=np.float32,
     )
     labels = np.array([1, 2, 0, 0])
-    np.testing.assert_array_equal(topk_correct(scores, labels, 1), [True, False, False, True])
-    m = TopK()
-    m.update(scores[:2], labels[:2])
-    m.update(scores[2:].reshape(2, 6, 1, 1), labels[2:])  # Caffe-style (N, C, 1, 1) output
-    r = m.result()
+    np.testing.assert_array_equal(top_classes(scores, 1)[:, 0] == labels, [True, False, False, True])
+    # two batches, the second a Caffe-style (N, C, 1, 1) output
+    top = np.concatenate([top_classes(scores[:2], 5), top_classes(scores[2:].reshape(2, 6, 1, 1), 5)])
+    r = summarize_topk(top, labels)
     assert r["top1"] == pytest.approx(50.0)
     assert r["top5"] == pytest.approx(75.0)
     assert r["per_class"] == {
@@ -46,7 +45,7 @@ def test_topk_by_hand():
         "2": {"correct": 0, "total": 1},
     }
     with pytest.raises(InvalidModelError, match="labels must be in"):
-        m.update(scores[:1], np.array([6]))
+        check_labels(np.array([6]), 6)
 
 
 def test_sqnr_and_cosine_by_hand():
@@ -60,12 +59,10 @@ def test_sqnr_and_cosine_by_hand():
 
 
 def test_agreement_accumulates():
-    a = Agreement()
     r1 = np.array([[1.0, 0.0], [0.0, 2.0]])
     t1 = np.array([[1.0, 0.5], [1.0, 0.5]])  # sample 2 flips its argmax
-    a.update(r1, t1)
-    a.update(np.array([[2.0, 1.0]]), np.array([[2.0, 1.0]]))
-    res = a.result()
+    batches = [agreement_columns(r1, t1, True), agreement_columns(np.array([[2.0, 1.0]]), np.array([[2.0, 1.0]]), True)]
+    res = summarize_agreement({k: np.concatenate([b[k] for b in batches]) for k in batches[0]}, 3)
     assert res["samples"] == 3
     assert res["top1_agreement"] == pytest.approx(200 / 3)
     signal, noise = 1 + 4 + 4 + 1, 0.25 + 1 + 2.25
