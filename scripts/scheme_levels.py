@@ -2,9 +2,9 @@
 """Accuracy and speed of the int8 level schemes (input levels x weight levels), to choose the default.
 
 Schemes: 255x127 (the stored 127-level weights, 255 input levels), 127x127, 255x64 and BigDL's 127x64
-(weights re-quantized to 64 levels as BigDL did at load time), plus ``per-layer``: every layer at the
-fastest AVX2 scheme (127x64, the pair-sum kernel) except those whose output SQNR under it is the lowest,
-which are promoted to 255x127 until the top-1 drop is below 0.1 pt (measured on the calibration half).
+(weights re-quantized to 64 levels as BigDL did at load time), plus ``auto F dB`` (``--floors``): the
+product's ``quantize --levels auto`` (convertmodel/verify/levels.py) at a per-layer SQNR floor of F dB,
+calibrated on the first ``--calib`` training images (disjoint from the test images), drop gate 0.1 pt.
 
 Fashion-MNIST nets (fixtures/fmnist) over the 10,000 test images of Debian's dataset-fashion-mnist:
 fp32 top-1, int8 top-1 and drop (percentage points), top-1 agreement with fp32, mean cosine and SQNR of the
@@ -13,6 +13,8 @@ Speed: one 1-thread pass over the images per scheme and per ISA path (``CONVERTM
 run), as CPU time of the calling thread (the machine is shared).
 
     python scripts/scheme_levels.py --nets lenet5,vgg,mobilenet --json fixtures/fmnist/scheme_levels.json
+    python scripts/scheme_levels.py --schemes 255x127,127x64 --floors 35,38,40,42 --isas avx2 --no-peers
+    python scripts/scheme_levels.py --real-auto tumor_vgg16 --floors 35,40 --isas avx2
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ sys.path.insert(0, REPO)
 import convertmodel  # noqa: E402
 from convertmodel.quant.error import cosine, sqnr_db  # noqa: E402
 from convertmodel.quant.options import Levels, QuantizeOptions  # noqa: E402
+from convertmodel.verify.levels import exact_pattern  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+TRAIN = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+TRAIN_LABELS = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
 FIX = os.path.join(REPO, "fixtures", "fmnist")
 SCHEMES = {"255x127": (255, 127), "127x127": (127, 127), "255x64": (255, 64), "127x64": (127, 64)}
 
@@ -75,7 +80,7 @@ def run(m: Any, x: np.ndarray, threads: int = 1, batch: int = 500) -> tuple[np.n
 def options(levels: dict[str, tuple[int, int]] | tuple[int, int]) -> QuantizeOptions:
     if isinstance(levels, tuple):
         return QuantizeOptions(layer_levels=(("*", Levels(*levels)),))
-    return QuantizeOptions(layer_levels=tuple((k, Levels(*v)) for k, v in levels.items()))
+    return QuantizeOptions(layer_levels=tuple((exact_pattern(k), Levels(*v)) for k, v in levels.items()))
 
 
 def metrics(ref: np.ndarray, got: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -87,26 +92,19 @@ def metrics(ref: np.ndarray, got: np.ndarray, labels: np.ndarray) -> dict[str, f
     }
 
 
-def per_layer_levels(fp32: Any, x: np.ndarray, labels: np.ndarray, base_top1: float) -> dict[str, tuple[int, int]]:
-    """127x64 everywhere, then promote the layers of lowest output SQNR to 255x127 until the drop < 0.1 pt."""
-    from convertmodel.verify.per_layer import PerLayer
+def auto_levels(fp32: Any, floor_db: float, calib: int) -> tuple[dict[str, tuple[int, int]], dict[str, Any]]:
+    """``quantize --levels auto`` (convertmodel/verify/levels.py) calibrated on the first ``calib`` *training*
+    images (disjoint from the test images every scheme is measured on), drop gate 0.1 pt."""
+    from convertmodel.verify.inputs import open_verify_data
+    from convertmodel.verify.levels import choose_levels
+    from convertmodel.verify.runner import VerifyOptions
 
-    narrow = fp32.quantize(options((127, 64)))
-    pl = PerLayer(fp32.graph, narrow.graph)
-    ex32, ex8 = fp32.executor(None, 1), narrow.executor(None, 1)
-    n32, n8 = fp32.graph.inputs[0].name, narrow.graph.inputs[0].name
-    for i in range(0, len(x), 500):
-        ex32.run({n32: x[i : i + 500]}, hook=pl.fp32_hook)
-        ex8.run({n8: x[i : i + 500]}, hook=pl.int8_hook)
-        pl.end_batch()
-    ranked = [s["layer"] for s in pl.result()]  # worst SQNR first
-    chosen: dict[str, tuple[int, int]] = {"*": (127, 64)}
-    for layer in ranked:
-        got, _ = run(logits_model(fp32.quantize(options(chosen))), x)
-        if base_top1 - float(np.mean(got.argmax(1) == labels) * 100) < 0.1:
-            break
-        chosen = {layer: (255, 127), **chosen}
-    return chosen
+    ds, pre = open_verify_data(TRAIN, fp32, labels=TRAIN_LABELS, require_known=True)
+    t0 = time.perf_counter()
+    r = choose_levels(fp32, ds, pre, VerifyOptions(batch_size=256, threads=1, limit=calib), 0.1, floor_db=floor_db)
+    info = r.as_dict()
+    info["search_seconds"] = round(time.perf_counter() - t0, 2)
+    return {k: (v.input, v.weight) for k, v in r.layer_levels.items()}, info
 
 
 def ort_int8(path: str, x: np.ndarray, calib: np.ndarray, reduce_range: bool) -> np.ndarray:
@@ -140,7 +138,16 @@ def ort_int8(path: str, x: np.ndarray, calib: np.ndarray, reduce_range: bool) ->
         return np.concatenate([sess.run(None, {"image": x[i : i + 500]})[0] for i in range(0, len(x), 500)])
 
 
-def bench_net(net: str, x: np.ndarray, labels: np.ndarray, isas: list[str]) -> dict[str, Any]:
+def bench_net(
+    net: str,
+    x: np.ndarray,
+    labels: np.ndarray,
+    isas: list[str],
+    schemes: list[str],
+    floors: list[float],
+    calib: int,
+    peers: bool = True,
+) -> dict[str, Any]:
     from convertmodel.runtime import native
 
     path = os.path.join(FIX, f"{net}.onnx")
@@ -148,10 +155,10 @@ def bench_net(net: str, x: np.ndarray, labels: np.ndarray, isas: list[str]) -> d
     ref, t32 = run(logits_model(fp32), x)
     base = float(np.mean(ref.argmax(1) == labels) * 100)
     out: dict[str, Any] = {"fp32_top1": base, "fp32_cpu_s": round(t32, 3), "schemes": {}}
-    chosen = per_layer_levels(
-        fp32, x[:5000], labels[:5000], float(np.mean(ref[:5000].argmax(1) == labels[:5000]) * 100)
-    )
-    all_schemes: dict[str, Any] = {**SCHEMES, "per-layer": chosen}
+    all_schemes: dict[str, Any] = {k: SCHEMES[k] for k in schemes}
+    searches: dict[str, Any] = {}
+    for f in floors:
+        all_schemes[f"auto {f:g} dB"], searches[f"auto {f:g} dB"] = auto_levels(fp32, f, calib)
     for name, lv in all_schemes.items():
         q = logits_model(fp32.quantize(options(lv)))
         got, _ = run(q, x)
@@ -161,9 +168,12 @@ def bench_net(net: str, x: np.ndarray, labels: np.ndarray, isas: list[str]) -> d
             os.environ[native.ISA_ENV] = isa_name
             r[f"cpu_s_{isa_name}"] = round(min(run(q, x)[1] for _ in range(2)), 3)
         os.environ.pop(native.ISA_ENV, None)
-        if name == "per-layer":
+        if name in searches:
             r["levels"] = {k: f"{a}x{b}" for k, (a, b) in lv.items()}
+            r["search"] = searches[name]
         out["schemes"][name] = r
+    if not peers:
+        return out
     probs = next(iter(fp32.executor(None, 1).run({"image": x}).values()))
     for rr in (False, True):
         got = ort_int8(path, x, x[-512:], rr)
@@ -225,17 +235,95 @@ def real_models(names: list[str], n_images: int) -> dict[str, Any]:
     return out
 
 
+def real_auto(name: str, floors: list[float], isas: list[str], tmp: str) -> dict[str, Any]:
+    """``--levels auto`` on a real model: calibrated on the first ten bundled photographs and their mirror
+    images, measured (against fp32: top-1 agreement, cosine, SQNR of the logits) on the other photographs
+    and their mirrors; AVX2 CPU time per image at batch 1, next to uniform 255x127, 127x127 and 127x64."""
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import accuracy_real_models as arm  # type: ignore[import-not-found]
+
+    from convertmodel.data.datasets import open_dataset, write_idx
+    from convertmodel.data.preprocess import Preprocess
+    from convertmodel.runtime import native
+    from convertmodel.verify.levels import choose_levels
+    from convertmodel.verify.runner import VerifyOptions
+
+    spec = arm.MODELS[name]
+    if spec.prep != "unit" or spec.layout != "NHWC":
+        raise SystemExit(f"{name}: --real-auto handles x/255 NHWC models (tumor_vgg16)")
+    fp32 = logits_model(arm.load_spec(spec))
+    imgs = arm.natural_images()
+    half = len(imgs) // 2
+    u8 = [np.clip(np.rint(arm.prepare(spec, im)[0] * 255), 0, 255).astype(np.uint8) for im in imgs]
+    calib_idx = [i for i in range(len(imgs)) if i % half < 10]
+    eval_idx = [i for i in range(len(imgs)) if i % half >= 10]
+    path = os.path.join(tmp, f"{name}-calib-idx3-ubyte")
+    write_idx(path, np.stack([u8[i] for i in calib_idx]))
+    pre = Preprocess(color="rgb", scale=1 / 255, layout="NHWC")
+    x = pre.normalize(np.stack([u8[i] for i in eval_idx]))
+    ref, _ = run(fp32, x, batch=1)
+    out: dict[str, Any] = {"calib_images": len(calib_idx), "eval_images": len(eval_idx), "schemes": {}}
+    all_schemes: dict[str, Any] = {k: SCHEMES[k] for k in ("255x127", "127x127", "127x64")}
+    searches: dict[str, Any] = {}
+    for f in floors:
+        t0 = time.perf_counter()
+        r = choose_levels(fp32, open_dataset(path), pre, VerifyOptions(batch_size=4, threads=1), 0.1, floor_db=f)
+        searches[f"auto {f:g} dB"] = dict(r.as_dict(), search_seconds=round(time.perf_counter() - t0, 1))
+        all_schemes[f"auto {f:g} dB"] = {k: (v.input, v.weight) for k, v in r.layer_levels.items()}
+    for sch, lv in all_schemes.items():
+        q = fp32.quantize(options(lv))
+        got, _ = run(q, x, batch=1)
+        res: dict[str, Any] = {
+            "agreement": float(np.mean(got.argmax(1) == ref.argmax(1)) * 100),
+            "cosine_min": float(min(cosine(a, b) for a, b in zip(ref, got, strict=True))),
+            "sqnr_db": float(sqnr_db(ref, got)),
+        }
+        for isa_name in isas:
+            os.environ[native.ISA_ENV] = isa_name
+            res[f"cpu_ms_{isa_name}"] = round(1000 * min(run(q, x[:4], batch=1)[1] for _ in range(2)) / 4, 1)
+        os.environ.pop(native.ISA_ENV, None)
+        if sch in searches:
+            res["levels"] = {k: f"{a}x{b}" for k, (a, b) in lv.items()}
+            res["search"] = searches[sch]
+        out["schemes"][sch] = res
+        extra = " ".join(f"{k[7:]} {v:.1f} ms" for k, v in res.items() if k.startswith("cpu_ms_"))
+        print(
+            f"{name} {sch:<12} agreement {res['agreement']:.1f}% cosine min {res['cosine_min']:.5f} "
+            f"SQNR {res['sqnr_db']:.1f} dB {extra}" + (f" levels {res['levels']}" if "levels" in res else ""),
+            flush=True,
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", default="lenet5,vgg,mobilenet")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--isas", default="", help="ISA paths to time (default: every available one)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--schemes", default=",".join(SCHEMES), help="uniform schemes to measure")
+    ap.add_argument("--floors", default="", help="also `--levels auto` at these per-layer SQNR floors (dB)")
+    ap.add_argument("--calib", type=int, default=2048, help="training images --levels auto calibrates on")
+    ap.add_argument("--no-peers", action="store_true", help="skip onnxruntime's static int8")
     ap.add_argument(
         "--real", default="", help="real models of scripts/accuracy_real_models.py instead (comma-separated)"
     )
     ap.add_argument("--images", type=int, default=8, help="images per real model")
+    ap.add_argument("--real-auto", default="", help="a real model for --levels auto (tumor_vgg16), with --floors")
     args = ap.parse_args()
+    if args.real_auto:
+        import tempfile
+
+        from convertmodel.runtime import native
+
+        isas = [i for i in args.isas.split(",") if i] or [i for i in native.available_isas() if i != "portable"]
+        with tempfile.TemporaryDirectory() as tmp:
+            res = real_auto(args.real_auto, [float(f) for f in args.floors.split(",") if f], isas, tmp)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=2, sort_keys=True)
+                f.write("\n")
+        return
     if args.real:
         res = real_models(args.real.split(","), args.images)
         if args.json:
@@ -248,8 +336,10 @@ def main() -> None:
     isas = [i for i in args.isas.split(",") if i] or [i for i in native.available_isas() if i != "portable"]
     x, labels = load_data(args.limit)
     res = {}
+    schemes = [k for k in args.schemes.split(",") if k]
+    floors = [float(f) for f in args.floors.split(",") if f]
     for net in args.nets.split(","):
-        res[net] = r = bench_net(net, x, labels, isas)
+        res[net] = r = bench_net(net, x, labels, isas, schemes, floors, args.calib, not args.no_peers)
         print(f"{net}: fp32 top-1 {r['fp32_top1']:.2f}%")
         for name, s in r["schemes"].items():
             extra = " ".join(f"{k[6:]} {v:.2f}s" for k, v in s.items() if k.startswith("cpu_s_"))

@@ -74,6 +74,9 @@ def command(model_path: str, prototxt: str | None, show_graph: bool, check_crc: 
         report["size_breakdown"] = breakdown
     if crc_checked is not None:
         report["crc_checked"] = crc_checked
+    levels = _layer_levels(model)
+    if levels:
+        report["layer_levels"] = levels
     finish(report, lambda r: _print(r, g if show_graph else None))
 
 
@@ -106,6 +109,42 @@ def _param_counts(g: Any) -> tuple[int, int]:
     window = {n.inputs[i] for n in g.nodes if is_quantized_node(n) for i in (2, 3) if len(n.inputs) > i and n.inputs[i]}
     w = sum(int(g.constants[k].size) for k in window if k in g.constants)
     return int(g.param_count()) - w, w
+
+
+def _layer_levels(model: Any) -> list[dict[str, Any]]:
+    """Each int8 layer's levels and AVX2 kernel, for a model whose layers do not all share the levels
+    (``quantize --levels auto``); empty otherwise."""
+    from convertmodel.quant.ops import quantized_nodes
+
+    info = model.quantization
+    if info is None or not info.layer_levels:
+        return []
+    rows = []
+    for n in quantized_nodes(model.graph):
+        lv = info.layer_levels.get(n.name)
+        levels = int(n.attrs.get("input_levels", lv.input if lv else info.input_levels))
+        weight = lv.weight if lv else info.weight_levels
+        rows.append(
+            {
+                "layer": n.name,
+                "op": n.op_type,
+                "levels": f"{levels}x{weight}",
+                "avx2_kernel": _avx2_kernel(model.graph.constants.get(n.inputs[1]), levels),
+            }
+        )
+    return rows
+
+
+def _avx2_kernel(wq: Any, levels: int) -> str | None:
+    """The kernel the AVX2 path runs for these weights and levels (None without the native extension)."""
+    from convertmodel.runtime import native
+
+    if wq is None or not native.available():
+        return None
+    try:
+        return native.kernel_name(wq, levels, "avx2")
+    except Exception:  # an ISA this build lacks: nothing to show
+        return None
 
 
 def _print_unsupported(report: dict[str, Any]) -> None:
@@ -152,6 +191,13 @@ def _print(report: dict[str, Any], graph: Any) -> None:
     c.print(ops)
     if "size_breakdown" in report:
         _print_breakdown(c, report["size_breakdown"])
+    if report.get("layer_levels"):
+        lv = Table(title="levels per layer (input x weight)")
+        for col in ("layer", "op", "levels", "AVX2 kernel"):
+            lv.add_column(col)
+        for row in report["layer_levels"]:
+            lv.add_row(row["layer"], row["op"], row["levels"], row["avx2_kernel"] or "-")
+        c.print(lv)
     if graph is not None:
         from convertmodel.ir.dump import dump
 
