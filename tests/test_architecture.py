@@ -128,6 +128,42 @@ def test_planted_back_import_is_found(tmp_path: Path, module: str, code: str) ->
     assert len(bad) == 1 and module in bad[0], bad
 
 
+def format_packages() -> set[str]:
+    """The readers/ subpackages that are a source format's reader (a ``ReaderInfo`` module lives there)."""
+    from convertmodel.readers import BUILTIN
+
+    prefix = f"{PACKAGE}.readers."
+    return {i.module[len(prefix) :].split(".")[0] for i in BUILTIN if i.module.startswith(prefix)}
+
+
+def cross_format_imports(root: Path) -> list[str]:
+    """Imports from one format's reader package into another's; what two formats share lives in a readers/
+    package that is no format (readers/torchnn: Torch ``nn`` semantics, used by BigDL and Torch7)."""
+    formats = format_packages()
+    bad: list[str] = []
+    for fmt in sorted(formats):
+        for path in sorted((root / "readers" / fmt).rglob("*.py")):
+            for line, target in imports_of(path, module_name(root, path)):
+                parts = target.split(".")
+                if parts[:2] == [PACKAGE, "readers"] and len(parts) > 2 and parts[2] in formats - {fmt}:
+                    bad.append(f"{path}:{line}: the {fmt} reader imports {target}, another format's reader")
+    return bad
+
+
+def test_no_format_reader_imports_another() -> None:
+    assert {"bigdl", "torch7", "onnx", "caffe", "tensorflow"} <= format_packages()
+    bad = cross_format_imports(REPO / PACKAGE)
+    assert not bad, "move what both formats use to a shared readers/ package:\n" + "\n".join(bad)
+
+
+def test_planted_cross_format_import_is_found(tmp_path: Path) -> None:
+    root = tmp_path / PACKAGE
+    shutil.copytree(REPO / PACKAGE, root, ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.cpp", "*.h"))
+    (root / "readers" / "torch7" / "planted.py").write_text("from ..bigdl import storage\n", encoding="utf-8")
+    bad = cross_format_imports(root)
+    assert len(bad) == 1 and "planted.py" in bad[0] and "convertmodel.readers.bigdl" in bad[0], bad
+
+
 def test_every_part_has_a_layer() -> None:
     parts = {p.stem if p.is_file() else p.name for p in (REPO / PACKAGE).iterdir() if p.suffix == ".py" or p.is_dir()}
     parts = {p for p in parts if p not in ("__init__", "__pycache__")}

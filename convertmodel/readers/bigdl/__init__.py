@@ -20,22 +20,10 @@ from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir.builder import TypedBuilder
 from convertmodel.ir.graph import Dim, Graph
 from convertmodel.readers.bigdl import containers, modules, modules_spatial, quantized  # noqa: F401  (register handlers)
-from convertmodel.readers.bigdl.context import (
-    HANDLERS,
-    Act,
-    ModuleContext,
-    ModuleKey,
-    flatten_act,
-    module_name,
-    short_class,
-)
-from convertmodel.readers.bigdl.storage import (
-    MAX_DEPTH,
-    Storages,
-    parse_module,
-    read_bytes,
-    read_weights_stream,
-)
+from convertmodel.readers.bigdl.context import HANDLERS, ModuleContext, ModuleKey, module_name, short_class
+from convertmodel.readers.bigdl.storage import Storages, parse_module, read_weights_stream
+from convertmodel.readers.torchnn.activity import MAX_DEPTH, Act, flatten_act
+from convertmodel.readers.torchnn.tensors import read_bytes
 
 __all__ = ["read", "supported_modules"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.readers.bigdl import emit
 from convertmodel.readers.bigdl.context import Act, ModuleContext, module_handler, module_name
+from convertmodel.readers.torchnn import emit
 
 
 @module_handler("Sequential")

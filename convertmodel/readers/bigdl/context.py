@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,23 +20,8 @@ from convertmodel.ir.builder import TypedBuilder
 from convertmodel.ir.graph import Dim
 from convertmodel.readers.bigdl.proto import pb
 from convertmodel.readers.bigdl.storage import QuantTensor, Storages
+from convertmodel.readers.torchnn.activity import Act
 from convertmodel.registry import Registry
-
-Act = Union[str, list["Act"]]
-
-
-def flatten_act(act: Act) -> list[str]:
-    """The value names of an activity, depth first (iterative: a hostile file may nest deeply)."""
-    flat: list[str] = []
-    stack: list[Act] = [act]
-    while stack:
-        a = stack.pop(0)
-        if isinstance(a, str):
-            flat.append(a)
-        else:
-            stack[:0] = list(a)
-    return flat
-
 
 _PREFIXES = ("com.intel.analytics.bigdl.dllib.nn.", "com.intel.analytics.bigdl.nn.")
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from convertmodel.errors import UnsupportedOpError
 from convertmodel.ir.schema import CM_DOMAIN
-from convertmodel.readers.bigdl import emit
 from convertmodel.readers.bigdl.context import Act, ModuleContext, module_handler
+from convertmodel.readers.torchnn import emit
 
 
 def _pads(ctx: ModuleContext, pad_w: int, pad_h: int) -> tuple[int, int] | None:

@@ -7,9 +7,9 @@ import math
 import numpy as np
 
 from convertmodel.ir.schema import CM_DOMAIN
-from convertmodel.readers.bigdl import emit
 from convertmodel.readers.bigdl.context import Act, ModuleContext, module_handler
 from convertmodel.readers.bigdl.modules import _unsupported
+from convertmodel.readers.torchnn import emit
 
 
 @module_handler("UpSampling2D")

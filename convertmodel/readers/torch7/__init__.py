@@ -17,11 +17,11 @@ from typing import Any
 from convertmodel.errors import FormatError, InvalidModelError, UnsupportedOpError
 from convertmodel.ir.builder import TypedBuilder
 from convertmodel.ir.graph import Dim, Graph
-from convertmodel.readers.bigdl.context import Act, flatten_act
-from convertmodel.readers.bigdl.storage import MAX_DEPTH, read_bytes
 from convertmodel.readers.torch7 import t7file
 from convertmodel.readers.torch7.modules import T7_HANDLERS, T7Context, T7Key
 from convertmodel.readers.torch7.t7file import TorchObject
+from convertmodel.readers.torchnn.activity import MAX_DEPTH, Act, flatten_act
+from convertmodel.readers.torchnn.tensors import read_bytes
 
 __all__ = ["read", "supported_modules"]
 

@@ -1,5 +1,5 @@
-"""Torch7 ``nn`` module handlers: a module's serialized table -> IR nodes (through the BigDL emitters,
-which implement the same Torch ``nn`` semantics).
+"""Torch7 ``nn`` module handlers: a module's serialized table -> IR nodes (through the emitters of
+:mod:`convertmodel.readers.torchnn`, Torch ``nn`` semantics, shared with the BigDL reader).
 
 Field names are those of Torch's Lua modules (``nInputPlane``, ``kW``, ``dW``, ``padW``, ``weight`` ...).
 """
@@ -14,10 +14,10 @@ import numpy as np
 
 from convertmodel.errors import InvalidModelError, UnsupportedOpError
 from convertmodel.ir.builder import TypedBuilder
-from convertmodel.readers.bigdl import emit
-from convertmodel.readers.bigdl.context import Act
-from convertmodel.readers.bigdl.storage import view
 from convertmodel.readers.torch7.t7file import T7Tensor, TorchObject
+from convertmodel.readers.torchnn import emit
+from convertmodel.readers.torchnn.activity import Act
+from convertmodel.readers.torchnn.tensors import view
 from convertmodel.registry import Registry
 
 _REQUIRED = object()

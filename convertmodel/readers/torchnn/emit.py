@@ -1,4 +1,4 @@
-"""IR emitters shared by the BigDL and Torch7 readers (both speak Torch's ``nn`` module semantics).
+"""IR emitters of Torch ``nn`` layers, shared by the BigDL and Torch7 readers (BigDL's layers are Torch's).
 
 Each function adds the nodes of one layer to a :class:`~convertmodel.ir.builder.TypedBuilder`
 and returns the output value. NHWC layers are wrapped in transposes to the IR's NCHW.
