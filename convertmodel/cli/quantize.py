@@ -23,6 +23,7 @@ from convertmodel.cli.common import (
     shows_progress,
     threads_option,
 )
+from convertmodel.cli.levels import check_levels_args, levels_options
 from convertmodel.fsutil import refuse_overwrite
 
 
@@ -54,6 +55,7 @@ def _fp32_bytes(graph: Any) -> int:
     help="With --calib: the budget only counts as met with at least this share of the int8 weights left int8 "
     "(else exit 6); 0 accepts any fallback.",
 )
+@levels_options
 @threads_option
 @reader_options
 def command(
@@ -69,6 +71,8 @@ def command(
     preset_name: str | None,
     threads: int,
     min_int8: float = 0.5,
+    levels_mode: str = "uniform",
+    sqnr_floor: float | None = None,
 ) -> None:
     """Quantize a model to int8 and write it as .q8.
 
@@ -80,6 +84,7 @@ def command(
     convertmodel quantize vgg16.onnx --out vgg16.q8
     convertmodel quantize net.caffemodel --out net.q8 --exclude fc8 --compat bigdl
     convertmodel quantize lenet5.onnx --out lenet5.q8 --calib t10k-images-idx3-ubyte.gz --max-drop 0.1
+    convertmodel quantize lenet5.onnx --out lenet5.q8 --calib t10k-images-idx3-ubyte.gz --levels auto
 
     With --calib the best model found is always written, and the exit code is 6 when even that
     misses the budget (the report says which layers fell back and what it cost).
@@ -90,10 +95,18 @@ def command(
             ".q8 or .bigdl",
             param_hint="--out",
         )
-    if (calib is None) != (max_drop is None):
+    check_levels_args(levels_mode, sqnr_floor, calib, compat, input_levels)
+    if levels_mode != "auto" and (calib is None) != (max_drop is None):
         raise click.BadParameter("--calib and --max-drop go together", param_hint="--calib/--max-drop")
     refuse_overwrite(dst, [src, prototxt, calib, calib_labels], "quantized model")
     qopts = make_quantize_options(exclude, compat, input_levels)
+    if levels_mode == "auto" and calib is not None:
+        from convertmodel.cli.levels import auto_levels_quantize
+
+        auto_levels_quantize(
+            src, dst, prototxt, qopts, calib, calib_labels, preset_name, max_drop, sqnr_floor, threads, min_int8
+        )
+        return
     if calib is not None and max_drop is not None:
         from convertmodel.cli.verify import calibrated_quantize
 
