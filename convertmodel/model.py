@@ -93,6 +93,7 @@ class Model:
         compat: str | None = None,
         input_levels: int | None = None,
         progress: Callable[[int, int, str], None] | None = None,
+        quantize_depthwise: bool | None = None,
     ) -> Model:
         """An int8 copy of this model (see :func:`convertmodel.passes.quantize.quantize_graph`).
 
@@ -103,7 +104,11 @@ class Model:
         from convertmodel.quant.options import QuantizeOptions
 
         fields = QuantizeOptions(
-            tuple(exclude) if not isinstance(exclude, str) else (exclude,), tuple(fp32_layers), compat, input_levels
+            tuple(exclude) if not isinstance(exclude, str) else (exclude,),
+            tuple(fp32_layers),
+            compat,
+            input_levels,
+            quantize_depthwise=quantize_depthwise,
         )
         if options is None:
             options = fields

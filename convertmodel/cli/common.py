@@ -221,7 +221,15 @@ def threads_option(fn: F) -> F:
 
 
 def quantize_options(fn: F) -> F:
-    """``--exclude``, ``--compat``, ``--input-levels``: what :class:`QuantizeOptions` holds."""
+    """``--exclude``, ``--compat``, ``--input-levels``, ``--quantize-depthwise``: what :class:`QuantizeOptions` holds."""
+    fn = click.option(  # not a command parameter: kept in ctx.meta for make_quantize_options
+        "--quantize-depthwise/--no-quantize-depthwise",
+        default=None,
+        expose_value=False,
+        callback=lambda ctx, _param, value: ctx.meta.__setitem__("quantize_depthwise", value),
+        help="Quantize depthwise convolutions (C/G = 1) too; by default they stay fp32, where they run faster "
+        "(quantized with --compat bigdl).",
+    )(fn)
     fn = click.option(
         "--input-levels",
         type=click.IntRange(1, 255),
@@ -244,9 +252,12 @@ def quantize_options(fn: F) -> F:
 
 
 def make_quantize_options(exclude: tuple[str, ...], compat: str | None, input_levels: int | None) -> Any:
+    """The command's :class:`QuantizeOptions` (``--quantize-depthwise`` comes from the click context)."""
     from convertmodel.quant.options import QuantizeOptions
 
-    return QuantizeOptions(exclude=exclude, compat=compat, input_levels=input_levels)
+    ctx = click.get_current_context(silent=True)
+    depthwise = ctx.meta.get("quantize_depthwise") if ctx is not None else None
+    return QuantizeOptions(exclude=exclude, compat=compat, input_levels=input_levels, quantize_depthwise=depthwise)
 
 
 def model_bytes(path: str) -> int:

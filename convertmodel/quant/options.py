@@ -69,7 +69,10 @@ class QuantizeOptions:
     accuracy-aware fallback chooses; no glob escaping). ``compat="bigdl"``: BigDL 0.3's numerics
     (127 input levels, weights re-quantized to 64 levels). ``input_levels``: L of the input windows
     (default 255, or 127 with compat). ``layer_levels``: per-layer :class:`Levels` by pattern (first
-    match wins) for layers that differ from the model-wide default.
+    match wins) for layers that differ from the model-wide default. ``quantize_depthwise``: quantize
+    depthwise convolutions (C/G = 1) too; None (the default) keeps them fp32, where they run faster
+    than the int8 kernel (docs/quantization.md section 10), except with ``compat="bigdl"`` (BigDL
+    quantized them).
     """
 
     exclude: tuple[str, ...] = ()
@@ -77,6 +80,7 @@ class QuantizeOptions:
     compat: str | None = None
     input_levels: int | None = None
     layer_levels: tuple[tuple[str, Levels], ...] = ()
+    quantize_depthwise: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude", parse_patterns(self.exclude))
@@ -95,6 +99,12 @@ class QuantizeOptions:
             default_in if self.input_levels is None else int(self.input_levels),
             BIGDL_WEIGHT_LEVELS if bigdl else WEIGHT_LEVELS,
         )
+
+    @property
+    def keeps_depthwise(self) -> bool:
+        """Whether depthwise convolutions stay fp32 (``quantize_depthwise``, else not with compat)."""
+        q = self.quantize_depthwise
+        return not (self.compat == "bigdl" if q is None else bool(q))
 
     def levels_for(self, layer: str) -> Levels:
         for pattern, lv in self.layer_levels:

@@ -7,7 +7,8 @@ contract). Everything else stays fp32 and gets the reason recorded. The steps:
 
 1. **fold**: BatchNormalization and ChannelAffine into the preceding layer (passes/fold_bn.py);
 2. **plan**: each node with a rule (rules_linear.py, ``@quant_rule``) gets a :class:`Plan` or the
-   reason it stays fp32; layers the options keep fp32 are not asked;
+   reason it stays fp32; layers the options keep fp32 are not asked; depthwise convolutions (C/G = 1)
+   stay fp32 unless ``QuantizeOptions.quantize_depthwise`` (or compat mode) asks for them;
 3. **fuse**: a Relu that is the only consumer of a planned layer's output joins it (``activation``);
 4. **rewrite**: planned layers become int8 ops with their quantized weights;
 5. **record**: the decisions as a :class:`~convertmodel.quant.options.QuantizationInfo` in
@@ -40,7 +41,16 @@ from convertmodel.quant.options import (
 )
 from convertmodel.quant.scheme import WEIGHT_LEVELS, bigdl_compat_requantize, quantize_weight_rows
 
-__all__ = ["RULES", "Plan", "ProgressFn", "QuantizeOptions", "quant_rule", "quantize_graph"]
+__all__ = [
+    "DEPTHWISE_KEPT",
+    "RULES",
+    "Plan",
+    "ProgressFn",
+    "QuantizeOptions",
+    "is_depthwise",
+    "quant_rule",
+    "quantize_graph",
+]
 
 #: Called after each layer is quantized: (layers done, layers to do, node name).
 ProgressFn = Callable[[int, int, str], None]
@@ -68,6 +78,24 @@ class _Rewrite:
         return name
 
 
+#: The reason a depthwise convolution stays fp32 by default (docs/quantization.md section 10).
+DEPTHWISE_KEPT = "depthwise (C/G = 1): faster in fp32 than as int8 windows (--quantize-depthwise quantizes it)"
+
+
+def is_depthwise(g: Graph, p: Plan) -> bool:
+    """A planned QConv with one input channel per group and more than one group (C/G = 1)."""
+    w = g.constants.get(p.node.inputs[1])
+    group = p.attrs.get("group", 1)
+    return (
+        p.op_type == "QConv"
+        and w is not None
+        and w.ndim == 4
+        and w.shape[1] == 1
+        and isinstance(group, int)
+        and group > 1
+    )
+
+
 def plan(
     g: Graph, opts: QuantizeOptions, original: dict[str, str] | None = None
 ) -> tuple[dict[str, Plan], dict[str, KeptLayer]]:
@@ -85,6 +113,8 @@ def plan(
         types = (n.op_type, orig[n.name]) if orig.get(n.name, n.op_type) != n.op_type else (n.op_type,)
         why = opts.kept_because(n.name, *types)
         res = why if why is not None else rule(g, n)
+        if isinstance(res, Plan) and opts.keeps_depthwise and is_depthwise(g, res):
+            res = DEPTHWISE_KEPT
         if isinstance(res, str):
             kept[n.name] = KeptLayer(n.op_type, res)
         else:
