@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import pytest
 
@@ -178,6 +179,28 @@ def test_cli_verify_spark_report_and_gate_exit_code(spark, lenet_pair, tmp_path,
     assert dist == local and local["data"]["samples"] == 1000
     assert eng_l == {"name": "local"} and eng_s["name"] == "spark" and eng_s["partitions"] == 5
     assert eng_s["task_attempts_failed"] == 1 and "1 failed task attempt(s) retried" in out_s
+    # progress with rate on stderr (off a terminal: a line per quarter and the end), as for the local engine
+    assert re.search(r"^verify fp32 vs int8 \(spark\): 1000/1000 in [\d.]+ s \([\d.]+/s\)$", err_s, re.M), err_s
+    assert re.search(r"^verify fp32 vs int8 \(local\): 1000/1000 in [\d.]+ s \([\d.]+/s\)$", err_l, re.M), err_l
+
+
+def test_progress_reports_samples_while_the_job_runs(spark):
+    """The driver polls the tasks' samples-done accumulator while the job runs, not only at its end: four
+    partitions of one slow batch on two task slots finish in two waves, and the count between them is seen."""
+    import time
+
+    from convertmodel.engines import Job
+
+    def slow_batch(_models, batch):
+        time.sleep(0.6)
+        return {"n": [1] * len(batch.ids)}, {}
+
+    job = Job({}, functools.partial(open_dataset, SUBSET_IMAGES), preset("fmnist"), 10, 40, slow_batch)
+    seen: list[tuple[int, int]] = []
+    results = SparkEngine(session=spark, partitions=4).run(job, lambda d, n: seen.append((d, n)))
+    assert [r.start for r in results] == [0, 10, 20, 30] and seen[-1] == (40, 40)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and any(0 < d < 40 for d in done), seen
 
 
 def test_cli_predict_parquet_with_an_unreadable_image(spark, lenet_pair, tmp_path, capsys):
