@@ -77,6 +77,22 @@ def run(m: Any, x: np.ndarray, threads: int = 1, batch: int = 500) -> tuple[np.n
     return np.concatenate(out).reshape(len(x), -1), time.thread_time() - t0
 
 
+def alternating(models: dict[str, Any], x: np.ndarray, isa_name: str, rounds: int, batch: int) -> dict[str, float]:
+    """Median thread CPU seconds of one pass over ``x`` per model, the models run in turn ``rounds`` times
+    with one ISA path forced (a shared machine's noise falls on every model alike)."""
+    from convertmodel.runtime import native
+
+    os.environ[native.ISA_ENV] = isa_name
+    try:
+        times: dict[str, list[float]] = {k: [] for k in models}
+        for _ in range(rounds):
+            for k, q in models.items():
+                times[k].append(run(q, x, batch=batch)[1])
+    finally:
+        os.environ.pop(native.ISA_ENV, None)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def options(levels: dict[str, tuple[int, int]] | tuple[int, int]) -> QuantizeOptions:
     if isinstance(levels, tuple):
         return QuantizeOptions(layer_levels=(("*", Levels(*levels)),))
@@ -147,9 +163,8 @@ def bench_net(
     floors: list[float],
     calib: int,
     peers: bool = True,
+    rounds: int = 3,
 ) -> dict[str, Any]:
-    from convertmodel.runtime import native
-
     path = os.path.join(FIX, f"{net}.onnx")
     fp32 = convertmodel.load(path)
     ref, t32 = run(logits_model(fp32), x)
@@ -159,19 +174,18 @@ def bench_net(
     searches: dict[str, Any] = {}
     for f in floors:
         all_schemes[f"auto {f:g} dB"], searches[f"auto {f:g} dB"] = auto_levels(fp32, f, calib)
+    qs = {name: logits_model(fp32.quantize(options(lv))) for name, lv in all_schemes.items()}
     for name, lv in all_schemes.items():
-        q = logits_model(fp32.quantize(options(lv)))
-        got, _ = run(q, x)
+        got, _ = run(qs[name], x)
         r: dict[str, Any] = dict(metrics(ref, got, labels))
         r["drop_pp"] = base - r["top1"]
-        for isa_name in isas:
-            os.environ[native.ISA_ENV] = isa_name
-            r[f"cpu_s_{isa_name}"] = round(min(run(q, x)[1] for _ in range(2)), 3)
-        os.environ.pop(native.ISA_ENV, None)
         if name in searches:
             r["levels"] = {k: f"{a}x{b}" for k, (a, b) in lv.items()}
             r["search"] = searches[name]
         out["schemes"][name] = r
+    for isa_name in isas:
+        for name, t in alternating(qs, x, isa_name, rounds, 500).items():
+            out["schemes"][name][f"cpu_s_{isa_name}"] = round(t, 3)
     if not peers:
         return out
     probs = next(iter(fp32.executor(None, 1).run({"image": x}).values()))
@@ -235,7 +249,7 @@ def real_models(names: list[str], n_images: int) -> dict[str, Any]:
     return out
 
 
-def real_auto(name: str, floors: list[float], isas: list[str], tmp: str) -> dict[str, Any]:
+def real_auto(name: str, floors: list[float], isas: list[str], tmp: str, rounds: int = 3) -> dict[str, Any]:
     """``--levels auto`` on a real model: calibrated on the first ten bundled photographs and their mirror
     images, measured (against fp32: top-1 agreement, cosine, SQNR of the logits) on the other photographs
     and their mirrors; AVX2 CPU time per image at batch 1, next to uniform 255x127, 127x127 and 127x64."""
@@ -244,7 +258,6 @@ def real_auto(name: str, floors: list[float], isas: list[str], tmp: str) -> dict
 
     from convertmodel.data.datasets import open_dataset, write_idx
     from convertmodel.data.preprocess import Preprocess
-    from convertmodel.runtime import native
     from convertmodel.verify.levels import choose_levels
     from convertmodel.verify.runner import VerifyOptions
 
@@ -270,18 +283,17 @@ def real_auto(name: str, floors: list[float], isas: list[str], tmp: str) -> dict
         r = choose_levels(fp32, open_dataset(path), pre, VerifyOptions(batch_size=4, threads=1), 0.1, floor_db=f)
         searches[f"auto {f:g} dB"] = dict(r.as_dict(), search_seconds=round(time.perf_counter() - t0, 1))
         all_schemes[f"auto {f:g} dB"] = {k: (v.input, v.weight) for k, v in r.layer_levels.items()}
+    qs = {sch: fp32.quantize(options(lv)) for sch, lv in all_schemes.items()}
+    times = {i: alternating(qs, x[:4], i, rounds, 1) for i in isas}
     for sch, lv in all_schemes.items():
-        q = fp32.quantize(options(lv))
-        got, _ = run(q, x, batch=1)
+        got, _ = run(qs[sch], x, batch=1)
         res: dict[str, Any] = {
             "agreement": float(np.mean(got.argmax(1) == ref.argmax(1)) * 100),
             "cosine_min": float(min(cosine(a, b) for a, b in zip(ref, got, strict=True))),
             "sqnr_db": float(sqnr_db(ref, got)),
         }
         for isa_name in isas:
-            os.environ[native.ISA_ENV] = isa_name
-            res[f"cpu_ms_{isa_name}"] = round(1000 * min(run(q, x[:4], batch=1)[1] for _ in range(2)) / 4, 1)
-        os.environ.pop(native.ISA_ENV, None)
+            res[f"cpu_ms_{isa_name}"] = round(1000 * times[isa_name][sch] / 4, 1)
         if sch in searches:
             res["levels"] = {k: f"{a}x{b}" for k, (a, b) in lv.items()}
             res["search"] = searches[sch]
@@ -304,6 +316,7 @@ def main() -> None:
     ap.add_argument("--schemes", default=",".join(SCHEMES), help="uniform schemes to measure")
     ap.add_argument("--floors", default="", help="also `--levels auto` at these per-layer SQNR floors (dB)")
     ap.add_argument("--calib", type=int, default=2048, help="training images --levels auto calibrates on")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (median)")
     ap.add_argument("--no-peers", action="store_true", help="skip onnxruntime's static int8")
     ap.add_argument(
         "--real", default="", help="real models of scripts/accuracy_real_models.py instead (comma-separated)"
@@ -318,7 +331,7 @@ def main() -> None:
 
         isas = [i for i in args.isas.split(",") if i] or [i for i in native.available_isas() if i != "portable"]
         with tempfile.TemporaryDirectory() as tmp:
-            res = real_auto(args.real_auto, [float(f) for f in args.floors.split(",") if f], isas, tmp)
+            res = real_auto(args.real_auto, [float(f) for f in args.floors.split(",") if f], isas, tmp, args.rounds)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=2, sort_keys=True)
@@ -339,7 +352,7 @@ def main() -> None:
     schemes = [k for k in args.schemes.split(",") if k]
     floors = [float(f) for f in args.floors.split(",") if f]
     for net in args.nets.split(","):
-        res[net] = r = bench_net(net, x, labels, isas, schemes, floors, args.calib, not args.no_peers)
+        res[net] = r = bench_net(net, x, labels, isas, schemes, floors, args.calib, not args.no_peers, args.rounds)
         print(f"{net}: fp32 top-1 {r['fp32_top1']:.2f}%")
         for name, s in r["schemes"].items():
             extra = " ".join(f"{k[6:]} {v:.2f}s" for k, v in s.items() if k.startswith("cpu_s_"))

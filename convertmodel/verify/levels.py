@@ -18,6 +18,7 @@ The chosen levels go to ``QuantizeOptions.layer_levels`` by exact layer name and
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,12 +67,18 @@ def check_auto_options(q: QuantizeOptions) -> None:
 class _Acc:
     signal: float = 0.0
     noise: float = 0.0
+    samples: int = 0
+
+    def sqnr_db(self) -> float:
+        """-inf for a layer never measured (it then stays at the widest rung)."""
+        return sqnr_from_sums(self.signal, self.noise) if self.samples else -math.inf
 
     def add(self, ref: np.ndarray, got: np.ndarray) -> None:
         r = ref.astype(np.float64).ravel()
         d = r - np.asarray(got, np.float64).ravel()
         self.signal += float(r @ r)
         self.noise += float(d @ d)
+        self.samples += 1
 
 
 def _single_node(g: Graph, node: Any) -> Graph:
@@ -100,46 +107,59 @@ def layer_sensitivity(
     has no value of the same name in the fp32 graph are left out (nothing to compare against).
     """
     from convertmodel.runtime.executor import Executor
+    from convertmodel.runtime.registry import BACKENDS
 
     rungs = [fp32.quantize(replace(base, layer_levels=(("*", lv),))) for lv in ladder]
     g32 = fp32.graph
     values32 = {i.name for i in g32.inputs} | {o for n in g32.nodes for o in n.outputs if o}
     layers = [n for n in quantized_nodes(rungs[0].graph) if n.inputs[0] in values32 and n.outputs[0] in values32]
-    backends = opts.backends or ("native", "ref")
+    backends = opts.backends or BACKENDS
     execs = {
         n.name: [Executor(_single_node(q.graph, q.graph.node(n.name)), backends, opts.threads) for q in rungs]
         for n in layers
     }
-    want = {v for n in layers for v in (n.inputs[0], n.outputs[0])}
     acc = {n.name: [_Acc() for _ in ladder] for n in layers}
+    uses: dict[str, int] = {}  # layers (of this batch, still to run) reading each fp32 value
+    by_output: dict[str, list[Any]] = {}
+    for n in layers:
+        uses[n.inputs[0]] = uses.get(n.inputs[0], 0) + 1
+        by_output.setdefault(n.outputs[0], []).append(n)
     ex32 = Executor(g32, backends, opts.threads)
     in32 = g32.inputs[0].name
-    saved: dict[str, np.ndarray] = {}
+    inputs: dict[str, np.ndarray] = {}
+    left: dict[str, int] = {}
+
+    def evaluate(n: Any, ref: np.ndarray) -> None:
+        """Each rung of layer ``n`` on its fp32 input, against its fp32 output, as soon as both exist
+        (only the inputs still to be read are kept, not a whole batch of activations)."""
+        xin = inputs.get(n.inputs[0])
+        if xin is None:
+            return
+        for k, ex in enumerate(execs[n.name]):
+            got = next(iter(ex.run({n.inputs[0]: xin}).values()))
+            if got.shape == ref.shape:
+                acc[n.name][k].add(ref, got)
+        left[n.inputs[0]] -= 1
+        if not left[n.inputs[0]]:
+            del inputs[n.inputs[0]]
 
     def hook(node: Any, outs: list[np.ndarray], seconds: float) -> None:
         for name, val in zip(node.outputs, outs, strict=False):
-            if name in want:
-                saved[name] = val
+            if name in uses:
+                inputs[name] = val
+            for n in by_output.get(name, ()):
+                evaluate(n, val)
 
     limit = min(samples, len(dataset)) if opts.limit is None else min(samples, opts.limit, len(dataset))
     for b in dataset.batches(opts.batch_size, pre, limit):
-        saved.clear()
         x = np.asarray(b.x)
-        if in32 in want:
-            saved[in32] = x
+        inputs.clear()
+        left.clear()
+        left.update(uses)
+        if in32 in uses:
+            inputs[in32] = x
         ex32.run({in32: x}, hook=hook)
-        for n in layers:
-            xin, ref = saved.get(n.inputs[0]), saved.get(n.outputs[0])
-            if xin is None or ref is None:
-                continue
-            for k, ex in enumerate(execs[n.name]):
-                got = next(iter(ex.run({n.inputs[0]: xin}).values()))
-                if got.shape == ref.shape:
-                    acc[n.name][k].add(ref, got)
-    return [
-        {"layer": n.name, "op": n.op_type, "sqnr_db": [sqnr_from_sums(a.signal, a.noise) for a in acc[n.name]]}
-        for n in layers
-    ]
+    return [{"layer": n.name, "op": n.op_type, "sqnr_db": [a.sqnr_db() for a in acc[n.name]]} for n in layers]
 
 
 def promotion_order(sens: list[dict[str, Any]], start: dict[str, int], top: int) -> list[str]:
