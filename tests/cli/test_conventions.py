@@ -319,3 +319,19 @@ def test_progress_off_a_terminal_is_a_few_summary_lines(capsys: Any) -> None:
     assert code == 0 and 2 <= len(lines) <= 5, err
     assert lines[-1].startswith("verify fp32 vs int8 (local): 1000/1000 in ") and "/s)" in lines[-1]
     assert "\n\n" not in err
+
+
+def test_every_command_takes_the_reader_options() -> None:
+    """README: every command takes --input-shape (and the TensorFlow reader options): bench once lacked them."""
+    import importlib
+
+    from convertmodel.cli.main import COMMANDS
+
+    missing = {}
+    for name, (module, _) in COMMANDS.items():
+        cmd = importlib.import_module(module).command
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        lacking = {"--input-shape", "--tf-inputs", "--tf-outputs", "--signature"} - opts
+        if lacking:
+            missing[name] = sorted(lacking)
+    assert not missing, missing
