@@ -40,7 +40,7 @@ def levels_options(fn: F) -> F:
 
 
 def check_levels_args(
-    mode: str, floor: float | None, calib: str | None, compat: str | None, input_levels: int | None
+    mode: str, floor: float | None, calib: str | None, compat: str | None, input_levels: int | None, dst: str = ""
 ) -> None:
     """UsageError (exit 2) for contradictory or incomplete --levels arguments, before any work."""
     if mode != "auto":
@@ -60,6 +60,12 @@ def check_levels_args(
         raise click.BadParameter(
             f"--levels auto picks each layer's levels, --input-levels {input_levels} fixes them: drop one",
             param_hint="--levels/--input-levels",
+        )
+    if dst.lower().endswith(".bigdl"):
+        raise click.BadParameter(
+            f"{dst}: BigDL runs every layer at its own 127x64 levels, so per-layer levels cannot be kept in a "
+            ".bigdl file; write a .q8",
+            param_hint="--levels/--out",
         )
 
 

@@ -95,7 +95,7 @@ def command(
             ".q8 or .bigdl",
             param_hint="--out",
         )
-    check_levels_args(levels_mode, sqnr_floor, calib, compat, input_levels)
+    check_levels_args(levels_mode, sqnr_floor, calib, compat, input_levels, dst)
     if levels_mode != "auto" and (calib is None) != (max_drop is None):
         raise click.BadParameter("--calib and --max-drop go together", param_hint="--calib/--max-drop")
     refuse_overwrite(dst, [src, prototxt, calib, calib_labels], "quantized model")

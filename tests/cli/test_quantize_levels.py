@@ -38,6 +38,13 @@ def test_contradictions_are_usage_errors(tmp_path, capsys, extra, word):
     assert not os.path.exists(out)
 
 
+def test_auto_writes_q8_only(tmp_path, capsys):
+    out = os.path.join(str(tmp_path), "x.bigdl")
+    code, _, err = run_cli(_auto(out, "--levels", "auto"), capsys)
+    assert code == errors.EXIT_USAGE and ".q8" in err
+    assert not os.path.exists(out)
+
+
 def test_auto_needs_calib(tmp_path, capsys):
     out = os.path.join(str(tmp_path), "x.q8")
     code, _, err = run_cli(["quantize", fixture_model("lenet5"), "--out", out, "--levels", "auto"], capsys)
