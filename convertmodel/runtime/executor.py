@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,11 @@ from convertmodel.runtime.threads import resolve_threads
 
 #: Called after each node with (node, outputs, seconds); used by per-layer reports.
 NodeHook = Callable[[Node, list[np.ndarray], float], None]
+
+#: Ops whose output is their first input reshaped (a view where numpy can): with the other inputs constant,
+#: the output shape depends on the input shape only, so it is computed (and checked) once per input shape.
+_VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+_VIEW_MEMO = 16  # input shapes remembered per node (batch sizes seen)
 
 
 @dataclass
@@ -85,6 +91,54 @@ def _fuse(graph: Graph, steps: list[_Step], threads: int) -> tuple[list[_Step], 
     return fused, away
 
 
+def _view_kernel(fn: KernelFn) -> KernelFn:
+    """``fn`` (a reshape-like kernel, constant extra inputs) with its output shape memoised per input shape:
+    the first call per shape runs ``fn`` (its checks and errors included), later ones only ``x.reshape``."""
+    memo: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def run(ctx: KernelContext, x: np.ndarray, *rest: Any) -> Any:
+        shape = memo.get(x.shape)
+        if shape is not None:
+            return x.reshape(shape)
+        y = fn(ctx, x, *rest)
+        if isinstance(y, np.ndarray) and y.size == x.size and len(memo) < _VIEW_MEMO:
+            memo[x.shape] = y.shape
+        return y
+
+    return run
+
+
+#: One step of the compiled plan: (kernel, context, the one non-constant input when it is the first and the
+#: others are constants, else None; the arguments with constants bound and None for the rest; (position,
+#: value) of the non-constant ones; fused keyword inputs; output names; values to drop after the step).
+_Compiled = tuple[
+    KernelFn,
+    KernelContext,
+    "str | None",
+    tuple[Any, ...],
+    tuple[tuple[int, str], ...],
+    tuple[tuple[str, str], ...],
+    tuple[str, ...],
+    tuple[str, ...],
+]
+
+
+def _compile(graph: Graph, steps: list[_Step]) -> list[_Compiled]:
+    """The fast plan as flat tuples: constant inputs bound once, reshape-like nodes memoised, frees final."""
+    fed = {i.name for i in graph.inputs}  # a graph input overrides a constant of the same name
+    consts = {k: v for k, v in graph.constants.items() if k not in fed}
+    out: list[_Compiled] = []
+    for s in steps:
+        args = tuple(consts.get(i) if i else None for i in s.node.inputs)
+        dyn = tuple((k, i) for k, i in enumerate(s.node.inputs) if i and i not in consts)
+        fn = s.fn
+        first = dyn[0][1] if len(dyn) == 1 and dyn[0][0] == 0 and not s.extra else None
+        if first is not None and s.node.op_type in _VIEW_OPS and s.node.domain == "" and len(s.outputs) == 1:
+            fn = _view_kernel(fn)
+        out.append((fn, s.ctx, first, args[1:] if first is not None else args, dyn, s.extra, s.outputs, s.free_after))
+    return out
+
+
 class Executor:
     """Plans a graph once (kernel choice, attribute resolution, buffer lifetimes), then runs it."""
 
@@ -119,6 +173,10 @@ class Executor:
         _set_frees(self._fast, keep)
         self._defined = {i.name for i in graph.inputs} | set(graph.constants)
         self._defined.update(o for s in steps for o in s.node.outputs if o)
+        # run() without a hook or named outputs: flat tuples, constants bound, graph outputs never freed.
+        self._compiled = _compile(graph, self._fast)
+        self._feeds = [(vi.name, np.dtype(vi.type.dtype), vi.type.shape) for vi in graph.inputs]
+        self._outputs = [o.name for o in graph.outputs]
 
     def backend_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -130,6 +188,8 @@ class Executor:
         self, feeds: Mapping[str, np.ndarray], hook: NodeHook | None = None, outputs: list[str] | None = None
     ) -> dict[str, np.ndarray]:
         """Run the graph; ``outputs`` may name any values, intermediates included (kept, not freed)."""
+        if hook is None and not outputs:
+            return self._run_compiled(feeds)
         wanted = outputs or [o.name for o in self.graph.outputs]
         unknown = [w for w in wanted if w not in self._defined]
         if unknown:
@@ -167,6 +227,48 @@ class Executor:
                 if v not in keep:
                     env.pop(v, None)
         return {k: env[k] for k in wanted}
+
+    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env: dict[str, np.ndarray] = {}
+        for name, dtype, shape in self._feeds:
+            if name not in feeds:
+                vi = next(v for v in self.graph.inputs if v.name == name)
+                raise DataError(f"missing input {name!r} ({vi.type})")
+            arr = feeds[name]
+            if type(arr) is not np.ndarray:
+                arr = np.asarray(arr)
+            if arr.dtype != dtype:
+                arr = arr.astype(dtype)
+            if shape is not None and (
+                arr.ndim != len(shape)
+                or any(isinstance(d, int) and d != a for d, a in zip(shape, arr.shape, strict=True))
+            ):
+                vi = next(v for v in self.graph.inputs if v.name == name)
+                raise DataError(f"input {name!r}: expected shape {vi.type}, got {arr.dtype}{list(arr.shape)}")
+            env[name] = arr
+        return env
+
+    def _run_compiled(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The plan of :meth:`run` for the graph outputs with no hook: per node one kernel call."""
+        env = self._check_feeds(feeds)
+        for fn, ctx, first, args, dyn, extra, outs, frees in self._compiled:
+            if first is not None:
+                res = fn(ctx, env[first], *args)
+            else:
+                call = list(args)
+                for k, name in dyn:
+                    call[k] = env[name]
+                res = fn(ctx, *call, **{k: env[v] for k, v in extra}) if extra else fn(ctx, *call)
+            if isinstance(res, (tuple, list)):
+                for name, val in zip(outs, res, strict=False):
+                    if name:
+                        env[name] = val
+            elif outs[0]:
+                env[outs[0]] = res
+            for v in frees:
+                env.pop(v, None)
+        constants = self.graph.constants
+        return {k: env[k] if k in env else constants[k] for k in self._outputs}
 
 
 def run_graph(

@@ -86,8 +86,8 @@ def _output(ctx: KernelContext) -> np.ndarray | None:
     """Last run's output buffer when nobody else holds it (fresh large arrays cost page zeroing); the
     native code reuses it when its shape fits and allocates otherwise."""
     buf = ctx.cache.get("fp32_out")
-    # References: the cache entry and getrefcount's argument; a third means someone kept it.
-    if buf is not None and sys.getrefcount(buf) == 2:
+    # References: the cache entry, ``buf`` and getrefcount's argument; a fourth means someone kept it.
+    if buf is not None and sys.getrefcount(buf) == 3:
         return buf
     return None
 
