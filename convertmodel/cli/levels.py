@@ -148,9 +148,11 @@ def _print(rep: dict[str, Any]) -> None:
     t.add_column("levels")
     for name in lv["ladder"]:
         t.add_column(f"SQNR {name}", justify="right")
+    fp32 = set(lv["fp32_layers"])
     for layer, row in lv["layers"].items():
         sq = [row["isolated_sqnr_db"][n] for n in lv["ladder"]]
-        t.add_row(layer, row["op"], row["levels"], *(f"{s:.1f} dB" if isinstance(s, float) else str(s) for s in sq))
+        shown = "fp32 (fallback)" if layer in fp32 else row["levels"]
+        t.add_row(layer, row["op"], shown, *(f"{s:.1f} dB" if isinstance(s, float) else str(s) for s in sq))
     c.print(t)
 
 

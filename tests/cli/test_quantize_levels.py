@@ -102,3 +102,20 @@ def test_auto_levels_table(tmp_path, capsys):
     assert "levels per layer" in stdout and "5 at 255x127" in stdout
     info = load(out).quantization
     assert info is not None and not info.layer_levels, "an unreachable floor leaves every layer at the default"
+
+
+@pytest.mark.slow
+def test_missed_budget_falls_back_to_fp32_on_top_of_the_levels(tmp_path, capsys):
+    """A budget no int8 model meets: every layer promoted to 255x127, then the fp32 fallback; exit 6 with the
+    best model written and both searches in the report."""
+    out = os.path.join(str(tmp_path), "auto.q8")
+    code, stdout, err = run_cli(["--json", *_auto(out, "--levels", "auto", "--max-drop", "-50")], capsys)
+    assert code == errors.EXIT_ACCURACY_GATE, err
+    assert os.path.exists(out), "the best model found is written even when the budget is missed"
+    rep = json.loads(stdout)
+    lv, fb = rep["levels"], rep["fallback"]
+    assert not lv["budget_met"] and not fb["budget_met"]
+    assert {r["levels"] for r in lv["layers"].values()} == {"255x127"}
+    assert len(fb["steps"]) > 1 and lv["fp32_layers"] == fb["fp32_layers"]
+    meta = load(out).metadata
+    assert json.loads(meta["fallback_fp32_layers"]) == fb["fp32_layers"]
