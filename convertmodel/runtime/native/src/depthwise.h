@@ -55,6 +55,58 @@ CM_DW_FN void dw_out(float* __restrict o, const float* __restrict acc, const flo
     o[i] = relu ? (y > 0.0f ? y : 0.0f) : y;
   }
 }
+// Mg = 1 (true depthwise), positions [0, n) in strips of kDwV: every step of the passes above for one strip
+// while it is in registers (min/max over the K taps, scale, each tap's codes and its product as they are made,
+// the epilogue), without storing the codes. GCC vector types one register wide in each unit (wider ones are
+// lowered element by element: 12x slower on AVX2) and the same float32 operations in the same order per
+// position as dw_minmax .. dw_out, so the same bits. n must be a multiple of kDwV.
+#if defined(__AVX512F__)
+constexpr int kDwV = 16;
+#elif defined(__AVX__)
+constexpr int kDwV = 8;
+#else
+constexpr int kDwV = 4;
+#endif
+typedef float cm_dwv __attribute__((vector_size(kDwV * sizeof(float))));
+typedef int cm_dwvi __attribute__((vector_size(kDwV * sizeof(int))));
+#define CM_DW_LOAD(v, p) std::memcpy(&(v), (p), sizeof(cm_dwv))  // unaligned; no vector-returning function
+CM_DW_FN void dw_fused(const float* const* __restrict tap, int K, int n, const float* __restrict w, float L,
+                       float ws, float wsum, float b, bool relu, float* __restrict o) {
+  const cm_dwv zero = {}, Lv = zero + L, L1 = zero + (L + 1.0f), half = zero + 0.5f;
+  for (int i0 = 0; i0 < n; i0 += kDwV) {
+    cm_dwv mn, mx, v;
+    CM_DW_LOAD(mn, tap[0] + i0);
+    mx = mn;
+    for (int k = 1; k < K; ++k) {
+      CM_DW_LOAD(v, tap[k] + i0);
+      mn = v < mn ? v : mn;
+      mx = v > mx ? v : mx;
+    }
+    const cm_dwv d = mx - mn;
+    const cm_dwvi lv = mx > mn;
+    const cm_dwv sc = lv ? Lv / d : zero;
+    const cm_dwv rx = lv ? d / Lv : zero;
+    cm_dwv acc = zero;
+    for (int k = 0; k < K; ++k) {
+      CM_DW_LOAD(v, tap[k] + i0);
+      const cm_dwv e = (v - mn) * sc;
+      cm_dwv f = e + half;
+      f = f > zero ? f : zero;
+      f = f < L1 ? f : Lv;
+      cm_dwv q = __builtin_convertvector(__builtin_convertvector(f, cm_dwvi), cm_dwv);
+      q = q < Lv ? q : Lv;
+      q = lv ? q : zero;
+      acc = acc + q * w[k];
+    }
+    const cm_dwv tt = rx * ws;
+    cm_dwv y = acc * tt;
+    y = y + mn * wsum;
+    y = y + b;
+    if (relu) y = y > zero ? y : zero;
+    std::memcpy(o + i0, &y, sizeof y);
+  }
+}
+#undef CM_DW_LOAD
 #undef CM_DW_FN
 
 // Output rows [oh0, oh1) of sample n, group g, as one flat vector of positions. Unit strides: positions
@@ -91,16 +143,43 @@ CM_DW_FN void dw_out(float* __restrict o, const float* __restrict acc, const flo
       for (int oh = oh0; oh < oh1; ++oh) {
         const float* src = xpl + static_cast<size_t>(oh) * jb.sh * jb.Wp + off;
         float* d = dst + static_cast<size_t>(oh - oh0) * OW;
+        if (jb.sw == 2) {  // a constant stride the compiler vectorizes (MobileNet's strided layers)
+          for (int i = 0; i < OW; ++i) d[i] = src[2 * static_cast<size_t>(i)];
+          continue;
+        }
         for (int i = 0; i < OW; ++i) d[i] = src[static_cast<size_t>(i) * jb.sw];
       }
     }
+  float* y = T;  // the output rows of one channel, once the taps are coded (unit strides: they lie in xp)
+  if (Mg == 1) {  // the fused strips; the last np % kDwV positions as one strip of copies (zeros beyond)
+    float* o = jb.out + (static_cast<size_t>(n) * M + g) * jb.OH * OW + static_cast<size_t>(oh0) * OW;
+    float* dst = rw == OW ? o : y;
+    const float* w = wf + static_cast<size_t>(g) * K;
+    const float ws = jb.w_scale[g], wsum = jb.w_sum[g], b = jb.bias ? jb.bias[g] : 0.0f;
+    const int done = np / kDwV * kDwV, nt = np - done;
+    dw_fused(tap, K, done, w, jb.levels, ws, wsum, b, jb.relu, dst);
+    if (nt > 0) {
+      for (int k = 0; k < K; ++k) {
+        float* c = Q + static_cast<size_t>(k) * kDwV;  // Q (K * npa >= K * kDwV floats) is free here
+        std::memcpy(c, tap[k] + done, sizeof(float) * nt);
+        std::memset(c + nt, 0, sizeof(float) * (kDwV - nt));
+        tap[k] = c;
+      }
+      float last[kDwV];
+      dw_fused(tap, K, kDwV, w, jb.levels, ws, wsum, b, jb.relu, last);
+      std::memcpy(dst + done, last, sizeof(float) * nt);
+    }
+    if (rw != OW)
+      for (int r = 0; r < oh1 - oh0; ++r)
+        std::memcpy(o + static_cast<size_t>(r) * OW, y + static_cast<size_t>(r) * rw, sizeof(float) * OW);
+    return;
+  }
   std::memcpy(mn, tap[0], sizeof(float) * np);
   std::memcpy(mx, tap[0], sizeof(float) * np);
   for (int k = 1; k < K; ++k) dw_minmax(tap[k], mn, mx, np);
   dw_scale(mn, mx, s, rx, live, jb.levels, np);
   for (int k = 0; k < K; ++k) dw_codes(tap[k], Q + static_cast<size_t>(k) * npa, mn, s, live, jb.levels, np);
-  float* y = T;  // the taps are no longer needed: the output rows of one channel
-  for (int mi = 0; mi < Mg; ++mi) {
+  for (int mi = 0; mi < Mg; ++mi) {  // a channel multiplier: the codes are shared by Mg output channels
     const int m = g * Mg + mi;
     const float* w = wf + static_cast<size_t>(m) * K;
     std::memset(acc, 0, sizeof(float) * np);
