@@ -143,6 +143,8 @@ class LogProgress:
         if kw.get("description"):
             t["desc"] = kw["description"]
         t["done"] = completed if completed is not None else t["done"] + (advance or 0)
+        if "first" not in t:  # rate and ETA count from the first update (not from a Spark session's start-up)
+            t["first"] = (self._clock(), t["done"])
         total = t["total"]
         if total and t["done"] >= t["next"] * total:
             while t["next"] <= 1.0 and t["done"] >= t["next"] * total:
@@ -150,8 +152,10 @@ class LogProgress:
             self._line(t, final=t["done"] >= total)
 
     def _line(self, t: dict[str, Any], final: bool) -> None:
-        dt = max(self._clock() - t["start"], 1e-9)
-        rate = t["done"] / dt
+        now = self._clock()
+        dt = max(now - t["start"], 1e-9)
+        t1, d1 = t.get("first", (t["start"], 0))
+        rate = (t["done"] - d1) / (now - t1) if t["done"] > d1 and now > t1 else t["done"] / dt
         total = t["total"]
         of = f"/{total:g}" if total else ""
         eta = f", ETA {(total - t['done']) / rate:.0f} s" if total and rate > 0 and not final else ""
