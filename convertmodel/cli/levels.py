@@ -83,7 +83,7 @@ def auto_levels_quantize(
     min_int8: float = 0.5,
 ) -> None:
     """The search, the model saved to ``dst`` (always: the best found), the report, then the gates (exit 6)."""
-    from convertmodel.cli.verify import Where, _fallback_gate, _gate, _report
+    from convertmodel.cli.verify import Where, build_verify_report, fallback_gate, gate
     from convertmodel.runtime.threads import limit_threads
     from convertmodel.verify.inputs import PREPROCESS_KEY, open_verify_data
     from convertmodel.verify.levels import FLOOR_DB, choose_levels
@@ -120,12 +120,12 @@ def auto_levels_quantize(
         fb.file_bytes = os.path.getsize(dst)
         fb.source_bytes = model_bytes(src) if os.path.exists(src) else None
     where = Where(dst, src, data, ds.kind, pre, opts.batch_size, None, budget, False)
-    rep = _report(lr.result, where, model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
+    rep = build_verify_report(lr.result, where, model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
     rep["preprocessing_from"] = pre_from[0]
     rep["levels"] = _json_safe(lr.as_dict())
     finish(rep, _print)
-    _gate(rep, src, data, lr.result, budget, False)
-    _fallback_gate(rep, dst)
+    gate(rep, src, data, lr.result, budget, False)
+    fallback_gate(rep, dst)
 
 
 def _json_safe(d: Any) -> Any:

@@ -219,15 +219,15 @@ def command(
                 result = run_verify(*refs, ds, pre, opts, lambda done, n: bar.update(task, completed=done), engine=eng)
             fb = None
     where = Where(fallback_out or model, ref_path, data, ds.kind, pre, batch_size, limit, max_drop, relative)
-    rep = _report(result, where, int8, fp32, fb, {"load_seconds": t_load, "quantize_seconds": t_quant})
+    rep = build_verify_report(result, where, int8, fp32, fb, {"load_seconds": t_load, "quantize_seconds": t_quant})
     rep["preprocessing_from"] = pre_from[0]
     if ref_info is not None and rep.get("reference"):
         rep["reference"].update(ref_info.to_dict())
     _end(rep)
     if save_preprocessing:
         _store_preprocessing(model, m, pre.to_json())
-    _gate(rep, model, data, result, max_drop, relative)
-    _fallback_gate(rep, fallback_out)
+    gate(rep, model, data, result, max_drop, relative)
+    fallback_gate(rep, fallback_out)
     fail_on_unreadable(result.unreadable, result.samples + len(result.unreadable), data)
 
 
@@ -246,7 +246,9 @@ class Where:
     relative: bool
 
 
-def _report(result: Any, w: Where, int8: Any, fp32: Any, fb: Any, timing: dict[str, float]) -> dict[str, Any]:
+def build_verify_report(
+    result: Any, w: Where, int8: Any, fp32: Any, fb: Any, timing: dict[str, float]
+) -> dict[str, Any]:
     from convertmodel.verify.report import build_report, json_safe
 
     rep = build_report(
@@ -276,7 +278,7 @@ def _end(rep: dict[str, Any]) -> None:
     finish(rep, lambda r: print_report(r, console()))
 
 
-def _gate(rep: dict[str, Any], model: str, data: str, result: Any, max_drop: float | None, relative: bool) -> None:
+def gate(rep: dict[str, Any], model: str, data: str, result: Any, max_drop: float | None, relative: bool) -> None:
     """AccuracyGateError (exit 6) when the report's drop is over budget; after the report was printed."""
     d = rep["drop"]
     if d["passed"] is False:
@@ -288,7 +290,7 @@ def _gate(rep: dict[str, Any], model: str, data: str, result: Any, max_drop: flo
         )
 
 
-def _fallback_gate(rep: dict[str, Any], out: str | None) -> None:
+def fallback_gate(rep: dict[str, Any], out: str | None) -> None:
     """AccuracyGateError (exit 6) when the budget was met only by giving up on int8 (below --min-int8)."""
     fb = rep.get("fallback")
     if fb and fb["budget_met"] and not fb["enough_int8"]:
@@ -359,11 +361,11 @@ def calibrated_quantize(
     with limit_threads(threads):
         fb, result = _fallback(fp32, ds, pre, opts, max_drop, False, qopts, dst, min_int8, src)
     where = Where(dst, src, data, ds.kind, pre, opts.batch_size, None, max_drop, False)
-    rep = _report(result, where, fb.model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
+    rep = build_verify_report(result, where, fb.model, fp32, fb, {"load_seconds": t_load, "quantize_seconds": 0.0})
     rep["preprocessing_from"] = pre_from[0]
     _end(rep)
-    _gate(rep, src, data, result, max_drop, False)
-    _fallback_gate(rep, dst)
+    gate(rep, src, data, result, max_drop, False)
+    fallback_gate(rep, dst)
 
 
 def _store_preprocessing(path: str, model: Any, spec: str) -> None:
