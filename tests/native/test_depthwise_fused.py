@@ -1,7 +1,8 @@
 """The direct int8 depthwise kernel's fused strips (C/G = 1, no channel multiplier: depthwise.h dw_fused) give
 the same bits as its separate passes (the channel-multiplier path), and match the numpy reference, on every
 ISA path this machine has: several row blocks, images smaller than one strip, strides 1 and 2 with output rows
-shorter and longer than a vector, dilation, ReLU, batch > 1, threads 1 and 2."""
+shorter and longer than a vector (stride 2: the phase planes against the gather), dilation, ReLU, batch > 1,
+threads 1 and 2."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ CASES = {
     "s2_long": ((1, 3, 37, 37), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),  # 19 outputs a row
     "s3_dilated": ((1, 2, 20, 23), {"pads": [2, 2, 2, 2], "strides": [3, 3], "dilations": [2, 2]}),
     "s1_5x5": ((1, 4, 17, 9), {"pads": [2, 2, 2, 2], "kernel": [5, 5]}),
+    # stride 2 through the 2 x 2 phase planes: 5x5 over several row blocks (odd padded width), 2x2, and 1x1
+    # (whose planes do not fit where its one tap would: the gather)
+    "s2_5x5_blocks": ((1, 2, 100, 101), {"pads": [2, 2, 2, 2], "strides": [2, 2], "kernel": [5, 5]}),
+    "s2_2x2": ((2, 3, 12, 11), {"strides": [2, 2], "kernel": [2, 2]}),
+    "s2_1x1": ((1, 3, 9, 9), {"strides": [2, 2], "kernel": [1, 1]}),
 }
 
 

@@ -117,10 +117,22 @@ CM_DW_FN void dw_fused(const float* const* __restrict tap, int K, int n, const f
                                          float* scratch) {
   const int K = jb.K, OW = jb.OW, Mg = jb.Mg, M = jb.G * jb.Mg;
   const bool unit = jb.sh == 1 && jb.sw == 1;
-  const int rw = unit ? jb.Wp : OW;  // positions per output row in the flat vector
-  const int np = (oh1 - oh0) * rw;
-  const size_t npa = (static_cast<size_t>(np) + 63) / 64 * 64;
-  float* T = scratch;                             // [K][npa]: gathered taps (strided convolutions)
+  // Stride 2 (Mg = 1, no dilation): the block's padded rows split once into 2 x 2 phase planes of Wq = ceil(Wp
+  // / 2) columns, so that every tap is again one contiguous range (positions oh * Wq + ow, the columns ow >= OW
+  // computed and dropped) instead of a gather per tap and row. Used when the planes fit where the taps would.
+  const int Wq = (jb.Wp + 1) / 2, hq = oh1 - oh0 + (jb.kh - 1) / 2 + 1;  // phase rows a plane holds
+  const size_t pq = static_cast<size_t>(hq) * Wq;                        // floats a phase plane holds
+  bool phase = !unit && Mg == 1 && jb.sh == 2 && jb.sw == 2 && jb.dh == 1 && jb.dw == 1;
+  int rw = unit ? jb.Wp : (phase ? Wq : OW);  // positions per output row in the flat vector
+  int np = (oh1 - oh0) * rw;
+  size_t npa = (static_cast<size_t>(np) + 63) / 64 * 64;
+  if (phase && 4 * pq > static_cast<size_t>(K) * npa) {
+    phase = false;
+    rw = OW;
+    np = (oh1 - oh0) * rw;
+    npa = (static_cast<size_t>(np) + 63) / 64 * 64;
+  }
+  float* T = scratch;                             // [K][npa]: gathered taps (strided convolutions), or phases
   float* Q = T + static_cast<size_t>(K) * npa;    // [K][npa]: codes
   float* mn = Q + static_cast<size_t>(K) * npa;
   float* mx = mn + npa;
@@ -130,8 +142,25 @@ CM_DW_FN void dw_fused(const float* const* __restrict tap, int K, int n, const f
   float* acc = live + npa;
   const float* xpl = jb.xp + (static_cast<size_t>(n) * jb.C + g) * jb.plane;
   const float* tap[cm::kDwMaxK];
+  if (phase) {
+    for (int a = 0; a < 2; ++a)
+      for (int i = 0; i < hq; ++i) {
+        const int r = 2 * (oh0 + i) + a;  // padded input row; rows past it (only in dropped columns) read 0
+        const float* src = r < jb.Hp ? xpl + static_cast<size_t>(r) * jb.Wp : xpl;
+        for (int b = 0; b < 2; ++b) {
+          float* d = T + (2 * a + b) * pq + static_cast<size_t>(i) * Wq;
+          const int nv = r < jb.Hp ? (jb.Wp - b + 1) / 2 : 0;  // columns 2j + b inside the row
+          for (int j = 0; j < nv; ++j) d[j] = src[2 * static_cast<size_t>(j) + b];
+          for (int j = nv; j < Wq; ++j) d[j] = 0.0f;
+        }
+      }
+    int t = 0;
+    for (int ky = 0; ky < jb.kh; ++ky)
+      for (int kx = 0; kx < jb.kw; ++kx, ++t)
+        tap[t] = T + (2 * (ky & 1) + (kx & 1)) * pq + static_cast<size_t>(ky >> 1) * Wq + (kx >> 1);
+  }
   int t = 0;
-  for (int ky = 0; ky < jb.kh; ++ky)
+  for (int ky = 0; ky < jb.kh && !phase; ++ky)
     for (int kx = 0; kx < jb.kw; ++kx, ++t) {
       const size_t off = static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
       if (unit) {
@@ -143,14 +172,16 @@ CM_DW_FN void dw_fused(const float* const* __restrict tap, int K, int n, const f
       for (int oh = oh0; oh < oh1; ++oh) {
         const float* src = xpl + static_cast<size_t>(oh) * jb.sh * jb.Wp + off;
         float* d = dst + static_cast<size_t>(oh - oh0) * OW;
-        if (jb.sw == 2) {  // a constant stride the compiler vectorizes (MobileNet's strided layers)
+        if (jb.sw == 2) {  // a constant stride the compiler vectorizes
           for (int i = 0; i < OW; ++i) d[i] = src[2 * static_cast<size_t>(i)];
           continue;
         }
         for (int i = 0; i < OW; ++i) d[i] = src[static_cast<size_t>(i) * jb.sw];
       }
     }
-  float* y = T;  // the output rows of one channel, once the taps are coded (unit strides: they lie in xp)
+  // The output rows of one channel: T once the taps are coded (unit strides: they lie in xp); with phases
+  // (Mg = 1: the fused strips use none of the passes' arrays) mn.
+  float* y = phase ? mn : T;
   if (Mg == 1) {  // the fused strips; the last np % kDwV positions as one strip of copies (zeros beyond)
     float* o = jb.out + (static_cast<size_t>(n) * M + g) * jb.OH * OW + static_cast<size_t>(oh0) * OW;
     float* dst = rw == OW ? o : y;
