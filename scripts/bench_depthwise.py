@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--budget", type=float, default=0.02, help="seconds of CPU per timing")
+    ap.add_argument("--budget", type=float, default=0.1, help="seconds of CPU per timing")
     a = ap.parse_args()
     m = convertmodel.load(os.path.expanduser(a.model))
     q_default = m.quantize()
