@@ -183,11 +183,13 @@ def bench_sides(
     batch: int = 1,
     image_size: int = 224,
     input_shapes: Mapping[str, Sequence[Dim]] | None = None,
+    reference_options: Mapping[str, Any] | None = None,
     **read_options: Any,
 ) -> dict[str, Graph]:
     """The graphs to compare for ``model``: a source model and its int8 copy (quantized here), a
     ``zoo:`` topology likewise, or an int8 .q8 alone (with its fp32 ``reference`` when given).
-    ``input_shapes`` replace the declared input shapes of every side (``--input-shape``)."""
+    ``input_shapes`` replace the declared input shapes of every side (``--input-shape``);
+    ``read_options`` go to ``model``'s reader, ``reference_options`` to the reference's."""
     import os
 
     from convertmodel.passes.input_shapes import apply_input_shapes
@@ -203,7 +205,8 @@ def bench_sides(
         graph = load_graph(model, input_shapes=input_shapes, **read_options)
     if not is_quantized(graph):
         return {"fp32": graph, "int8": quantize_graph(graph)}
-    return ({"fp32": load_graph(reference, input_shapes=input_shapes)} if reference else {}) | {"int8": graph}
+    ref = load_graph(reference, input_shapes=input_shapes, **(reference_options or {})) if reference else None
+    return ({"fp32": ref} if ref is not None else {}) | {"int8": graph}
 
 
 def bench(
@@ -219,6 +222,7 @@ def bench(
     image_size: int = 224,
     progress: Callable[[str], None] | None = None,
     against: str | None = None,
+    reference_options: Mapping[str, Any] | None = None,
     **read_options: Any,
 ) -> dict[str, Any]:
     """Benchmark ``model`` (a file or ``zoo:vgg16``) in fp32 and int8; the report ``convertmodel bench`` prints.
@@ -229,7 +233,14 @@ def bench(
         iterations = 10
     if batch < 1 or warmup < 0 or (iterations is not None and iterations < 1) or threads < 0:
         raise UsageError("batch and iterations must be >= 1, warmup and threads >= 0")
-    sides = bench_sides(model, reference=reference, batch=batch, image_size=image_size, **read_options)
+    sides = bench_sides(
+        model,
+        reference=reference,
+        batch=batch,
+        image_size=image_size,
+        reference_options=reference_options,
+        **read_options,
+    )
     import contextlib
 
     with contextlib.ExitStack() as stack:

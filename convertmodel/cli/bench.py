@@ -121,6 +121,10 @@ def command(
         image_size=image_size,
         progress=say,
         against=against,
+        # the TensorFlow flags reach the reference's reader as well (like verify's); --input-shape goes to both
+        reference_options={k: v for k, v in reader_kwargs(reference).items() if k != "input_shapes"}
+        if reference
+        else None,
         **reader_kwargs(model_path, prototxt),
     )
     finish(report, _print)

@@ -10,6 +10,7 @@ import pytest
 
 from convertmodel import errors
 from tests.cli import run_cli
+from tests.helpers import FMNIST
 
 
 @pytest.fixture
@@ -181,3 +182,18 @@ def test_bench_input_shape_fixes_dynamic_dims(
         code, _, err = run_cli(["bench", dynamic_model, "--input-shape", shape, *fast], capsys)
         assert code == errors.EXIT_USAGE and message in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bench_tf_flags_reach_the_reference(tmp_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--tf-inputs of an int8 .q8's TensorFlow --reference go to the reference's reader (as in verify), not
+    only to MODEL's (a .q8 takes none): the shape it gives is the one benchmarked."""
+    import convertmodel
+
+    pb = os.path.join(FMNIST, "lenet5_frozen.pb")
+    q8 = os.path.join(tmp_path, "lenet5_tf.q8")
+    convertmodel.load(pb).quantize().save(q8)
+    fast = ["--iterations", "1", "--warmup", "0", "--threads", "1", "--json"]
+    code, out, err = run_cli(["bench", q8, "--reference", pb, "--tf-inputs", "image:2,28,28,1", *fast], capsys)
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["inputs"] == {"image": [2, 28, 28, 1]} and set(rep["results"]) == {"fp32", "int8"}, rep["inputs"]
