@@ -142,7 +142,9 @@ def _print(rep: dict[str, Any]) -> None:
     c = console()
     print_report(rep, c)
     lv = rep["levels"]
-    t = Table(title=f"levels per layer (floor {lv['floor_db']:g} dB isolated SQNR; {_counts(lv['counts'])})")
+    floor = lv["floor_db"]  # a float, or json_safe's "inf" / "-inf" for an infinite --sqnr-floor
+    floor_text = f"{floor:g}" if isinstance(floor, (int, float)) else str(floor)
+    t = Table(title=f"levels per layer (floor {floor_text} dB isolated SQNR; {_counts(lv['counts'])})")
     t.add_column("layer")
     t.add_column("op")
     t.add_column("levels")

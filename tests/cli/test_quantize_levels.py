@@ -119,3 +119,11 @@ def test_missed_budget_falls_back_to_fp32_on_top_of_the_levels(tmp_path, capsys)
     assert len(fb["steps"]) > 1 and lv["fp32_layers"] == fb["fp32_layers"]
     meta = load(out).metadata
     assert json.loads(meta["fallback_fp32_layers"]) == fb["fp32_layers"]
+
+
+def test_infinite_floor_prints_the_table(tmp_path, capsys):
+    """--sqnr-floor inf (every layer at 255x127) prints its table: the report holds the floor as "inf"."""
+    out = os.path.join(str(tmp_path), "auto.q8")
+    code, stdout, err = run_cli(_auto(out, "--levels", "auto", "--sqnr-floor", "inf"), capsys)
+    assert code == 0, err
+    assert "floor inf dB" in stdout and "5 at 255x127" in stdout and "internal error" not in err
