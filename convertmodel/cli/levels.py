@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -47,6 +48,8 @@ def check_levels_args(
         if floor is not None:
             raise click.BadParameter("--sqnr-floor goes with --levels auto", param_hint="--sqnr-floor")
         return
+    if floor is not None and math.isnan(floor):  # compares false with every SQNR: no floor at all
+        raise click.BadParameter("the floor must be a number of dB (or inf), not nan", param_hint="--sqnr-floor")
     if calib is None:
         raise click.BadParameter(
             "--levels auto measures each layer on data: give --calib DATA", param_hint="--levels/--calib"

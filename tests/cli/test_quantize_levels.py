@@ -28,6 +28,7 @@ def _auto(out: str, *extra: str) -> list[str]:
         (["--levels", "auto", "--compat", "bigdl"], "--compat"),
         (["--levels", "auto", "--input-levels", "127"], "--input-levels"),
         (["--sqnr-floor", "30"], "--sqnr-floor"),
+        (["--levels", "auto", "--sqnr-floor", "nan"], "--sqnr-floor"),
     ],
 )
 def test_contradictions_are_usage_errors(tmp_path, capsys, extra, word):
