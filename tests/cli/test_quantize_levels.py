@@ -71,12 +71,17 @@ def test_auto_levels_end_to_end(tmp_path, capsys):
     assert "fc2/MatMul" not in lv["layers"], "an excluded layer stays fp32, outside the choice"
     names = [f"{a.input}x{a.weight}" for a in LADDER]
     assert sum(lv["counts"].values()) == len(lv["layers"]) == 4
+    chosen = next(s for s in lv["steps"] if s["levels"] == {k: r["levels"] for k, r in lv["layers"].items()})
+    raised = 0
     for row in lv["layers"].values():
         sq = [row["isolated_sqnr_db"][n] for n in names]
-        # Nothing was promoted beyond the floor (budget met at once on these images): fastest rung above it.
-        if not lv["steps"][-1]["promotions"]:
-            want = next((n for n, s in zip(names, sq, strict=True) if s >= FLOOR_DB), names[-1])
+        # Each layer starts at the fastest rung above the floor; the drop gate's promotions only raise it.
+        want = next((n for n, s in zip(names, sq, strict=True) if s >= FLOOR_DB), names[-1])
+        assert names.index(row["levels"]) >= names.index(want), row
+        raised += names.index(row["levels"]) - names.index(want)
+        if not chosen["promotions"]:  # nothing promoted (budget met at once on these images): exactly that rung
             assert row["levels"] == want, row
+    assert raised == chosen["promotions"], (raised, chosen)
     # The .q8 holds the same levels, node by node.
     model = load(out)
     info = QuantizationInfo.of(model.metadata)
