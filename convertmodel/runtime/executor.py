@@ -196,20 +196,7 @@ class Executor:
             raise InvalidModelError(f"graph {self.graph.name!r} has no values named {', '.join(map(repr, unknown))}")
         keep = set(wanted)
         env: dict[str, np.ndarray] = dict(self.graph.constants)
-        for vi in self.graph.inputs:
-            if vi.name not in feeds:
-                raise DataError(f"missing input {vi.name!r} ({vi.type})")
-            arr = np.asarray(feeds[vi.name])
-            if arr.dtype != np.dtype(vi.type.dtype):
-                arr = arr.astype(vi.type.dtype)
-            shape = vi.type.shape
-            if shape is not None:
-                ok = arr.ndim == len(shape) and all(
-                    not isinstance(d, int) or d == a for d, a in zip(shape, arr.shape, strict=True)
-                )
-                if not ok:
-                    raise DataError(f"input {vi.name!r}: expected shape {vi.type}, got {arr.dtype}{list(arr.shape)}")
-            env[vi.name] = arr
+        env.update(self._check_feeds(feeds))  # a graph input overrides a constant of the same name
         steps = self.steps if hook is not None or not keep.isdisjoint(self._fused_away) else self._fast
         for s in steps:
             args = [env[i] if i else None for i in s.node.inputs]
@@ -229,6 +216,8 @@ class Executor:
         return {k: env[k] for k in wanted}
 
     def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The graph inputs from ``feeds``, converted to their dtype; DataError for a missing one or a shape
+        that does not fit its declared one (both run paths)."""
         env: dict[str, np.ndarray] = {}
         for name, dtype, shape in self._feeds:
             if name not in feeds:

@@ -101,3 +101,19 @@ def test_feed_errors_on_the_compiled_path() -> None:
         ex.run({"x": np.zeros((2, 5), np.float32)})
     y = ex.run({"x": [[1, 2, 3, 4], [5, 6, 7, 8]]})  # a list of ints: converted to the input's float32
     assert next(iter(y.values())).dtype == np.float32
+
+
+def test_feed_errors_on_the_per_node_path() -> None:
+    """The hook path checks its feeds with the same code as the compiled plan: the same errors, the same casts."""
+    ex, z = _reshape_graph()
+
+    def hook(node: object, outs: object, secs: float) -> None:
+        return None
+
+    with pytest.raises(DataError, match="missing input 'x'"):
+        ex.run({}, hook=hook)
+    with pytest.raises(DataError, match="expected shape"):
+        ex.run({"x": np.zeros((2, 5), np.float32)}, hook=hook)
+    y = ex.run({"x": [[1, 2, 3, 4], [5, 6, 7, 8]]}, hook=hook)
+    assert y[z].dtype == np.float32
+    np.testing.assert_array_equal(y[z], np.arange(1, 9, dtype=np.float32).reshape(1, 8))
