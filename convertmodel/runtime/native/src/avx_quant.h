@@ -69,3 +69,28 @@ static void dequantize_avx(const int32_t* a, const float* rx, const float* mn, f
     _mm256_storeu_ps(y + r, v);
   }
 }
+
+// The same for n (1..P) rows at any offset: a, rx and mn point at the first row, y at its output. Full vectors,
+// the last one overlapping the previous (it recomputes equal values), and masked loads/stores below 8 rows.
+static inline void dequantize_n_avx(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                                    bool relu, float* y, int n) {
+  const __m256 vws = _mm256_set1_ps(ws), vsum = _mm256_set1_ps(wsum), vb = _mm256_set1_ps(b);
+  const __m256 zero = _mm256_setzero_ps();
+  auto one = [&](__m256 vrx, __m256i va, __m256 vmn) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(va), _mm256_mul_ps(vrx, vws));
+    v = _mm256_add_ps(v, _mm256_mul_ps(vmn, vsum));
+    v = _mm256_add_ps(v, vb);
+    return relu ? _mm256_max_ps(v, zero) : v;
+  };
+  if (n < 8) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(y, m, one(_mm256_maskload_ps(rx, m), _mm256_maskload_epi32(a, m), _mm256_maskload_ps(mn, m)));
+    return;
+  }
+  for (int r = 0;; r += 8) {
+    if (r > n - 8) r = n - 8;
+    _mm256_storeu_ps(y + r, one(_mm256_loadu_ps(rx + r), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + r)),
+                                _mm256_loadu_ps(mn + r)));
+    if (r == n - 8) break;
+  }
+}

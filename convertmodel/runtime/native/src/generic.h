@@ -133,11 +133,54 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   }
 }
 
+[[maybe_unused]] static void dequantize_n_scalar(const int32_t* a, const float* rx, const float* mn, float ws,
+                                                 float wsum, float b, bool relu, float* y, int n) {
+  for (int r = 0; r < n; ++r) {
+    const float t = rx[r] * ws;
+    float v = static_cast<float>(a[r]) * t;
+    v = v + mn[r] * wsum;
+    v = v + b;
+    y[r] = relu ? (v > 0.0f ? v : 0.0f) : v;
+  }
+}
+
 // float(acc) * (r_x * w_scale) + mn * w_sum + B, then ReLU, written straight to the output.
 [[maybe_unused]] static void epilogue(const cm::Job& jb, const int32_t* acc, int n, int g, int r0, int nr, int mbase, int nch,
                      const float* mn, const float* rx) {
   constexpr int P = Isa::PANEL;
   const int M = jb.G * jb.Mg;
+  if (jb.src == cm::RowSource::kConv && !jb.acc) {
+    // The panel's rows as runs of consecutive outputs of a channel plane (the same for every channel): rows
+    // oh * Wp + ow of a padded input keep ow < OW and oh < OH; other conv rows are one run.
+    int seg_r[P + 1], seg_n[P + 1], nseg = 0;
+    size_t seg_o[P + 1];
+    if (jb.xp) {
+      int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp, r = 0;
+      while (r < nr && oh < jb.OH) {
+        const int run = std::min(jb.Wp - ow, nr - r), valid = std::max(0, std::min(run, jb.OW - ow));
+        if (valid > 0) seg_r[nseg] = r, seg_n[nseg] = valid, seg_o[nseg++] = static_cast<size_t>(oh) * jb.OW + ow;
+        r += run;
+        ow = 0, ++oh;
+      }
+    } else {
+      seg_r[0] = 0, seg_n[0] = nr, seg_o[0] = static_cast<size_t>(r0), nseg = 1;
+    }
+    const size_t plane = static_cast<size_t>(jb.OH) * jb.OW;
+    for (int j = 0; j < nch; ++j) {
+      const int m = g * jb.Mg + mbase + j;
+      const int32_t* a = acc + j * P;
+      const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
+      float* o = jb.out + (static_cast<size_t>(n) * M + m) * plane;
+      for (int s = 0; s < nseg; ++s) {
+        const int sr = seg_r[s];
+        if (seg_n[s] == P)
+          Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o + seg_o[s]);
+        else
+          Isa::dequantize_n(a + sr, rx + sr, mn + sr, ws, wsum, b, jb.relu, o + seg_o[s], seg_n[s]);
+      }
+    }
+    return;
+  }
   for (int j = 0; j < nch; ++j) {
     const int m = g * jb.Mg + mbase + j;
     const int32_t* a = acc + j * P;
@@ -147,36 +190,8 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     }
     const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
     alignas(64) float y[P];
-    if (jb.src == cm::RowSource::kConv && jb.xp) {  // rows oh * Wp + ow: keep ow < OW
-      float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.OH * jb.OW;
-      if (jb.Wp == jb.OW && nr == P) {  // no dropped columns (1x1 kernels): straight into the output
-        Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o + r0);
-        continue;
-      }
-      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
-      // Runs of valid columns (ow < OW) of each padded row the panel covers.
-      int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp, r = 0;
-      while (r < nr && oh < jb.OH) {
-        const int run = std::min(jb.Wp - ow, nr - r), valid = std::max(0, std::min(run, jb.OW - ow));
-        float* dst = o + static_cast<size_t>(oh) * jb.OW + ow;
-        for (int i = 0; i < valid; ++i) dst[i] = y[r + i];
-        r += run;
-        ow = 0, ++oh;
-      }
-      continue;
-    }
-    if (jb.src == cm::RowSource::kConv) {
-      float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.rows + r0;
-      if (nr == P) {  // a full panel: straight into the NCHW output
-        Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o);
-        continue;
-      }
-      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
-      for (int r = 0; r < nr; ++r) o[r] = y[r];
-    } else {
-      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
-      for (int r = 0; r < nr; ++r) jb.out[static_cast<size_t>(r0 + r) * M + m] = y[r];
-    }
+    Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
+    for (int r = 0; r < nr; ++r) jb.out[static_cast<size_t>(r0 + r) * M + m] = y[r];
   }
 }
 
@@ -200,6 +215,16 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
                                        up(static_cast<size_t>(Kq) * P * panels * sizeof(uint32_t)));
   float* RX = MN + static_cast<size_t>(panels) * P;
   const float** PTR = reinterpret_cast<const float**>(RX + static_cast<size_t>(panels) * P);
+  // Padded input: the window value of k = (c, ky, kx) of row p is at xp[c][p + ky*dh*Wp + kx*dw], the same
+  // offsets from every panel's first row, so they are computed once per tile (in the pointer buffer).
+  size_t* OFF = reinterpret_cast<size_t*>(PTR);
+  if (jb.src == cm::RowSource::kConv && jb.xp) {
+    int k = 0;
+    for (int c = 0; c < jb.C / jb.G; ++c)
+      for (int ky = 0; ky < jb.kh; ++ky)
+        for (int kx = 0; kx < jb.kw; ++kx)
+          OFF[k++] = c * jb.plane + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
+  }
   for (int pi = 0; pi < panels; ++pi) {
     const int pr0 = r0 + pi * P;
     const int pn = nrows - pi * P < P ? nrows - pi * P : P;
@@ -214,11 +239,6 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
       // channel maps (min over c first, then over the kh x kw taps: exact, min is order-independent).
       const int Cg = jb.C / jb.G;
       const float* xg = jb.xp + (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg) * jb.plane + pr0;
-      int k = 0;
-      for (int c = 0; c < Cg; ++c)
-        for (int ky = 0; ky < jb.kh; ++ky)
-          for (int kx = 0; kx < jb.kw; ++kx)
-            PTR[k++] = xg + c * jb.plane + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
       const size_t mo = (static_cast<size_t>(n) * jb.G + g) * jb.plane + pr0;
       float* mn = MN + pi * P;
       alignas(64) float mx[P];
@@ -234,7 +254,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
             mx[r] = b[r] > mx[r] ? b[r] : mx[r];
           }
         }
-      Isa::quantize_panel([PTR](int kk) { return PTR[kk]; }, jb.K, Kq, jb.levels, Ap, mn, RX + pi * P, mx);
+      Isa::quantize_panel([xg, OFF](int kk) { return xg + OFF[kk]; }, jb.K, Kq, jb.levels, Ap, mn, RX + pi * P, mx);
       continue;
     }
     if (jb.src == cm::RowSource::kConv && direct_panel(jb, pr0, pn)) {
@@ -345,6 +365,41 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   }
   delete[] F;
   delete[] A;
+}
+
+[[maybe_unused]] static void pad_rows_impl(const cm::Job& jb, int n, int g, int hp0, int hp1, float* xp, float* cmin,
+                                           float* cmax) {
+  const int Cg = jb.C / jb.G, H = jb.H, W = jb.W, Wp = jb.Wp, pt = jb.ph, pl = jb.pw;
+  const size_t plane = jb.plane, c0 = static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg;
+  const size_t q0 = static_cast<size_t>(hp0) * Wp, nq = static_cast<size_t>(hp1 - hp0) * Wp;
+  float* __restrict mn = cmin + (static_cast<size_t>(n) * jb.G + g) * plane + q0;
+  float* __restrict mx = cmax + (static_cast<size_t>(n) * jb.G + g) * plane + q0;
+  for (int c = 0; c < Cg; ++c) {
+    float* __restrict dst = xp + (c0 + c) * plane + q0;
+    const float* src = jb.x + (c0 + c) * H * static_cast<size_t>(W);
+    for (int hp = hp0; hp < hp1; ++hp) {
+      float* row = dst + static_cast<size_t>(hp - hp0) * Wp;
+      const int h = hp - pt;
+      if (h < 0 || h >= H) {
+        std::memset(row, 0, sizeof(float) * Wp);
+        continue;
+      }
+      std::memset(row, 0, sizeof(float) * pl);
+      std::memcpy(row + pl, src + static_cast<size_t>(h) * W, sizeof(float) * W);
+      std::memset(row + pl + W, 0, sizeof(float) * (Wp - pl - W));
+    }
+    // The block's maps while it is in L1: min over c = 0, 1, ... in order, as the window minima need.
+    if (c == 0) {
+      std::memcpy(mn, dst, sizeof(float) * nq);
+      std::memcpy(mx, dst, sizeof(float) * nq);
+    } else {
+      for (size_t q = 0; q < nq; ++q) {
+        const float v = dst[q];
+        mn[q] = v < mn[q] ? v : mn[q];
+        mx[q] = v > mx[q] ? v : mx[q];
+      }
+    }
+  }
 }
 
 #include "depthwise.h"

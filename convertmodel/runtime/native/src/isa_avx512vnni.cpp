@@ -110,7 +110,21 @@ struct Isa {
   }
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y) {
-    dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
+    dequantize_n(a, rx, mn, ws, wsum, b, relu, y, PANEL);
+  }
+  // n (1..PANEL) rows at any offset, 16 per zmm, the last vector masked; same op order as dequantize_avx.
+  static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y, int n) {
+    const __m512 vws = _mm512_set1_ps(ws), vsum = _mm512_set1_ps(wsum), vb = _mm512_set1_ps(b);
+    for (int r = 0; r < n; r += 16) {
+      const __mmask16 m = n - r >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - r)) - 1u);
+      const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, rx + r), vws);
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, a + r)), t);
+      v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, mn + r), vsum));
+      v = _mm512_add_ps(v, vb);
+      if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(y + r, m, v);
+    }
   }
   // Hand-allocated registers (GCC 12 copies every vpdpbusd accumulator through the stack when this loop is
   // written with intrinsics: measured 1.6x slower): accumulators zmm0-23 (channel j: zmm 2j, 2j+1 = rows
@@ -247,7 +261,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx512vnni", "avx512vnni-vpdpbusd", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl, run_dw_impl};
+                         quantize_rows_impl, run_dw_impl, pad_rows_impl};
 
 }  // namespace cm_avx512vnni
 

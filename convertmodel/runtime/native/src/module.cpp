@@ -397,50 +397,43 @@ bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t p
   std::fill(pb.xp.begin() + planes * plane, pb.xp.end(), 0.0f);
   const float* x = job.x;
   float* xp = pb.xp.data();
-  const int H = job.H, W = job.W, pt = job.ph, pl = job.pw;
-  parallel_for(planes, T, [&](int64_t i) {
-    const float* src = x + static_cast<size_t>(i) * H * W;
-    float* dst = xp + static_cast<size_t>(i) * plane;
-    std::fill(dst, dst + static_cast<size_t>(pt) * Wp, 0.0f);
-    for (int h = 0; h < H; ++h) {
-      float* row = dst + static_cast<size_t>(pt + h) * Wp;
-      std::fill(row, row + pl, 0.0f);
-      std::memcpy(row + pl, src + static_cast<size_t>(h) * W, sizeof(float) * W);
-      std::fill(row + pl + W, row + Wp, 0.0f);
-    }
-    std::fill(dst + static_cast<size_t>(pt + H) * Wp, dst + plane, 0.0f);
-  });
+  job.Hp = static_cast<int>(Hp);
+  job.Wp = static_cast<int>(Wp);
+  job.plane = static_cast<size_t>(plane);
   if (Cg == 1) {  // depthwise: the maps are the padded planes themselves
+    const int H = job.H, W = job.W, pt = job.ph, pl = job.pw;
+    parallel_for(planes, T, [&](int64_t i) {
+      const float* src = x + static_cast<size_t>(i) * H * W;
+      float* dst = xp + static_cast<size_t>(i) * plane;
+      std::fill(dst, dst + static_cast<size_t>(pt) * Wp, 0.0f);
+      for (int h = 0; h < H; ++h) {
+        float* row = dst + static_cast<size_t>(pt + h) * Wp;
+        std::fill(row, row + pl, 0.0f);
+        std::memcpy(row + pl, src + static_cast<size_t>(h) * W, sizeof(float) * W);
+        std::fill(row + pl + W, row + Wp, 0.0f);
+      }
+      std::fill(dst + static_cast<size_t>(pt + H) * Wp, dst + plane, 0.0f);
+    });
     job.cmin = job.cmax = xp;
   } else {
+    // The copy and the channel min/max maps in one pass over blocks of padded rows (the ISA's pad_rows).
     pb.cmin.resize(static_cast<size_t>(gplanes * plane + slack));
     pb.cmax.resize(pb.cmin.size());
     std::fill(pb.cmin.begin() + gplanes * plane, pb.cmin.end(), 0.0f);
     std::fill(pb.cmax.begin() + gplanes * plane, pb.cmax.end(), 0.0f);
     float* cmn = pb.cmin.data();
     float* cmx = pb.cmax.data();
-    const int64_t chunk = 4096, per = (plane + chunk - 1) / chunk;
-    parallel_for(gplanes * per, T, [&](int64_t i) {
-      const int64_t gp = i / per, q0 = (i % per) * chunk, q1 = std::min(plane, q0 + chunk);
-      const float* base = xp + static_cast<size_t>(gp / job.G * job.C + gp % job.G * Cg) * plane;
-      float* mn = cmn + gp * plane;
-      float* mx = cmx + gp * plane;
-      for (int64_t q = q0; q < q1; ++q) mn[q] = mx[q] = base[q];
-      for (int c = 1; c < Cg; ++c) {
-        const float* p = base + static_cast<size_t>(c) * plane;
-        for (int64_t q = q0; q < q1; ++q) {
-          mn[q] = p[q] < mn[q] ? p[q] : mn[q];
-          mx[q] = p[q] > mx[q] ? p[q] : mx[q];
-        }
-      }
+    // Blocks of about 2048 positions: one channel's rows and the two map blocks stay in L1.
+    const int rb = static_cast<int>(std::max<int64_t>(1, 2048 / Wp)), blocks = cm::ceil_div(static_cast<int>(Hp), rb);
+    parallel_for(gplanes * blocks, T, [&](int64_t i) {
+      const int64_t gp = i / blocks;
+      const int hp0 = static_cast<int>(i % blocks) * rb, hp1 = std::min(static_cast<int>(Hp), hp0 + rb);
+      ops.pad_rows(job, static_cast<int>(gp / job.G), static_cast<int>(gp % job.G), hp0, hp1, xp, cmn, cmx);
     });
     job.cmin = cmn;
     job.cmax = cmx;
   }
   job.xp = xp;
-  job.Hp = static_cast<int>(Hp);
-  job.Wp = static_cast<int>(Wp);
-  job.plane = static_cast<size_t>(plane);
   if (!depthwise) job.rows = static_cast<int>(rows);
   return true;
 }
