@@ -40,6 +40,10 @@ struct Job {
   const float* cmax;
   int Hp, Wp;
   size_t plane;
+  // Banded (run_banded in module.cpp): xp/cmin/cmax hold only the padded rows of one band of output rows of
+  // sample n, group g (channel c at xp + c * plane), starting at output row oh0; rows r count from the band.
+  bool band;
+  int oh0;
   float levels;         // input_levels L
   // Epilogue (float output) ...
   const float* w_scale;  // (M,)
@@ -77,9 +81,10 @@ struct IsaOps {
   // Depthwise QConv (C/G = 1, K <= kDwMaxK, job.xp set): output rows [oh0, oh1) of sample n, group g;
   // wf = Wq as float (M, K); scratch of dw_scratch_floats(K, OW) floats (depthwise.h).
   void (*run_dw)(const Job& job, const float* wf, int n, int g, int oh0, int oh1, float* scratch);
-  // Padded rows [hp0, hp1) of sample n, group g (C/G > 1): copy them from job.x into xp (zero borders) and
-  // build the group's channel min/max maps of those rows in the same pass (min over c = 0, 1, ... in order).
-  void (*pad_rows)(const Job& job, int n, int g, int hp0, int hp1, float* xp, float* cmin, float* cmax);
+  // Padded rows [hp0, hp1) of sample n, group g: copy them from job.x into xp (channel c of the group at
+  // xp + c * plane, zero borders) and build the group's channel min/max maps of those rows (cmin, cmax) in
+  // the same pass (min over c = 0, 1, ... in order).
+  void (*pad_rows)(const Job& job, int n, int g, int hp0, int hp1, float* xp, size_t plane, float* cmin, float* cmax);
 };
 
 // Largest depthwise window the direct kernel takes: K * 255 * 128 < 2^24 keeps its float sums exact.

@@ -156,6 +156,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     size_t seg_o[P + 1];
     if (jb.xp) {
       int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp, r = 0;
+      oh += jb.oh0;
       while (r < nr && oh < jb.OH) {
         const int run = std::min(jb.Wp - ow, nr - r), valid = std::max(0, std::min(run, jb.OW - ow));
         if (valid > 0) seg_r[nseg] = r, seg_n[nseg] = valid, seg_o[nseg++] = static_cast<size_t>(oh) * jb.OW + ow;
@@ -238,8 +239,8 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
       // Padded input: window values of k at xp[c][pr0 + ky*dh*Wp + kx*dw + r]; window min/max from the
       // channel maps (min over c first, then over the kh x kw taps: exact, min is order-independent).
       const int Cg = jb.C / jb.G;
-      const float* xg = jb.xp + (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg) * jb.plane + pr0;
-      const size_t mo = (static_cast<size_t>(n) * jb.G + g) * jb.plane + pr0;
+      const float* xg = jb.xp + pr0 + (jb.band ? 0 : (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg) * jb.plane);
+      const size_t mo = pr0 + (jb.band ? 0 : (static_cast<size_t>(n) * jb.G + g) * jb.plane);
       float* mn = MN + pi * P;
       alignas(64) float mx[P];
       for (int r = 0; r < P; ++r) mn[r] = jb.cmin[mo + r], mx[r] = jb.cmax[mo + r];
@@ -367,15 +368,15 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   delete[] A;
 }
 
-[[maybe_unused]] static void pad_rows_impl(const cm::Job& jb, int n, int g, int hp0, int hp1, float* xp, float* cmin,
-                                           float* cmax) {
+[[maybe_unused]] static void pad_rows_impl(const cm::Job& jb, int n, int g, int hp0, int hp1, float* xp, size_t plane,
+                                           float* cmin, float* cmax) {
   const int Cg = jb.C / jb.G, H = jb.H, W = jb.W, Wp = jb.Wp, pt = jb.ph, pl = jb.pw;
-  const size_t plane = jb.plane, c0 = static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg;
-  const size_t q0 = static_cast<size_t>(hp0) * Wp, nq = static_cast<size_t>(hp1 - hp0) * Wp;
-  float* __restrict mn = cmin + (static_cast<size_t>(n) * jb.G + g) * plane + q0;
-  float* __restrict mx = cmax + (static_cast<size_t>(n) * jb.G + g) * plane + q0;
+  const size_t c0 = static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg;
+  const size_t nq = static_cast<size_t>(hp1 - hp0) * Wp;
+  float* __restrict mn = cmin;
+  float* __restrict mx = cmax;
   for (int c = 0; c < Cg; ++c) {
-    float* __restrict dst = xp + (c0 + c) * plane + q0;
+    float* __restrict dst = xp + c * plane;
     const float* src = jb.x + (c0 + c) * H * static_cast<size_t>(W);
     for (int hp = hp0; hp < hp1; ++hp) {
       float* row = dst + static_cast<size_t>(hp - hp0) * Wp;

@@ -365,7 +365,7 @@ int as_int(int64_t v) { return static_cast<int>(v); }
 
 // ---------------------------------------------------------------- padded input of stride-1 convolutions
 struct PadBuf {
-  std::vector<float> xp, cmin, cmax;
+  std::vector<float> xp;
 };
 
 // Runs fn(i) for i in [0, n) on T threads (GIL released).
@@ -378,11 +378,11 @@ void parallel_for(int64_t n, int T, const std::function<void(int64_t)>& fn) {
   pool().run(static_cast<int>(std::min<int64_t>(T, n)), work);
 }
 
-// Stride-1 convolutions read their windows from the input padded once per layer (no gather per panel), as
-// long as the columns computed and dropped at the row ends ((kw-1)*dw of every Wp) stay under 15%. Also
-// builds the channel min/max maps the window min/max come from. Returns false (job unchanged) otherwise.
-// With `depthwise`, any stride is taken and job.rows is left alone (the direct depthwise kernel works on
-// output rows).
+// Stride-1 convolutions read their windows from the input padded per band of output rows (no gather per panel),
+// as long as the columns computed and dropped at the row ends ((kw-1)*dw of every Wp) stay under 15%: then the
+// job gets the padded geometry (Wp, rows = OH * Wp, band) and run_banded does the rest. With `depthwise`, any
+// stride is taken, the whole input is padded here (the maps are the padded planes) and job.rows is left alone
+// (the direct depthwise kernel works on output rows). Returns false (job unchanged) otherwise.
 bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t pad_w_end, int T, PadBuf& pb,
                bool depthwise = false) {
   if ((!depthwise && (job.sh != 1 || job.sw != 1)) || job.N == 0) return false;
@@ -390,9 +390,16 @@ bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t p
   if (!depthwise && int64_t(job.kw - 1) * job.dw * 100 > 15 * Wp) return false;
   const int64_t plane = Hp * Wp, rows = int64_t(job.OH) * Wp;
   const int64_t slack = ops.panel + int64_t(job.kw - 1) * job.dw + 64;
-  const int64_t planes = int64_t(job.N) * job.C, gplanes = int64_t(job.N) * job.G;
+  const int64_t planes = int64_t(job.N) * job.C;
   if (rows > kMaxDim || planes > (int64_t(1) << 30) / std::max<int64_t>(plane, 1)) return false;
-  const int Cg = job.C / job.G;
+  if (!depthwise) {  // run_banded pads each band of output rows itself
+    job.Hp = static_cast<int>(Hp);
+    job.Wp = static_cast<int>(Wp);
+    job.plane = 0;
+    job.rows = static_cast<int>(rows);
+    job.band = true;
+    return true;
+  }
   pb.xp.resize(static_cast<size_t>(planes * plane + slack));
   std::fill(pb.xp.begin() + planes * plane, pb.xp.end(), 0.0f);
   const float* x = job.x;
@@ -400,42 +407,102 @@ bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t p
   job.Hp = static_cast<int>(Hp);
   job.Wp = static_cast<int>(Wp);
   job.plane = static_cast<size_t>(plane);
-  if (Cg == 1) {  // depthwise: the maps are the padded planes themselves
-    const int H = job.H, W = job.W, pt = job.ph, pl = job.pw;
-    parallel_for(planes, T, [&](int64_t i) {
-      const float* src = x + static_cast<size_t>(i) * H * W;
-      float* dst = xp + static_cast<size_t>(i) * plane;
-      std::fill(dst, dst + static_cast<size_t>(pt) * Wp, 0.0f);
-      for (int h = 0; h < H; ++h) {
-        float* row = dst + static_cast<size_t>(pt + h) * Wp;
-        std::fill(row, row + pl, 0.0f);
-        std::memcpy(row + pl, src + static_cast<size_t>(h) * W, sizeof(float) * W);
-        std::fill(row + pl + W, row + Wp, 0.0f);
-      }
-      std::fill(dst + static_cast<size_t>(pt + H) * Wp, dst + plane, 0.0f);
-    });
-    job.cmin = job.cmax = xp;
-  } else {
-    // The copy and the channel min/max maps in one pass over blocks of padded rows (the ISA's pad_rows).
-    pb.cmin.resize(static_cast<size_t>(gplanes * plane + slack));
-    pb.cmax.resize(pb.cmin.size());
-    std::fill(pb.cmin.begin() + gplanes * plane, pb.cmin.end(), 0.0f);
-    std::fill(pb.cmax.begin() + gplanes * plane, pb.cmax.end(), 0.0f);
-    float* cmn = pb.cmin.data();
-    float* cmx = pb.cmax.data();
-    // Blocks of about 2048 positions: one channel's rows and the two map blocks stay in L1.
-    const int rb = static_cast<int>(std::max<int64_t>(1, 2048 / Wp)), blocks = cm::ceil_div(static_cast<int>(Hp), rb);
-    parallel_for(gplanes * blocks, T, [&](int64_t i) {
-      const int64_t gp = i / blocks;
-      const int hp0 = static_cast<int>(i % blocks) * rb, hp1 = std::min(static_cast<int>(Hp), hp0 + rb);
-      ops.pad_rows(job, static_cast<int>(gp / job.G), static_cast<int>(gp % job.G), hp0, hp1, xp, cmn, cmx);
-    });
-    job.cmin = cmn;
-    job.cmax = cmx;
-  }
+  // depthwise: the maps are the padded planes themselves
+  const int H = job.H, W = job.W, pt = job.ph, pl = job.pw;
+  parallel_for(planes, T, [&](int64_t i) {
+    const float* src = x + static_cast<size_t>(i) * H * W;
+    float* dst = xp + static_cast<size_t>(i) * plane;
+    std::fill(dst, dst + static_cast<size_t>(pt) * Wp, 0.0f);
+    for (int h = 0; h < H; ++h) {
+      float* row = dst + static_cast<size_t>(pt + h) * Wp;
+      std::fill(row, row + pl, 0.0f);
+      std::memcpy(row + pl, src + static_cast<size_t>(h) * W, sizeof(float) * W);
+      std::fill(row + pl + W, row + Wp, 0.0f);
+    }
+    std::fill(dst + static_cast<size_t>(pt + H) * Wp, dst + plane, 0.0f);
+  });
+  job.cmin = job.cmax = xp;
   job.xp = xp;
-  if (!depthwise) job.rows = static_cast<int>(rows);
   return true;
+}
+
+// A stride-1 convolution over (sample, group, band of output rows, channel chunk) work items: each pads the input
+// rows of its band (and builds their channel min/max maps) into buffers of its thread, about 512 KiB, so the
+// panels of the band read them from L2 right after, instead of one padded copy of the whole input that a large
+// layer (VGG16's conv1_2: 13 MB) has to fetch back from DRAM; then it runs the band's tiles of panels.
+void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
+  const cm::IsaOps& ops = *pw.ops;
+  if (job.N <= 0 || job.rows <= 0 || job.Mg <= 0) return;
+  const int T = cm_resolve_threads(threads);
+  const int P = ops.panel, Cg = job.C / job.G, span = (job.kh - 1) * job.dh;
+  const int64_t ng = int64_t(job.N) * job.G, want = 2 * int64_t(T);
+  // Output rows per band: the band's padded rows (ob + span) of all Cg channels within the budget, at least
+  // 4 * span rows (so at most 1/4 of the rows are copied twice), and enough bands for every thread.
+  const int64_t row_floats = int64_t(Cg) * job.Wp;
+  int ob = static_cast<int>(std::max<int64_t>(1, (512 * 1024 / 4) / std::max<int64_t>(row_floats, 1) - span));
+  ob = std::max(ob, 4 * span);
+  if (ng * cm::ceil_div(job.OH, ob) < want)
+    ob = std::max(1, cm::ceil_div(job.OH, static_cast<int>(std::min<int64_t>(job.OH, (want + ng - 1) / ng))));
+  ob = std::min(ob, job.OH);
+  const int bands = cm::ceil_div(job.OH, ob);
+  const int64_t base = ng * bands;
+  int chunks = 1;
+  if (base < want) chunks = static_cast<int>(std::min<int64_t>(pw.w.mblocks, (want + base - 1) / base));
+  const int bpc = cm::ceil_div(pw.w.mblocks, chunks);
+  chunks = cm::ceil_div(pw.w.mblocks, bpc);
+  const int64_t total = base * chunks;
+  const int band_rows = ob * job.Wp, bp = cm::ceil_div(band_rows, P);
+  const size_t budget = 1024 * 1024;
+  const int tp = std::min(bp, static_cast<int>(std::min<size_t>(8, std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P)))));
+  const size_t sbytes = cm::scratch_bytes(ops, job.K, tp * P, bpc * ops.nrc);
+  const size_t bplane = static_cast<size_t>(ob + span) * job.Wp;
+  const size_t slack = static_cast<size_t>(P) + static_cast<size_t>(job.kw - 1) * job.dw + 64;
+  std::atomic<int64_t> next{0};
+  auto work = [&](int) {
+    thread_local std::vector<unsigned char> buf;
+    thread_local std::vector<float> xb, mb;
+    if (buf.size() < sbytes + 64) buf.resize(sbytes + 64);
+    if (xb.size() < Cg * bplane + slack) xb.resize(Cg * bplane + slack);
+    if (mb.size() < 2 * (bplane + slack)) mb.resize(2 * (bplane + slack));
+    unsigned char* s = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+    for (int64_t i = next.fetch_add(1); i < total; i = next.fetch_add(1)) {
+      const int chunk = static_cast<int>(i % chunks);
+      const int64_t rest = i / chunks;
+      const int band = static_cast<int>(rest % bands);
+      const int64_t ngi = rest / bands;
+      const int n = static_cast<int>(ngi / job.G), g = static_cast<int>(ngi % job.G);
+      const int oh0 = band * ob, oh1 = std::min(job.OH, oh0 + ob);
+      const int m0 = chunk * bpc * ops.nrc, m1 = std::min(job.Mg, (chunk + 1) * bpc * ops.nrc);
+      if (m0 >= m1) continue;
+      cm::Job sub = job;
+      sub.xp = xb.data();
+      sub.cmin = mb.data();
+      sub.cmax = mb.data() + bplane + slack;
+      sub.plane = bplane;
+      sub.oh0 = oh0;
+      ops.pad_rows(job, n, g, oh0, oh1 + span, xb.data(), bplane, mb.data(), mb.data() + bplane + slack);
+      const int rows = (oh1 - oh0) * job.Wp;
+      for (int r0 = 0; r0 < rows; r0 += tp * P)
+        ops.run_tile(sub, pw.w, n, g, r0, std::min(tp * P, rows - r0), m0, m1, s);
+    }
+  };
+  const int nthreads = static_cast<int>(std::min<int64_t>(T, total));
+  std::exception_ptr err;
+  std::mutex err_mu;
+  auto guarded = [&](int t) {
+    try {
+      work(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(err_mu);
+      if (!err) err = std::current_exception();
+      next.store(total);
+    }
+  };
+  {
+    py::gil_scoped_release release;
+    pool().run(nthreads, guarded);
+  }
+  if (err) std::rethrow_exception(err);
 }
 
 // The direct depthwise kernel over (n, g, block of output rows) work items.
@@ -511,7 +578,10 @@ py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_s
     run_dw(pw, job, cm_resolve_threads(T));  // depthwise: the direct kernel
     return y;
   }
-  if (job.rows > 0 && pw.M > 0) pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb);
+  if (job.rows > 0 && pw.M > 0 && pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb)) {
+    run_banded(pw, job, T);
+    return y;
+  }
   run_job(pw, job, T);
   return y;
 }
