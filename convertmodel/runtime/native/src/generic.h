@@ -305,9 +305,10 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     const int kn = Kq - kc0 < Isa::KC ? Kq - kc0 : Isa::KC;
     for (int mb = mb0; mb < mb1; ++mb) {
       const uint32_t* Wb = w.data + ((static_cast<size_t>(g) * w.mblocks + mb) * Kq + kc0) * NRC;
+      const int nch = (mb + 1) * NRC < m1 ? NRC : m1 - mb * NRC;  // a short last block: a narrower kernel
       for (int pi = 0; pi < panels; ++pi)
-        Isa::kernel(A + (static_cast<size_t>(pi) * Kq + kc0) * P, Wb, kn,
-                    ACC + (static_cast<size_t>(mb - mb0) * panels + pi) * NRC * P, kc0 > 0);
+        Isa::kernel_n(A + (static_cast<size_t>(pi) * Kq + kc0) * P, Wb, kn,
+                      ACC + (static_cast<size_t>(mb - mb0) * panels + pi) * NRC * P, kc0 > 0, nch);
     }
   }
   for (int mb = mb0; mb < mb1; ++mb) {

@@ -70,6 +70,9 @@ struct Isa {
     dequantize_n_avx(a, rx, mn, ws, wsum, b, relu, y, n);
   }
   // acc (NRC x PANEL int32) is overwritten, or added to when `add` (k-blocked GEMM).
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;  // Kq is even: KQ_ALIGN = 2 (two k groups per loop trip, ~10% faster)
     long addl = add;
@@ -252,6 +255,9 @@ struct Isa {
                            bool relu, float* y, int n) {
     dequantize_n_avx(a, rx, mn, ws, wsum, b, relu, y, n);
   }
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;
     long addl = add;
@@ -355,6 +361,9 @@ struct Isa {
   static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                            bool relu, float* y, int n) {
     dequantize_n_avx(a, rx, mn, ws, wsum, b, relu, y, n);
+  }
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
   }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;

@@ -126,6 +126,34 @@ struct Isa {
       _mm512_mask_storeu_ps(y + r, m, v);
     }
   }
+  // The last channel block of a group when it holds at most 8 channels (64 = 5 x 12 + 4, 128 = 10 x 12 + 8):
+  // NCH channels of the 12-lane weight block, 2 * NCH accumulators (few enough that GCC keeps them in
+  // registers), instead of the 12-channel kernel computing 12.
+  template <int NCH>
+  static void kernel_t(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
+    __m512i c[2 * NCH];
+    for (int j = 0; j < 2 * NCH; ++j) c[j] = add ? _mm512_loadu_si512(acc + j * 16) : _mm512_setzero_si512();
+    for (int kq = 0; kq < Kq; ++kq) {
+      const __m512i a0 = _mm512_loadu_si512(A + static_cast<size_t>(kq) * PANEL);
+      const __m512i a1 = _mm512_loadu_si512(A + static_cast<size_t>(kq) * PANEL + 16);
+      const uint32_t* w = W + static_cast<size_t>(kq) * NRC;
+      for (int j = 0; j < NCH; ++j) {
+        const __m512i b = _mm512_set1_epi32(static_cast<int>(w[j]));
+        c[2 * j] = _mm512_dpbusd_epi32(c[2 * j], a0, b);
+        c[2 * j + 1] = _mm512_dpbusd_epi32(c[2 * j + 1], a1, b);
+      }
+    }
+    for (int j = 0; j < 2 * NCH; ++j) _mm512_storeu_si512(acc + j * 16, c[j]);
+  }
+  // nch (1..NRC) channels of a block.
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int nch) {
+    if (nch <= 4)
+      kernel_t<4>(A, W, Kq, acc, add);
+    else if (nch <= 8)
+      kernel_t<8>(A, W, Kq, acc, add);
+    else
+      kernel(A, W, Kq, acc, add);
+  }
   // Hand-allocated registers (GCC 12 copies every vpdpbusd accumulator through the stack when this loop is
   // written with intrinsics: measured 1.6x slower): accumulators zmm0-23 (channel j: zmm 2j, 2j+1 = rows
   // 0-15, 16-31), the two A vectors zmm24-25, weight broadcasts zmm26-27.

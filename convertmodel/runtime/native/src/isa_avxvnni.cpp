@@ -65,6 +65,9 @@ struct Isa {
   // Hand-allocated registers as the AVX2 kernel (GCC 12 spills the intrinsics version's accumulators):
   // 12 accumulators ymm0-11 (channel j: ymm 2j, 2j+1), A ymm12-13, the weight broadcast ymm14; two k groups
   // per loop trip (Kq is even: KQ_ALIGN = 2).
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;
     long addl = add;

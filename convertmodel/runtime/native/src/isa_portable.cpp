@@ -17,6 +17,9 @@ struct Isa {
                          bool relu, float* y);
   static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                            bool relu, float* y, int n);
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     int32_t c[NRC][PANEL] = {};
     if (add) std::memcpy(c, acc, sizeof(c));
