@@ -212,3 +212,58 @@ def test_qgemm_matches_reference(
     if threads == 1:  # the constant row, checked against the closed form too
         first = got.reshape(-1, m)[0]
         assert_close(first, np.float32(-2.0) * params["w_sum"] + params["B"], rtol=1e-6, atol=1e-6, what="constant row")
+
+
+@pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize(
+    ("shape", "m", "kernel", "attrs"),
+    [
+        ((2, 8, 9, 9), 8, (3, 3), {"pads": [1, 1, 1, 1]}),  # padded, banded rows
+        ((1, 16, 6, 7), 24, (1, 1), {}),  # 1x1
+        ((1, 5, 11, 11), 7, (3, 3), {"strides": [2, 2]}),  # the gather path
+        ((1, 6, 8, 8), 6, (3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),  # depthwise: added after its kernel
+    ],
+)
+@pytest.mark.parametrize("relu", [False, True])
+def test_qconv_fused_residual_add(
+    isa: str,
+    shape: tuple[int, ...],
+    m: int,
+    kernel: tuple[int, int],
+    attrs: dict[str, Any],
+    relu: bool,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # QConv -> Add(R) [-> Relu]: the executor fuses the Add (and the Relu) into the native epilogue; the
+    # output must equal the unfused graph's on the numpy reference kernels.
+    from convertmodel.ir import GraphBuilder
+    from convertmodel.ir.schema import CM_DOMAIN
+    from convertmodel.runtime import Executor
+
+    monkeypatch.setenv(native.ISA_ENV, isa)
+    g = attrs.get("group", 1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    wq = rng.integers(-127, 128, (m, shape[1] // g, *kernel), dtype=np.int8)
+    p = q_params(rng, m, wq[0].size, bias=True)
+    kw = {"kernel_shape": list(kernel), "input_levels": 255, "activation": "", **attrs}
+    conv_y, _ = run_q_node("QConv", x, wq, p, ("ref",), **kw)
+    r = rng.standard_normal(conv_y.shape).astype(np.float32)
+    b = GraphBuilder("res")
+    xi, ri = b.add_input("X", "float32", x.shape), b.add_input("R", "float32", r.shape)
+    ins = [xi, b.add_const("Wq", wq), b.add_const("w_scale", p["w_scale"]), b.add_const("w_sum", p["w_sum"])]
+    ins.append(b.add_const("B", p["B"]))
+    (y,) = b.add_node("QConv", ins, 1, name="conv", domain=CM_DOMAIN, **kw)
+    (s,) = b.add_node("Add", [y, ri], 1, name="add")
+    if relu:
+        (s,) = b.add_node("Relu", [s], 1, name="relu")
+    b.mark_output(s)
+    graph = b.build()
+    ex = Executor(graph, ("native", "ref"), threads=2)
+    assert len(ex._fast) == 1, "the Add (and Relu) should be fused into the QConv"
+    got = ex.run({"X": x, "R": r})[s]
+    want = Executor(graph, ("ref",)).run({"X": x, "R": r})[s]
+    scale = float(np.abs(want).max())
+    assert_close(got, want, rtol=1e-6, atol=1e-6 * scale, what=f"QConv + residual on {isa}")
+    if relu:
+        assert (got >= 0).all()

@@ -51,6 +51,9 @@ struct Job {
   const float* bias;     // (M,) or nullptr
   bool relu;
   float* out;            // conv: (N, M, OH, OW); rows: (R, M)
+  // conv only: a residual of the output's shape added after the epilogue (a fused Add), then ReLU if res_relu.
+  const float* res;
+  bool res_relu;
   // ... or raw accumulators (int32, (R, M)) when acc != nullptr.
   int32_t* acc;
 };

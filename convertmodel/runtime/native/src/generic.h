@@ -144,6 +144,18 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   }
 }
 
+// A fused residual Add (then ReLU) on n outputs just written: y + r in float32, as the Add node computes it.
+[[maybe_unused]] static void add_residual(float* __restrict y, const float* __restrict r, int n, bool relu) {
+  if (relu) {
+    for (int i = 0; i < n; ++i) {
+      const float v = y[i] + r[i];
+      y[i] = v > 0.0f ? v : 0.0f;
+    }
+  } else {
+    for (int i = 0; i < n; ++i) y[i] = y[i] + r[i];
+  }
+}
+
 // float(acc) * (r_x * w_scale) + mn * w_sum + B, then ReLU, written straight to the output.
 [[maybe_unused]] static void epilogue(const cm::Job& jb, const int32_t* acc, int n, int g, int r0, int nr, int mbase, int nch,
                      const float* mn, const float* rx) {
@@ -171,13 +183,15 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
       const int m = g * jb.Mg + mbase + j;
       const int32_t* a = acc + j * P;
       const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
-      float* o = jb.out + (static_cast<size_t>(n) * M + m) * plane;
+      const size_t po = (static_cast<size_t>(n) * M + m) * plane;
+      float* o = jb.out + po;
       for (int s = 0; s < nseg; ++s) {
         const int sr = seg_r[s];
         if (seg_n[s] == P)
           Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o + seg_o[s]);
         else
           Isa::dequantize_n(a + sr, rx + sr, mn + sr, ws, wsum, b, jb.relu, o + seg_o[s], seg_n[s]);
+        if (jb.res) add_residual(o + seg_o[s], jb.res + po + seg_o[s], seg_n[s], jb.res_relu);
       }
     }
     return;

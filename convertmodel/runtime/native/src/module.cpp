@@ -523,9 +523,18 @@ void run_dw(const PackedWeights& pw, const cm::Job& job, int T) {
   });
 }
 
+// A fused residual Add (then ReLU) over a whole output, for the paths whose epilogue does not take one.
+void add_residual_all(float* y, const float* r, size_t n, bool relu) {
+  for (size_t i = 0; i < n; ++i) {
+    const float v = y[i] + r[i];
+    y[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+  }
+}
+
 py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias,
                          std::vector<int64_t> kernel, std::vector<int64_t> strides, std::vector<int64_t> pads,
-                         std::vector<int64_t> dilations, double levels, bool relu, int64_t threads, py::object out) {
+                         std::vector<int64_t> dilations, double levels, bool relu, int64_t threads, py::object out,
+                         py::object residual, bool residual_relu) {
   if (x.ndim() != 4) throw std::invalid_argument("qconv: X must be 4-D (N, C, H, W)");
   if (kernel.size() != 2 || strides.size() != 2 || pads.size() != 4 || dilations.size() != 2)
     throw std::invalid_argument("qconv: kernel/strides/dilations need 2 values and pads 4");
@@ -571,11 +580,23 @@ py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_s
   epilogue_args(job, pw, w_scale, w_sum, bias, bias_arr, levels, relu);
   py::array_t<float> y = output_array(out, {job.N, pw.M, job.OH, job.OW});
   job.out = y.mutable_data();
+  // `residual`: the other input of an Add fused into the epilogue (y + residual, then ReLU if residual_relu).
+  FArr res_arr;
+  if (!residual.is_none()) {
+    res_arr = residual.cast<FArr>();
+    const std::vector<py::ssize_t> shape = {job.N, pw.M, job.OH, job.OW};
+    if (res_arr.ndim() != 4 || !std::equal(shape.begin(), shape.end(), res_arr.shape()))
+      throw std::invalid_argument("qconv: residual must have the output's shape");
+    if (res_arr.data() == job.out) throw std::invalid_argument("qconv: residual must not be the output buffer");
+    job.res = res_arr.data();
+    job.res_relu = residual_relu;
+  }
   const int T = as_int(check_range(threads, 0, "threads"));
   thread_local PadBuf pb;  // reused across layers and runs (fresh pages cost the OS zeroing them)
   if (job.C == job.G && !pw.wf.empty() && job.rows > 0 && pw.M > 0 &&
       pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb, true)) {
-    run_dw(pw, job, cm_resolve_threads(T));  // depthwise: the direct kernel
+    run_dw(pw, job, cm_resolve_threads(T));  // depthwise: the direct kernel (no residual in its epilogue)
+    if (job.res) add_residual_all(job.out, job.res, static_cast<size_t>(y.size()), job.res_relu);
     return y;
   }
   if (job.rows > 0 && pw.M > 0 && pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb)) {
@@ -662,7 +683,8 @@ PYBIND11_MODULE(_native, m) {
         "follows the ISA, the levels and max |Wq|; done once per model load).");
   m.def("qconv", &qconv, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
         py::arg("kernel"), py::arg("strides"), py::arg("pads"), py::arg("dilations"), py::arg("levels"),
-        py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
+        py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none(), py::arg("residual") = py::none(),
+        py::arg("residual_relu") = false);
   m.def("qgemm", &qgemm, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
         py::arg("levels"), py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
   m.def("accumulate", &accumulate, py::arg("q"), py::arg("wq"), py::arg("isa") = "", py::arg("threads") = 1,
