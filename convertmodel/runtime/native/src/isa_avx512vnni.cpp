@@ -14,14 +14,17 @@ namespace cm_avx512vnni {
 // The contract's window quantization on 16 rows per zmm: sub, mul, add 0.5 as separate float32 ops (the TU is
 // compiled with -ffp-contract=off), then floor and the conversion in one vcvtps2dq with round-down embedded
 // rounding (floor(f) is an integer below 2^24, so converting it is exact: the same code as floor + cvtt). The
-// clip to [0, L] of the 256-bit code reduces to max(q, 0): v >= mn gives d >= 0, and e <= L * (1 + 2^-22)
-// keeps floor(e + 0.5) <= L; a NaN converts to INT_MIN, which max(q, 0) maps to 0 as the float clip does.
+// clip to [0, L] is not needed while s = L / (mx - mn) is finite: v >= mn gives d >= 0, and e <= L * (1 + 2^-22)
+// keeps floor(e + 0.5) <= L. A NaN (a window holding an infinity or a NaN) converts to INT_MIN: the shifts drop
+// its bits for k = 1..3 and the first code of a lane is masked to its byte, so it becomes 0, as the clip gives.
+// A live window whose range is below L / FLT_MAX has s = +inf (e = +inf, which the clip makes L): such a
+// 16-row chunk takes the clipped code, min(L, e) before the conversion and max(q, 0) after.
 template <int P, class Src>
 static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out,
                                   const float* pmx) {
   static_assert(P % 16 == 0, "panel must be a multiple of 16 rows");
-  const __m512 vL = _mm512_set1_ps(L), half = _mm512_set1_ps(0.5f);
-  const __m512i zero = _mm512_setzero_si512();
+  const __m512 vL = _mm512_set1_ps(L), half = _mm512_set1_ps(0.5f), inf = _mm512_set1_ps(INFINITY);
+  const __m512i zero = _mm512_setzero_si512(), byte = _mm512_set1_epi32(0xff);
   for (int c = 0; c < P; c += 16) {
     __m512 mn, mx;
     if (pmx) {  // precomputed window min (in mn_out) and max
@@ -40,25 +43,43 @@ static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, 
     const __m512 s = _mm512_div_ps(vL, d);
     _mm512_storeu_ps(mn_out + c, mn);
     _mm512_storeu_ps(rx_out + c, _mm512_maskz_div_ps(live, d, vL));
+    const bool clip = _mm512_mask_cmp_ps_mask(live, s, inf, _CMP_EQ_OQ) != 0;
     auto code = [&](int k) {
       const __m512 v = _mm512_loadu_ps(src(k) + c);
       const __m512 e = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, mn), s), half);
+      return _mm512_cvt_roundps_epi32(e, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    };
+    auto code_clipped = [&](int k) {
+      const __m512 v = _mm512_loadu_ps(src(k) + c);
+      const __m512 e = _mm512_min_ps(vL, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, mn), s), half));
       return _mm512_max_epi32(_mm512_cvt_roundps_epi32(e, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), zero);
     };
     const int full = K / 4;
-    for (int kq = 0; kq < full; ++kq) {
-      const int k = kq * 4;
-      const __m512i q0 = code(k), q1 = code(k + 1), q2 = code(k + 2), q3 = code(k + 3);
-      const __m512i lane = _mm512_ternarylogic_epi32(q0, _mm512_slli_epi32(q1, 8), _mm512_slli_epi32(q2, 16), 0xfe);
-      _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c,
-                          _mm512_maskz_or_epi32(live, lane, _mm512_slli_epi32(q3, 24)));
+    if (!clip) {
+      for (int kq = 0; kq < full; ++kq) {
+        const int k = kq * 4;
+        const __m512i q0 = code(k), q1 = code(k + 1), q2 = code(k + 2), q3 = code(k + 3);
+        const __m512i lane = _mm512_ternarylogic_epi32(_mm512_and_si512(q0, byte), _mm512_slli_epi32(q1, 8),
+                                                       _mm512_slli_epi32(q2, 16), 0xfe);
+        _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c,
+                            _mm512_maskz_or_epi32(live, lane, _mm512_slli_epi32(q3, 24)));
+      }
+    } else {
+      for (int kq = 0; kq < full; ++kq) {
+        const int k = kq * 4;
+        const __m512i q0 = code_clipped(k), q1 = code_clipped(k + 1), q2 = code_clipped(k + 2), q3 = code_clipped(k + 3);
+        const __m512i lane = _mm512_ternarylogic_epi32(q0, _mm512_slli_epi32(q1, 8), _mm512_slli_epi32(q2, 16), 0xfe);
+        _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c,
+                            _mm512_maskz_or_epi32(live, lane, _mm512_slli_epi32(q3, 24)));
+      }
     }
     for (int kq = full; kq < Kq; ++kq) {
       __m512i lane = zero;
       for (int t = 0; t < 4; ++t) {
         const int k = kq * 4 + t;
         if (k >= K) break;
-        lane = _mm512_or_si512(lane, _mm512_slli_epi32(code(k), 8 * t));
+        const __m512i q = clip ? code_clipped(k) : _mm512_and_si512(code(k), byte);
+        lane = _mm512_or_si512(lane, _mm512_slli_epi32(q, 8 * t));
       }
       _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c, _mm512_maskz_mov_epi32(live, lane));
     }
