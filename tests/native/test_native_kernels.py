@@ -151,6 +151,13 @@ CONV_CASES: dict[str, tuple[tuple[int, ...], int, tuple[int, int], dict[str, Any
     # 2 threads), the last channel block partial; a dilated kernel whose band halo is 4 rows
     "bands": ((1, 200, 40, 30), 13, (3, 3), {"pads": [1, 1, 1, 1]}),
     "bands_dilated": ((2, 160, 30, 20), 9, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),
+    # strided: bands of sh x sw phase planes (ResNet's 7x7/2 stem, 3x3/2), 2 bands at 2 threads; a one-column
+    # input whose odd phase is all padding
+    "bands_stride2": ((1, 96, 40, 30), 10, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "stem_7x7_s2": ((2, 3, 40, 60), 8, (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    "stride3_narrow": ((1, 4, 10, 1), 5, (3, 1), {"strides": [3, 2], "pads": [1, 0, 2, 0]}),
+    # too many dropped columns for the bands: gathered, full panels of one output row straight from the input
+    "direct_wide_dilation": ((1, 4, 9, 70), 6, (3, 3), {"dilations": [2, 12]}),
 }
 
 

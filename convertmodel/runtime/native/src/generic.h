@@ -233,12 +233,16 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   // Padded input: the window value of k = (c, ky, kx) of row p is at xp[c][p + ky*dh*Wp + kx*dw], the same
   // offsets from every panel's first row, so they are computed once per tile (in the pointer buffer).
   size_t* OFF = reinterpret_cast<size_t*>(PTR);
+  size_t* TAP = OFF + jb.K;  // offsets of the kh x kw taps within a channel (or its min/max maps)
   if (jb.src == cm::RowSource::kConv && jb.xp) {
-    int k = 0;
-    for (int c = 0; c < jb.C / jb.G; ++c)
-      for (int ky = 0; ky < jb.kh; ++ky)
-        for (int kx = 0; kx < jb.kw; ++kx)
-          OFF[k++] = c * jb.plane + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
+    for (int ky = 0; ky < jb.kh; ++ky)
+      for (int kx = 0; kx < jb.kw; ++kx) {
+        const int y = ky * jb.dh, x = kx * jb.dw;  // phase plane (y % sh, x % sw), row y / sh, column x / sw
+        TAP[ky * jb.kw + kx] = static_cast<size_t>((y % jb.sh) * jb.sw + x % jb.sw) * jb.pplane +
+                               static_cast<size_t>(y / jb.sh) * jb.Wp + static_cast<size_t>(x / jb.sw);
+      }
+    const int taps = jb.kh * jb.kw;
+    for (int k = 0; k < jb.K; ++k) OFF[k] = (k / taps) * jb.plane + TAP[k % taps];
   }
   for (int pi = 0; pi < panels; ++pi) {
     const int pr0 = r0 + pi * P;
@@ -250,25 +254,21 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
       continue;
     }
     if (jb.src == cm::RowSource::kConv && jb.xp) {
-      // Padded input: window values of k at xp[c][pr0 + ky*dh*Wp + kx*dw + r]; window min/max from the
-      // channel maps (min over c first, then over the kh x kw taps: exact, min is order-independent).
-      const int Cg = jb.C / jb.G;
-      const float* xg = jb.xp + pr0 + (jb.band ? 0 : (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg) * jb.plane);
-      const size_t mo = pr0 + (jb.band ? 0 : (static_cast<size_t>(n) * jb.G + g) * jb.plane);
+      // Padded band: window values of k = (c, tap) at xp[c * plane + TAP[tap] + pr0 + r]; window min/max from
+      // the channel maps (min over c first, then over the kh x kw taps: exact, min is order-independent).
+      const float* xg = jb.xp + pr0;
+      const size_t mo = static_cast<size_t>(pr0);
       float* mn = MN + pi * P;
       alignas(64) float mx[P];
-      for (int r = 0; r < P; ++r) mn[r] = jb.cmin[mo + r], mx[r] = jb.cmax[mo + r];
-      for (int ky = 0; ky < jb.kh; ++ky)
-        for (int kx = 0; kx < jb.kw; ++kx) {
-          if (ky == 0 && kx == 0) continue;
-          const size_t off = mo + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
-          const float* a = jb.cmin + off;
-          const float* b = jb.cmax + off;
-          for (int r = 0; r < P; ++r) {
-            mn[r] = a[r] < mn[r] ? a[r] : mn[r];
-            mx[r] = b[r] > mx[r] ? b[r] : mx[r];
-          }
+      for (int r = 0; r < P; ++r) mn[r] = jb.cmin[mo + TAP[0] + r], mx[r] = jb.cmax[mo + TAP[0] + r];
+      for (int t = 1; t < jb.kh * jb.kw; ++t) {
+        const float* a = jb.cmin + mo + TAP[t];
+        const float* b = jb.cmax + mo + TAP[t];
+        for (int r = 0; r < P; ++r) {
+          mn[r] = a[r] < mn[r] ? a[r] : mn[r];
+          mx[r] = b[r] > mx[r] ? b[r] : mx[r];
         }
+      }
       Isa::quantize_panel([xg, OFF](int kk) { return xg + OFF[kk]; }, jb.K, Kq, jb.levels, Ap, mn, RX + pi * P, mx);
       continue;
     }
@@ -314,7 +314,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   // every (channel block, panel) live in ACC between chunks, and the epilogue runs after the last.
   const int mb0 = m0 / NRC, mb1 = cm::ceil_div(m1, NRC);
   int32_t* ACC = reinterpret_cast<int32_t*>(
-      reinterpret_cast<unsigned char*>(PTR) + up(static_cast<size_t>(jb.K) * sizeof(float*)));
+      reinterpret_cast<unsigned char*>(PTR) + up(2 * static_cast<size_t>(jb.K) * sizeof(float*)));
   for (int kc0 = 0; kc0 < Kq; kc0 += Isa::KC) {
     const int kn = Kq - kc0 < Isa::KC ? Kq - kc0 : Isa::KC;
     for (int mb = mb0; mb < mb1; ++mb) {
@@ -383,32 +383,53 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   delete[] A;
 }
 
-[[maybe_unused]] static void pad_rows_impl(const cm::Job& jb, int n, int g, int hp0, int hp1, float* xp, size_t plane,
-                                           float* cmin, float* cmax) {
-  const int Cg = jb.C / jb.G, H = jb.H, W = jb.W, Wp = jb.Wp, pt = jb.ph, pl = jb.pw;
-  const size_t c0 = static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg;
-  const size_t nq = static_cast<size_t>(hp1 - hp0) * Wp;
-  float* __restrict mn = cmin;
-  float* __restrict mx = cmax;
+[[maybe_unused]] static void pad_rows_impl(const cm::Job& jb, int n, int g, float* xp, float* cmin, float* cmax) {
+  const int Cg = jb.C / jb.G, H = jb.H, W = jb.W, Wq = jb.Wp, pt = jb.ph, pl = jb.pw, sh = jb.sh, sw = jb.sw;
+  const size_t c0 = static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg, pp = jb.pplane;
+  const int hq = static_cast<int>(pp / Wq), hp0 = jb.oh0 * sh;  // phase rows; the band's first padded row
   for (int c = 0; c < Cg; ++c) {
-    float* __restrict dst = xp + c * plane;
+    float* __restrict dst = xp + c * jb.plane;
     const float* src = jb.x + (c0 + c) * H * static_cast<size_t>(W);
-    for (int hp = hp0; hp < hp1; ++hp) {
-      float* row = dst + static_cast<size_t>(hp - hp0) * Wp;
-      const int h = hp - pt;
-      if (h < 0 || h >= H) {
-        std::memset(row, 0, sizeof(float) * Wp);
-        continue;
+    for (int py = 0; py < sh; ++py)
+      for (int r = 0; r < hq; ++r) {
+        const int h = hp0 + r * sh + py - pt;  // the input row of phase row r of row phase py
+        for (int px = 0; px < sw; ++px) {
+          float* row = dst + static_cast<size_t>(py * sw + px) * pp + static_cast<size_t>(r) * Wq;
+          if (h < 0 || h >= H) {
+            std::memset(row, 0, sizeof(float) * Wq);
+            continue;
+          }
+          const float* s = src + static_cast<size_t>(h) * W;
+          if (sw == 1) {
+            const int right = Wq - pl - W;
+            std::memset(row, 0, sizeof(float) * pl);
+            std::memcpy(row + pl, s, sizeof(float) * W);
+            if (right > 0) std::memset(row + pl + W, 0, sizeof(float) * right);
+            continue;
+          }
+          // Padded column j * sw + px is input column w = j * sw + px - pl: [jlo, jhi) are inside the input.
+          const int jlo = std::min(Wq, pl > px ? (pl - px + sw - 1) / sw : 0);
+          const int last = W - 1 + pl - px;  // j * sw <= last
+          const int jhi = last < 0 ? jlo : std::max(jlo, std::min(Wq, last / sw + 1));
+          for (int j = 0; j < jlo; ++j) row[j] = 0.0f;
+          const float* __restrict sp = s + (jlo * sw + px - pl);
+          float* __restrict rp = row + jlo;
+          if (sw == 2) {  // a constant stride the compiler vectorizes
+            for (int j = 0; j < jhi - jlo; ++j) rp[j] = sp[2 * j];
+          } else {
+            for (int j = 0; j < jhi - jlo; ++j) rp[j] = sp[static_cast<size_t>(j) * sw];
+          }
+          for (int j = jhi; j < Wq; ++j) row[j] = 0.0f;
+        }
       }
-      std::memset(row, 0, sizeof(float) * pl);
-      std::memcpy(row + pl, src + static_cast<size_t>(h) * W, sizeof(float) * W);
-      std::memset(row + pl + W, 0, sizeof(float) * (Wp - pl - W));
-    }
-    // The block's maps while it is in L1: min over c = 0, 1, ... in order, as the window minima need.
+    // The channel's maps while its band is in L1/L2: min over c = 0, 1, ... in order, as the window minima need.
+    const size_t nq = static_cast<size_t>(sh) * sw * pp;
     if (c == 0) {
-      std::memcpy(mn, dst, sizeof(float) * nq);
-      std::memcpy(mx, dst, sizeof(float) * nq);
+      std::memcpy(cmin, dst, sizeof(float) * nq);
+      std::memcpy(cmax, dst, sizeof(float) * nq);
     } else {
+      float* __restrict mn = cmin;
+      float* __restrict mx = cmax;
       for (size_t q = 0; q < nq; ++q) {
         const float v = dst[q];
         mn[q] = v < mn[q] ? v : mn[q];

@@ -385,21 +385,26 @@ void parallel_for(int64_t n, int T, const std::function<void(int64_t)>& fn) {
 // (the direct depthwise kernel works on output rows). Returns false (job unchanged) otherwise.
 bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t pad_w_end, int T, PadBuf& pb,
                bool depthwise = false) {
-  if ((!depthwise && (job.sh != 1 || job.sw != 1)) || job.N == 0) return false;
+  if (job.N == 0) return false;
   const int64_t Hp = int64_t(job.H) + job.ph + pad_h_end, Wp = int64_t(job.W) + job.pw + pad_w_end;
-  if (!depthwise && int64_t(job.kw - 1) * job.dw * 100 > 15 * Wp) return false;
-  const int64_t plane = Hp * Wp, rows = int64_t(job.OH) * Wp;
-  const int64_t slack = ops.panel + int64_t(job.kw - 1) * job.dw + 64;
-  const int64_t planes = int64_t(job.N) * job.C;
-  if (rows > kMaxDim || planes > (int64_t(1) << 30) / std::max<int64_t>(plane, 1)) return false;
-  if (!depthwise) {  // run_banded pads each band of output rows itself
+  if (!depthwise) {  // run_banded pads each band of output rows itself, in sh x sw phase planes of Wq columns
+    const int64_t Wq = (Wp + job.sw - 1) / job.sw, rows = int64_t(job.OH) * Wq;
+    // Strided 1x1 convolutions would copy sh * sw phases to use one: they keep the gather.
+    if ((job.sh > 1 || job.sw > 1) && job.kh * job.kw == 1) return false;
+    // The dropped columns (Wq - OW of every row) cost at most 15%, or no panel more than the gather computes.
+    const int64_t P = ops.panel, panels = (rows + P - 1) / P, gathered = (int64_t(job.OH) * job.OW + P - 1) / P;
+    if (((Wq - job.OW) * 100 > 15 * Wq && panels > gathered) || rows > kMaxDim) return false;
     job.Hp = static_cast<int>(Hp);
-    job.Wp = static_cast<int>(Wp);
+    job.Wp = static_cast<int>(Wq);
     job.plane = 0;
     job.rows = static_cast<int>(rows);
     job.band = true;
     return true;
   }
+  const int64_t plane = Hp * Wp;
+  const int64_t slack = ops.panel + int64_t(job.kw - 1) * job.dw + 64;
+  const int64_t planes = int64_t(job.N) * job.C;
+  if (planes > (int64_t(1) << 30) / std::max<int64_t>(plane, 1)) return false;
   pb.xp.resize(static_cast<size_t>(planes * plane + slack));
   std::fill(pb.xp.begin() + planes * plane, pb.xp.end(), 0.0f);
   const float* x = job.x;
@@ -434,13 +439,15 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
   const cm::IsaOps& ops = *pw.ops;
   if (job.N <= 0 || job.rows <= 0 || job.Mg <= 0) return;
   const int T = cm_resolve_threads(threads);
-  const int P = ops.panel, Cg = job.C / job.G, span = (job.kh - 1) * job.dh;
+  const int P = ops.panel, Cg = job.C / job.G, span = (job.kh - 1) * job.dh, sh = job.sh, sw = job.sw;
   const int64_t ng = int64_t(job.N) * job.G, want = 2 * int64_t(T);
-  // Output rows per band: the band's padded rows (ob + span) of all Cg channels within the budget, at least
-  // 4 * span rows (so at most 1/4 of the rows are copied twice), and enough bands for every thread.
-  const int64_t row_floats = int64_t(Cg) * job.Wp;
-  int ob = static_cast<int>(std::max<int64_t>(1, (512 * 1024 / 4) / std::max<int64_t>(row_floats, 1) - span));
-  ob = std::max(ob, 4 * span);
+  // Output rows per band: the band's padded rows ((ob - 1) * sh + span + 1) of all Cg channels within the
+  // budget, at least 4 * span / sh rows (so at most about 1/4 of the rows are copied twice), and enough bands
+  // for every thread.
+  const int64_t row_floats = int64_t(Cg) * job.Wp * sw;
+  int ob = static_cast<int>(
+      std::max<int64_t>(1, ((512 * 1024 / 4) / std::max<int64_t>(row_floats, 1) - span - 1) / sh + 1));
+  ob = std::max(ob, 4 * span / sh);
   if (ng * cm::ceil_div(job.OH, ob) < want)
     ob = std::max(1, cm::ceil_div(job.OH, static_cast<int>(std::min<int64_t>(job.OH, (want + ng - 1) / ng))));
   ob = std::min(ob, job.OH);
@@ -455,7 +462,9 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
   const size_t budget = 1024 * 1024;
   const int tp = std::min(bp, static_cast<int>(std::min<size_t>(8, std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P)))));
   const size_t sbytes = cm::scratch_bytes(ops, job.K, tp * P, bpc * ops.nrc);
-  const size_t bplane = static_cast<size_t>(ob + span) * job.Wp;
+  // Per channel: sh x sw phase planes of ceil(band's padded rows / sh) rows of Wp (= Wq) floats.
+  const size_t pplane = static_cast<size_t>(cm::ceil_div((ob - 1) * sh + span + 1, sh)) * job.Wp;
+  const size_t bplane = static_cast<size_t>(sh) * sw * pplane;
   const size_t slack = static_cast<size_t>(P) + static_cast<size_t>(job.kw - 1) * job.dw + 64;
   std::atomic<int64_t> next{0};
   auto work = [&](int) {
@@ -479,8 +488,9 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
       sub.cmin = mb.data();
       sub.cmax = mb.data() + bplane + slack;
       sub.plane = bplane;
+      sub.pplane = pplane;
       sub.oh0 = oh0;
-      ops.pad_rows(job, n, g, oh0, oh1 + span, xb.data(), bplane, mb.data(), mb.data() + bplane + slack);
+      ops.pad_rows(sub, n, g, xb.data(), mb.data(), mb.data() + bplane + slack);
       const int rows = (oh1 - oh0) * job.Wp;
       for (int r0 = 0; r0 < rows; r0 += tp * P)
         ops.run_tile(sub, pw.w, n, g, r0, std::min(tp * P, rows - r0), m0, m1, s);
