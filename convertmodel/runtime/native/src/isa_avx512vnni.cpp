@@ -87,7 +87,9 @@ static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, 
 }
 
 struct Isa {
-  static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 128;
+  // KC: no k blocking. A panel (Kq x 32 lanes) and a weight block stream from L2 well; blocks of 128 lanes
+  // cost their int32 partial-sum round trips (VGG16 conv2-5 2% slower, measured).
+  static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 1 << 20;
   // One or two rows (a batch-1/2 fully connected layer): vectors over the 12 channels of a block (16 lanes
   // loaded, 4 ignored; the packed weights carry padding), memory-bound on the weights.
   static constexpr bool HAS_GEMV = true;
