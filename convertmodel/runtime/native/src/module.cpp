@@ -440,7 +440,9 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
   if (job.N <= 0 || job.rows <= 0 || job.Mg <= 0) return;
   const int T = cm_resolve_threads(threads);
   const int P = ops.panel, Cg = job.C / job.G, span = (job.kh - 1) * job.dh, sh = job.sh, sw = job.sw;
-  const int64_t ng = int64_t(job.N) * job.G, want = 2 * int64_t(T);
+  // Work items wanted: two per thread for balance, one on one thread (a split band rounds up to one more
+  // partial panel: VGG16's conv5 in two bands computed 8 panels instead of 7).
+  const int64_t ng = int64_t(job.N) * job.G, want = T > 1 ? 2 * int64_t(T) : 1;
   // Output rows per band: the band's padded rows ((ob - 1) * sh + span + 1) of all Cg channels within the
   // budget, at least 4 * span / sh rows (so at most about 1/4 of the rows are copied twice), and enough bands
   // for every thread.
