@@ -443,29 +443,32 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
   // Work items wanted: two per thread for balance, one on one thread (a split band rounds up to one more
   // partial panel: VGG16's conv5 in two bands computed 8 panels instead of 7).
   const int64_t ng = int64_t(job.N) * job.G, want = T > 1 ? 2 * int64_t(T) : 1;
-  // Output rows per band: the band's padded rows ((ob - 1) * sh + span + 1) of all Cg channels within the
+  // Bands are runs of whole panels of rows p = oh * Wq + ow (so only the last panel of a sample is partial),
+  // about `ob` output rows: the band's padded rows ((ob - 1) * sh + span + 1) of all Cg channels within the
   // budget, at least 4 * span / sh rows (so at most about 1/4 of the rows are copied twice), and enough bands
   // for every thread.
   const int64_t row_floats = int64_t(Cg) * job.Wp * sw;
   int ob = static_cast<int>(
       std::max<int64_t>(1, ((512 * 1024 / 4) / std::max<int64_t>(row_floats, 1) - span - 1) / sh + 1));
   ob = std::max(ob, 4 * span / sh);
-  if (ng * cm::ceil_div(job.OH, ob) < want)
-    ob = std::max(1, cm::ceil_div(job.OH, static_cast<int>(std::min<int64_t>(job.OH, (want + ng - 1) / ng))));
-  ob = std::min(ob, job.OH);
-  const int bands = cm::ceil_div(job.OH, ob);
+  const int panels = cm::ceil_div(job.rows, P);
+  int bp = std::min(panels, std::max(1, ob * job.Wp / P));  // panels per band
+  if (ng * cm::ceil_div(panels, bp) < want)
+    bp = std::max(1, cm::ceil_div(panels, static_cast<int>(std::min<int64_t>(panels, (want + ng - 1) / ng))));
+  const int bands = cm::ceil_div(panels, bp);
   const int64_t base = ng * bands;
   int chunks = 1;
   if (base < want) chunks = static_cast<int>(std::min<int64_t>(pw.w.mblocks, (want + base - 1) / base));
   const int bpc = cm::ceil_div(pw.w.mblocks, chunks);
   chunks = cm::ceil_div(pw.w.mblocks, bpc);
   const int64_t total = base * chunks;
-  const int band_rows = ob * job.Wp, bp = cm::ceil_div(band_rows, P);
   const size_t budget = 1024 * 1024;
   const int tp = std::min(bp, static_cast<int>(std::min<size_t>(8, std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P)))));
   const size_t sbytes = cm::scratch_bytes(ops, job.K, tp * P, bpc * ops.nrc);
-  // Per channel: sh x sw phase planes of ceil(band's padded rows / sh) rows of Wp (= Wq) floats.
-  const size_t pplane = static_cast<size_t>(cm::ceil_div((ob - 1) * sh + span + 1, sh)) * job.Wp;
+  // Per channel: sh x sw phase planes of ceil(band's padded rows / sh) rows of Wp (= Wq) floats; a band's bp * P
+  // rows start anywhere in an output row, so they touch at most (bp * P - 1) / Wq + 2 output rows.
+  const int orows = std::min(job.OH, (bp * P - 1) / job.Wp + 2);
+  const size_t pplane = static_cast<size_t>(cm::ceil_div((orows - 1) * sh + span + 1, sh)) * job.Wp;
   const size_t bplane = static_cast<size_t>(sh) * sw * pplane;
   const size_t slack = static_cast<size_t>(P) + static_cast<size_t>(job.kw - 1) * job.dw + 64;
   std::atomic<int64_t> next{0};
@@ -482,7 +485,8 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
       const int band = static_cast<int>(rest % bands);
       const int64_t ngi = rest / bands;
       const int n = static_cast<int>(ngi / job.G), g = static_cast<int>(ngi % job.G);
-      const int oh0 = band * ob, oh1 = std::min(job.OH, oh0 + ob);
+      const int rb = band * bp * P, re = std::min(job.rows, rb + bp * P);  // rows [rb, re), from output row oh0
+      const int oh0 = rb / job.Wp;
       const int m0 = chunk * bpc * ops.nrc, m1 = std::min(job.Mg, (chunk + 1) * bpc * ops.nrc);
       if (m0 >= m1) continue;
       cm::Job sub = job;
@@ -493,9 +497,8 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
       sub.pplane = pplane;
       sub.oh0 = oh0;
       ops.pad_rows(sub, n, g, xb.data(), mb.data(), mb.data() + bplane + slack);
-      const int rows = (oh1 - oh0) * job.Wp;
-      for (int r0 = 0; r0 < rows; r0 += tp * P)
-        ops.run_tile(sub, pw.w, n, g, r0, std::min(tp * P, rows - r0), m0, m1, s);
+      for (int r0 = rb; r0 < re; r0 += tp * P)  // band-local rows: p - oh0 * Wq
+        ops.run_tile(sub, pw.w, n, g, r0 - oh0 * job.Wp, std::min(tp * P, re - r0), m0, m1, s);
     }
   };
   const int nthreads = static_cast<int>(std::min<int64_t>(T, total));
