@@ -147,9 +147,9 @@ CONV_CASES: dict[str, tuple[tuple[int, ...], int, tuple[int, int], dict[str, Any
     # rows of >= 32 outputs: full panels without padding are quantized straight from the input
     "direct_panels": ((2, 5, 6, 40), 7, (3, 3), {"pads": [1, 1, 1, 1]}),
     "direct_dilated": ((1, 4, 9, 70), 6, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1], "strides": [2, 1]}),
-    # stride 1 in bands of output rows, each padded by its work item: 3 bands of 18/18/4 rows at 1 thread (4 at
-    # 2 threads), the last channel block partial; a dilated kernel whose band halo is 4 rows
-    "bands": ((1, 200, 40, 30), 13, (3, 3), {"pads": [1, 1, 1, 1]}),
+    # stride 1 in bands of panels, each padded by its work item: 3 bands of 18/18/3 panels at 1 thread (4 at
+    # 2 threads), starting mid-row, the last channel block partial; a dilated kernel whose band halo is 4 rows
+    "bands": ((1, 200, 40, 29), 13, (3, 3), {"pads": [1, 1, 1, 1]}),
     "bands_dilated": ((2, 160, 30, 20), 9, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),
     # strided: bands of sh x sw phase planes (ResNet's 7x7/2 stem, 3x3/2), 2 bands at 2 threads; a one-column
     # input whose odd phase is all padding
