@@ -171,7 +171,11 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
       oh += jb.oh0;
       while (r < nr && oh < jb.OH) {
         const int run = std::min(jb.Wp - ow, nr - r), valid = std::max(0, std::min(run, jb.OW - ow));
-        if (valid > 0) seg_r[nseg] = r, seg_n[nseg] = valid, seg_o[nseg++] = static_cast<size_t>(oh) * jb.OW + ow;
+        const size_t so = static_cast<size_t>(oh) * jb.OW + ow;
+        if (valid > 0 && nseg > 0 && seg_r[nseg - 1] + seg_n[nseg - 1] == r && seg_o[nseg - 1] + seg_n[nseg - 1] == so)
+          seg_n[nseg - 1] += valid;  // contiguous with the previous run (no dropped columns): one run
+        else if (valid > 0)
+          seg_r[nseg] = r, seg_n[nseg] = valid, seg_o[nseg++] = so;
         r += run;
         ow = 0, ++oh;
       }
@@ -179,6 +183,15 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
       seg_r[0] = 0, seg_n[0] = nr, seg_o[0] = static_cast<size_t>(r0), nseg = 1;
     }
     const size_t plane = static_cast<size_t>(jb.OH) * jb.OW;
+    if (nseg == 1 && seg_n[0] == P && !jb.res) {  // one full run (1x1 convs, rows without dropped columns)
+      float* o = jb.out + (static_cast<size_t>(n) * M + g * jb.Mg + mbase) * plane + seg_o[0];
+      const float* bias = jb.bias ? jb.bias + g * jb.Mg + mbase : nullptr;
+      const float* wsc = jb.w_scale + g * jb.Mg + mbase;
+      const float* wsm = jb.w_sum + g * jb.Mg + mbase;
+      for (int j = 0; j < nch; ++j)
+        Isa::dequantize(acc + j * P, rx, mn, wsc[j], wsm[j], bias ? bias[j] : 0.0f, jb.relu, o + j * plane);
+      return;
+    }
     for (int j = 0; j < nch; ++j) {
       const int m = g * jb.Mg + mbase + j;
       const int32_t* a = acc + j * P;

@@ -135,18 +135,24 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_n(a, rx, mn, ws, wsum, b, relu, y, PANEL);
   }
-  // n (1..PANEL) rows at any offset, 16 per zmm, the last vector masked; same op order as dequantize_avx.
+  // n (1..PANEL) rows at any offset, 16 per zmm (plain loads and stores), a masked last vector; the same op
+  // order as dequantize_avx.
   static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                            bool relu, float* y, int n) {
     const __m512 vws = _mm512_set1_ps(ws), vsum = _mm512_set1_ps(wsum), vb = _mm512_set1_ps(b);
-    for (int r = 0; r < n; r += 16) {
-      const __mmask16 m = n - r >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - r)) - 1u);
-      const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, rx + r), vws);
-      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, a + r)), t);
-      v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, mn + r), vsum));
+    auto one = [&](__m512 vrx, __m512i va, __m512 vmn) {
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(va), _mm512_mul_ps(vrx, vws));
+      v = _mm512_add_ps(v, _mm512_mul_ps(vmn, vsum));
       v = _mm512_add_ps(v, vb);
-      if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-      _mm512_mask_storeu_ps(y + r, m, v);
+      return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+    };
+    int r = 0;
+    for (; r + 16 <= n; r += 16)
+      _mm512_storeu_ps(y + r, one(_mm512_loadu_ps(rx + r), _mm512_loadu_si512(a + r), _mm512_loadu_ps(mn + r)));
+    if (r < n) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (n - r)) - 1u);
+      _mm512_mask_storeu_ps(y + r, m, one(_mm512_maskz_loadu_ps(m, rx + r), _mm512_maskz_loadu_epi32(m, a + r),
+                                          _mm512_maskz_loadu_ps(m, mn + r)));
     }
   }
   // The last channel block of a group when it holds at most 8 channels (64 = 5 x 12 + 4, 128 = 10 x 12 + 8):

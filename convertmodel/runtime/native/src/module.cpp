@@ -451,8 +451,13 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
   int ob = static_cast<int>(
       std::max<int64_t>(1, ((512 * 1024 / 4) / std::max<int64_t>(row_floats, 1) - span - 1) / sh + 1));
   ob = std::max(ob, 4 * span / sh);
+  // Panels per tile: the GEMM sweeps the panels of a tile per channel block, so each weight block is read once
+  // per tile; up to 8 panels, the packed tile within ~1 MiB. A band holds at least one full tile (deep layers
+  // with small maps: 2048 channels of 7 x 7 in bands of one panel read their 1 MB of weights twice).
   const int panels = cm::ceil_div(job.rows, P);
-  int bp = std::min(panels, std::max(1, ob * job.Wp / P));  // panels per band
+  const size_t budget = 1024 * 1024;
+  const int tpw = static_cast<int>(std::min<size_t>(8, std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P))));
+  int bp = std::min(panels, std::max({1, ob * job.Wp / P, tpw}));  // panels per band
   if (ng * cm::ceil_div(panels, bp) < want)
     bp = std::max(1, cm::ceil_div(panels, static_cast<int>(std::min<int64_t>(panels, (want + ng - 1) / ng))));
   const int bands = cm::ceil_div(panels, bp);
@@ -462,8 +467,7 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
   const int bpc = cm::ceil_div(pw.w.mblocks, chunks);
   chunks = cm::ceil_div(pw.w.mblocks, bpc);
   const int64_t total = base * chunks;
-  const size_t budget = 1024 * 1024;
-  const int tp = std::min(bp, static_cast<int>(std::min<size_t>(8, std::max<size_t>(1, budget / (static_cast<size_t>(pw.w.Kq) * 4 * P)))));
+  const int tp = std::min(bp, tpw);
   const size_t sbytes = cm::scratch_bytes(ops, job.K, tp * P, bpc * ops.nrc);
   // Per channel: sh x sw phase planes of ceil(band's padded rows / sh) rows of Wp (= Wq) floats; a band's bp * P
   // rows start anywhere in an output row, so they touch at most (bp * P - 1) / Wq + 2 output rows.
