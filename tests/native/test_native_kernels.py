@@ -36,7 +36,10 @@ def contract_quantize(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarra
 
 
 @pytest.mark.parametrize("isa", isa_params())
-@pytest.mark.parametrize(("r", "k", "m"), [(1, 1, 1), (17, 27, 7), (33, 301, 13), (64, 576, 64), (5, 4609, 25)])
+# m: one short block of 1 or 7 channels, blocks plus 1, 4 (the 4-channel kernel) or 8 (the 8-channel kernel)
+@pytest.mark.parametrize(
+    ("r", "k", "m"), [(1, 1, 1), (17, 27, 7), (33, 301, 13), (64, 576, 64), (5, 4609, 25), (40, 300, 20)]
+)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_accumulate_bit_exact(isa: str, r: int, k: int, m: int, threads: int, rng: np.random.Generator) -> None:
     q = rng.integers(0, 256, (r, k), dtype=np.uint8)
