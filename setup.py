@@ -95,6 +95,8 @@ if HAVE_PYBIND11:
                 f"{SRC}/common.h",
                 f"{SRC}/generic.h",
                 f"{SRC}/avx_quant.h",
+                f"{SRC}/pad_rows.h",
+                f"{SRC}/conv_bands.h",
                 f"{SRC}/depthwise.h",
                 f"{SRC}/fp32.h",
                 f"{SRC}/fp32_impl.h",

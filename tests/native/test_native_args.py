@@ -70,11 +70,22 @@ def test_valid_call_runs() -> None:
         ({"x": np.ones((1, 3, 5, 5), np.float32)}, "weights expect"),
         ({"x": np.ones((2, 5, 5), np.float32)}, "4-D"),
         ({"out": np.ones((1, 3, 5, 4), np.float32)}, "out"),
+        ({"residual": np.ones((1, 3, 5, 4), np.float32)}, "residual must have the output's shape"),
+        ({"residual": np.ones((3, 5, 5), np.float32)}, "residual must have the output's shape"),
     ],
 )
 def test_hostile_geometry_is_a_value_error(over: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         ext().qconv(**conv_args(**over))
+
+
+def test_residual_may_not_be_the_output_buffer() -> None:
+    out = np.zeros((1, 3, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="residual must not be the output"):
+        ext().qconv(**conv_args(out=out, residual=out))
+    res = np.full((1, 3, 5, 5), 2.0, np.float32)
+    plain = ext().qconv(**conv_args())
+    np.testing.assert_array_equal(ext().qconv(**conv_args(residual=res)), plain + res)
 
 
 def test_kernel_larger_than_padded_input() -> None:

@@ -36,7 +36,10 @@ def contract_quantize(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarra
 
 
 @pytest.mark.parametrize("isa", isa_params())
-@pytest.mark.parametrize(("r", "k", "m"), [(1, 1, 1), (17, 27, 7), (33, 301, 13), (64, 576, 64), (5, 4609, 25)])
+# m: one short block of 1 or 7 channels, blocks plus 1, 4 (the 4-channel kernel) or 8 (the 8-channel kernel)
+@pytest.mark.parametrize(
+    ("r", "k", "m"), [(1, 1, 1), (17, 27, 7), (33, 301, 13), (64, 576, 64), (5, 4609, 25), (40, 300, 20)]
+)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_accumulate_bit_exact(isa: str, r: int, k: int, m: int, threads: int, rng: np.random.Generator) -> None:
     q = rng.integers(0, 256, (r, k), dtype=np.uint8)
@@ -109,8 +112,17 @@ def test_quantize_rows_bit_exact(isa: str, levels: int, rng: np.random.Generator
     x[4] = 0.0  # all zeros
     x[5, :] = np.linspace(-1, 1, 45, dtype=np.float32)  # exact .5 boundaries are likely
     x[6] = rng.integers(-3, 3, 45).astype(np.float32)  # many ties
+    # Ranges below L / FLT_MAX: s = L / (mx - mn) overflows to +inf, every v > mn clips to L (rows 7-9 share a
+    # 16-row vector with ordinary rows; row 33 is in the 8-row tail of an AVX2 panel)
+    for r in (7, 9, 33):
+        x[r] = 0.0
+        x[r, 1::3] = np.float32(1e-38)
+        x[r, 2::5] = np.float32(1e-45)
+    x[8, :] = np.float32(-1e-38)
+    x[8, ::2] = np.float32(3e-39)
     q, mn, rx = native.quantize_rows(x, levels, isa)
-    q_e, mn_e, rx_e = contract_quantize(x, levels)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q_e, mn_e, rx_e = contract_quantize(x, levels)
     np.testing.assert_array_equal(mn, mn_e)
     np.testing.assert_array_equal(rx, rx_e)
     bad = np.argwhere(q != q_e)
@@ -138,6 +150,17 @@ CONV_CASES: dict[str, tuple[tuple[int, ...], int, tuple[int, int], dict[str, Any
     # rows of >= 32 outputs: full panels without padding are quantized straight from the input
     "direct_panels": ((2, 5, 6, 40), 7, (3, 3), {"pads": [1, 1, 1, 1]}),
     "direct_dilated": ((1, 4, 9, 70), 6, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1], "strides": [2, 1]}),
+    # stride 1 in bands of panels, each padded by its work item: 3 bands of 18/18/3 panels at 1 thread (4 at
+    # 2 threads), starting mid-row, the last channel block partial; a dilated kernel whose band halo is 4 rows
+    "bands": ((1, 200, 40, 29), 13, (3, 3), {"pads": [1, 1, 1, 1]}),
+    "bands_dilated": ((2, 160, 30, 20), 9, (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),
+    # strided: bands of sh x sw phase planes (ResNet's 7x7/2 stem, 3x3/2), 2 bands at 2 threads; a one-column
+    # input whose odd phase is all padding
+    "bands_stride2": ((1, 96, 40, 30), 10, (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "stem_7x7_s2": ((2, 3, 40, 60), 8, (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    "stride3_narrow": ((1, 4, 10, 1), 5, (3, 1), {"strides": [3, 2], "pads": [1, 0, 2, 0]}),
+    # too many dropped columns for the bands: gathered, full panels of one output row straight from the input
+    "direct_wide_dilation": ((1, 4, 9, 70), 6, (3, 3), {"dilations": [2, 12]}),
 }
 
 
@@ -208,3 +231,58 @@ def test_qgemm_matches_reference(
     if threads == 1:  # the constant row, checked against the closed form too
         first = got.reshape(-1, m)[0]
         assert_close(first, np.float32(-2.0) * params["w_sum"] + params["B"], rtol=1e-6, atol=1e-6, what="constant row")
+
+
+@pytest.mark.parametrize("isa", isa_params())
+@pytest.mark.parametrize(
+    ("shape", "m", "kernel", "attrs"),
+    [
+        ((2, 8, 9, 9), 8, (3, 3), {"pads": [1, 1, 1, 1]}),  # padded, banded rows
+        ((1, 16, 6, 7), 24, (1, 1), {}),  # 1x1
+        ((1, 5, 11, 11), 7, (3, 3), {"strides": [2, 2]}),  # the gather path
+        ((1, 6, 8, 8), 6, (3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),  # depthwise: added after its kernel
+    ],
+)
+@pytest.mark.parametrize("relu", [False, True])
+def test_qconv_fused_residual_add(
+    isa: str,
+    shape: tuple[int, ...],
+    m: int,
+    kernel: tuple[int, int],
+    attrs: dict[str, Any],
+    relu: bool,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # QConv -> Add(R) [-> Relu]: the executor fuses the Add (and the Relu) into the native epilogue; the
+    # output must equal the unfused graph's on the numpy reference kernels.
+    from convertmodel.ir import GraphBuilder
+    from convertmodel.ir.schema import CM_DOMAIN
+    from convertmodel.runtime import Executor
+
+    monkeypatch.setenv(native.ISA_ENV, isa)
+    g = attrs.get("group", 1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    wq = rng.integers(-127, 128, (m, shape[1] // g, *kernel), dtype=np.int8)
+    p = q_params(rng, m, wq[0].size, bias=True)
+    kw = {"kernel_shape": list(kernel), "input_levels": 255, "activation": "", **attrs}
+    conv_y, _ = run_q_node("QConv", x, wq, p, ("ref",), **kw)
+    r = rng.standard_normal(conv_y.shape).astype(np.float32)
+    b = GraphBuilder("res")
+    xi, ri = b.add_input("X", "float32", x.shape), b.add_input("R", "float32", r.shape)
+    ins = [xi, b.add_const("Wq", wq), b.add_const("w_scale", p["w_scale"]), b.add_const("w_sum", p["w_sum"])]
+    ins.append(b.add_const("B", p["B"]))
+    (y,) = b.add_node("QConv", ins, 1, name="conv", domain=CM_DOMAIN, **kw)
+    (s,) = b.add_node("Add", [y, ri], 1, name="add")
+    if relu:
+        (s,) = b.add_node("Relu", [s], 1, name="relu")
+    b.mark_output(s)
+    graph = b.build()
+    ex = Executor(graph, ("native", "ref"), threads=2)
+    assert len(ex._fast) == 1, "the Add (and Relu) should be fused into the QConv"
+    got = ex.run({"X": x, "R": r})[s]
+    want = Executor(graph, ("ref",)).run({"X": x, "R": r})[s]
+    scale = float(np.abs(want).max())
+    assert_close(got, want, rtol=1e-6, atol=1e-6 * scale, what=f"QConv + residual on {isa}")
+    if relu:
+        assert (got >= 0).all()

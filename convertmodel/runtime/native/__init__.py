@@ -203,6 +203,30 @@ def _ref(op_type: str) -> Any:
     return quantized.qconv if op_type == "QConv" else quantized.qgemm
 
 
+def _qconv_fuse(
+    graph: Any, producer: Any, consumer: Any, post: list[tuple[Any, ...]], src: str
+) -> tuple[Any, ...] | None:
+    """The executor's fusion hook: a QConv's epilogue absorbs a residual ``Add`` of another tensor of its output's
+    (static float32) type, then a ``Relu`` after it; the sums are the Add node's float32 ``y + r``."""
+    t = graph.type_of(producer.outputs[0])
+    if t is None or t.dtype != "float32" or not t.is_static:
+        return None
+    if consumer.op_type == "Relu" and len(post) == 1 and post[0][0] == "residual":
+        return ("clip", 0.0, float("inf"))
+    if consumer.op_type == "Add" and not post and len(consumer.inputs) == 2:
+        other = consumer.inputs[1] if consumer.inputs[0] == src else consumer.inputs[0]
+        if other and other != src and other not in graph.constants and graph.type_of(other) == t:
+            return ("residual", other)
+    return None
+
+
+def _post_ref(ctx: KernelContext, y: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
+    """A fused residual Add (and Relu) applied in numpy, after a reference kernel, as the graph's nodes do."""
+    for op in ctx.cache.get("post", ()):
+        y = y + residual if op[0] == "residual" else np.maximum(y, np.float32(0))
+    return y
+
+
 def declines(attrs: dict[str, Any]) -> bool:
     """Nodes the native int8 kernels leave to the numpy reference: any arithmetic but the contract."""
     return attrs.get("arith", "contract") != "contract"
@@ -218,10 +242,12 @@ if _ext is not None:
         w_scale: np.ndarray,
         w_sum: np.ndarray,
         b: np.ndarray | None = None,
+        residual: np.ndarray | None = None,
     ) -> np.ndarray:
-        """QConv on the native path (2-D convolutions; other ranks use the numpy reference)."""
+        """QConv on the native path (2-D convolutions; other ranks use the numpy reference). ``residual``: the
+        other input of a fused residual Add (the executor passes it when the epilogue holds one)."""
         if x.ndim != 4 or wq.ndim != 4 or declines(ctx.attrs):
-            return _ref("QConv")(ctx, x, wq, w_scale, w_sum, b)
+            return _post_ref(ctx, _ref("QConv")(ctx, x, wq, w_scale, w_sum, b), residual)
         from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
 
         try:
@@ -247,7 +273,10 @@ if _ext is not None:
             out = _output(ctx, (x.shape[0], wq.shape[0], *out_sp)) if min(out_sp) > 0 else None
             if x.dtype != np.float32 or not x.flags.c_contiguous:
                 x = np.ascontiguousarray(x, dtype=np.float32)
-            return _ext.qconv(x, packed, ws, wsum, bias, *geom, ctx.threads, out)
+            if residual is None:
+                return _ext.qconv(x, packed, ws, wsum, bias, *geom, ctx.threads, out)
+            relu_after = len(ctx.cache.get("post", ())) > 1
+            return _ext.qconv(x, packed, ws, wsum, bias, *geom, ctx.threads, out, residual, relu_after)
         except (ValueError, TypeError, ZeroDivisionError) as e:
             if isinstance(e, InvalidModelError):
                 raise
@@ -292,6 +321,7 @@ if _ext is not None:
         return np.asarray(y).reshape(*lead, wq.shape[0])
 
     qconv.declines = qgemm.declines = declines  # type: ignore[attr-defined]
+    qconv.fuse = _qconv_fuse  # type: ignore[attr-defined]
 
 
 def cpu_threads() -> int:

@@ -40,6 +40,14 @@ struct Job {
   const float* cmax;
   int Hp, Wp;
   size_t plane;
+  // Banded (run_banded in module.cpp): xp/cmin/cmax hold only the padded rows of one band of output rows of
+  // sample n, group g (channel c at xp + c * plane), starting at output row oh0; rows r count from the band.
+  // Strides: each channel's band is sh x sw phase planes of `pplane` floats (padded row hl, column w of the band
+  // at phase (hl % sh, w % sw), row hl / sh, column w / sw) with rows of Wp = ceil(padded W / sw) floats, so
+  // the window value of tap (ky, kx) of row p = oh * Wp + ow is P consecutive floats of one phase plane.
+  bool band;
+  int oh0;
+  size_t pplane;
   float levels;         // input_levels L
   // Epilogue (float output) ...
   const float* w_scale;  // (M,)
@@ -47,6 +55,9 @@ struct Job {
   const float* bias;     // (M,) or nullptr
   bool relu;
   float* out;            // conv: (N, M, OH, OW); rows: (R, M)
+  // conv only: a residual of the output's shape added after the epilogue (a fused Add), then ReLU if res_relu.
+  const float* res;
+  bool res_relu;
   // ... or raw accumulators (int32, (R, M)) when acc != nullptr.
   int32_t* acc;
 };
@@ -77,6 +88,10 @@ struct IsaOps {
   // Depthwise QConv (C/G = 1, K <= kDwMaxK, job.xp set): output rows [oh0, oh1) of sample n, group g;
   // wf = Wq as float (M, K); scratch of dw_scratch_floats(K, OW) floats (depthwise.h).
   void (*run_dw)(const Job& job, const float* wf, int n, int g, int oh0, int oh1, float* scratch);
+  // The band of output rows starting at job.oh0 of sample n, group g: copy its padded input rows from job.x into
+  // xp in the layout above (channel c of the group at xp + c * job.plane, zero borders) and build the group's
+  // channel min/max maps of them (cmin, cmax: one channel's layout) in the same pass (min over c in order).
+  void (*pad_rows)(const Job& job, int n, int g, float* xp, float* cmin, float* cmax);
 };
 
 // Largest depthwise window the direct kernel takes: K * 255 * 128 < 2^24 keeps its float sums exact.
@@ -100,14 +115,15 @@ inline size_t packed_lanes(const IsaOps& ops, int G, int Mg, int K) {
 
 // Bytes of scratch one work item of `nrows` rows and up to `mg` channels needs: a float window
 // buffer for one panel (K x panel), the packed quantized tile (Kq x rows rounded up to panels),
-// per-row mn/r_x, K input pointers and the int32 partial sums (channels x rows, blocks rounded up).
+// per-row mn/r_x, K input pointers (or offsets and tap offsets) and the int32 partial sums (channels x rows,
+// blocks rounded up).
 inline size_t scratch_bytes(const IsaOps& ops, int K, int nrows, int mg) {
   size_t panels = static_cast<size_t>(ceil_div(nrows, ops.panel));
   auto up = [](size_t v) { return (v + 63) / 64 * 64; };
   size_t f = static_cast<size_t>(K) * ops.panel * sizeof(float);
   size_t a = static_cast<size_t>(k_lanes(ops, K)) * ops.panel * panels * sizeof(uint32_t);
   size_t s = 2 * panels * ops.panel * sizeof(float);
-  size_t p = static_cast<size_t>(K) * sizeof(float*);
+  size_t p = 2 * static_cast<size_t>(K) * sizeof(float*);  // K pointers or offsets, then up to K tap offsets
   size_t acc = static_cast<size_t>(ceil_div(mg, ops.nrc)) * ops.nrc * panels * ops.panel * sizeof(int32_t);
   return up(f) + up(a) + up(s) + up(p) + up(acc) + 64;
 }

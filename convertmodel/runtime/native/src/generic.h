@@ -133,11 +133,82 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   }
 }
 
+[[maybe_unused]] static void dequantize_n_scalar(const int32_t* a, const float* rx, const float* mn, float ws,
+                                                 float wsum, float b, bool relu, float* y, int n) {
+  for (int r = 0; r < n; ++r) {
+    const float t = rx[r] * ws;
+    float v = static_cast<float>(a[r]) * t;
+    v = v + mn[r] * wsum;
+    v = v + b;
+    y[r] = relu ? (v > 0.0f ? v : 0.0f) : v;
+  }
+}
+
+// A fused residual Add (then ReLU) on n outputs just written: y + r in float32, as the Add node computes it.
+[[maybe_unused]] static void add_residual(float* __restrict y, const float* __restrict r, int n, bool relu) {
+  if (relu) {
+    for (int i = 0; i < n; ++i) {
+      const float v = y[i] + r[i];
+      y[i] = v > 0.0f ? v : 0.0f;
+    }
+  } else {
+    for (int i = 0; i < n; ++i) y[i] = y[i] + r[i];
+  }
+}
+
 // float(acc) * (r_x * w_scale) + mn * w_sum + B, then ReLU, written straight to the output.
 [[maybe_unused]] static void epilogue(const cm::Job& jb, const int32_t* acc, int n, int g, int r0, int nr, int mbase, int nch,
                      const float* mn, const float* rx) {
   constexpr int P = Isa::PANEL;
   const int M = jb.G * jb.Mg;
+  if (jb.src == cm::RowSource::kConv && !jb.acc) {
+    // The panel's rows as runs of consecutive outputs of a channel plane (the same for every channel): rows
+    // oh * Wp + ow of a padded input keep ow < OW and oh < OH; other conv rows are one run.
+    int seg_r[P + 1], seg_n[P + 1], nseg = 0;
+    size_t seg_o[P + 1];
+    if (jb.xp) {
+      int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp, r = 0;
+      oh += jb.oh0;
+      while (r < nr && oh < jb.OH) {
+        const int run = std::min(jb.Wp - ow, nr - r), valid = std::max(0, std::min(run, jb.OW - ow));
+        const size_t so = static_cast<size_t>(oh) * jb.OW + ow;
+        if (valid > 0 && nseg > 0 && seg_r[nseg - 1] + seg_n[nseg - 1] == r && seg_o[nseg - 1] + seg_n[nseg - 1] == so)
+          seg_n[nseg - 1] += valid;  // contiguous with the previous run (no dropped columns): one run
+        else if (valid > 0)
+          seg_r[nseg] = r, seg_n[nseg] = valid, seg_o[nseg++] = so;
+        r += run;
+        ow = 0, ++oh;
+      }
+    } else {
+      seg_r[0] = 0, seg_n[0] = nr, seg_o[0] = static_cast<size_t>(r0), nseg = 1;
+    }
+    const size_t plane = static_cast<size_t>(jb.OH) * jb.OW;
+    if (nseg == 1 && seg_n[0] == P && !jb.res) {  // one full run (1x1 convs, rows without dropped columns)
+      float* o = jb.out + (static_cast<size_t>(n) * M + g * jb.Mg + mbase) * plane + seg_o[0];
+      const float* bias = jb.bias ? jb.bias + g * jb.Mg + mbase : nullptr;
+      const float* wsc = jb.w_scale + g * jb.Mg + mbase;
+      const float* wsm = jb.w_sum + g * jb.Mg + mbase;
+      for (int j = 0; j < nch; ++j)
+        Isa::dequantize(acc + j * P, rx, mn, wsc[j], wsm[j], bias ? bias[j] : 0.0f, jb.relu, o + j * plane);
+      return;
+    }
+    for (int j = 0; j < nch; ++j) {
+      const int m = g * jb.Mg + mbase + j;
+      const int32_t* a = acc + j * P;
+      const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
+      const size_t po = (static_cast<size_t>(n) * M + m) * plane;
+      float* o = jb.out + po;
+      for (int s = 0; s < nseg; ++s) {
+        const int sr = seg_r[s];
+        if (seg_n[s] == P)
+          Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o + seg_o[s]);
+        else
+          Isa::dequantize_n(a + sr, rx + sr, mn + sr, ws, wsum, b, jb.relu, o + seg_o[s], seg_n[s]);
+        if (jb.res) add_residual(o + seg_o[s], jb.res + po + seg_o[s], seg_n[s], jb.res_relu);
+      }
+    }
+    return;
+  }
   for (int j = 0; j < nch; ++j) {
     const int m = g * jb.Mg + mbase + j;
     const int32_t* a = acc + j * P;
@@ -147,36 +218,8 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     }
     const float ws = jb.w_scale[m], wsum = jb.w_sum[m], b = jb.bias ? jb.bias[m] : 0.0f;
     alignas(64) float y[P];
-    if (jb.src == cm::RowSource::kConv && jb.xp) {  // rows oh * Wp + ow: keep ow < OW
-      float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.OH * jb.OW;
-      if (jb.Wp == jb.OW && nr == P) {  // no dropped columns (1x1 kernels): straight into the output
-        Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o + r0);
-        continue;
-      }
-      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
-      // Runs of valid columns (ow < OW) of each padded row the panel covers.
-      int oh = r0 / jb.Wp, ow = r0 - oh * jb.Wp, r = 0;
-      while (r < nr && oh < jb.OH) {
-        const int run = std::min(jb.Wp - ow, nr - r), valid = std::max(0, std::min(run, jb.OW - ow));
-        float* dst = o + static_cast<size_t>(oh) * jb.OW + ow;
-        for (int i = 0; i < valid; ++i) dst[i] = y[r + i];
-        r += run;
-        ow = 0, ++oh;
-      }
-      continue;
-    }
-    if (jb.src == cm::RowSource::kConv) {
-      float* o = jb.out + (static_cast<size_t>(n) * M + m) * jb.rows + r0;
-      if (nr == P) {  // a full panel: straight into the NCHW output
-        Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, o);
-        continue;
-      }
-      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
-      for (int r = 0; r < nr; ++r) o[r] = y[r];
-    } else {
-      Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
-      for (int r = 0; r < nr; ++r) jb.out[static_cast<size_t>(r0 + r) * M + m] = y[r];
-    }
+    Isa::dequantize(a, rx, mn, ws, wsum, b, jb.relu, y);
+    for (int r = 0; r < nr; ++r) jb.out[static_cast<size_t>(r0 + r) * M + m] = y[r];
   }
 }
 
@@ -200,6 +243,20 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
                                        up(static_cast<size_t>(Kq) * P * panels * sizeof(uint32_t)));
   float* RX = MN + static_cast<size_t>(panels) * P;
   const float** PTR = reinterpret_cast<const float**>(RX + static_cast<size_t>(panels) * P);
+  // Padded input: the window value of k = (c, ky, kx) of row p is at xp[c][p + ky*dh*Wp + kx*dw], the same
+  // offsets from every panel's first row, so they are computed once per tile (in the pointer buffer).
+  size_t* OFF = reinterpret_cast<size_t*>(PTR);
+  size_t* TAP = OFF + jb.K;  // offsets of the kh x kw taps within a channel (or its min/max maps)
+  if (jb.src == cm::RowSource::kConv && jb.xp) {
+    for (int ky = 0; ky < jb.kh; ++ky)
+      for (int kx = 0; kx < jb.kw; ++kx) {
+        const int y = ky * jb.dh, x = kx * jb.dw;  // phase plane (y % sh, x % sw), row y / sh, column x / sw
+        TAP[ky * jb.kw + kx] = static_cast<size_t>((y % jb.sh) * jb.sw + x % jb.sw) * jb.pplane +
+                               static_cast<size_t>(y / jb.sh) * jb.Wp + static_cast<size_t>(x / jb.sw);
+      }
+    const int taps = jb.kh * jb.kw;
+    for (int k = 0; k < jb.K; ++k) OFF[k] = (k / taps) * jb.plane + TAP[k % taps];
+  }
   for (int pi = 0; pi < panels; ++pi) {
     const int pr0 = r0 + pi * P;
     const int pn = nrows - pi * P < P ? nrows - pi * P : P;
@@ -210,31 +267,22 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
       continue;
     }
     if (jb.src == cm::RowSource::kConv && jb.xp) {
-      // Padded input: window values of k at xp[c][pr0 + ky*dh*Wp + kx*dw + r]; window min/max from the
-      // channel maps (min over c first, then over the kh x kw taps: exact, min is order-independent).
-      const int Cg = jb.C / jb.G;
-      const float* xg = jb.xp + (static_cast<size_t>(n) * jb.C + static_cast<size_t>(g) * Cg) * jb.plane + pr0;
-      int k = 0;
-      for (int c = 0; c < Cg; ++c)
-        for (int ky = 0; ky < jb.kh; ++ky)
-          for (int kx = 0; kx < jb.kw; ++kx)
-            PTR[k++] = xg + c * jb.plane + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
-      const size_t mo = (static_cast<size_t>(n) * jb.G + g) * jb.plane + pr0;
+      // Padded band: window values of k = (c, tap) at xp[c * plane + TAP[tap] + pr0 + r]; window min/max from
+      // the channel maps (min over c first, then over the kh x kw taps: exact, min is order-independent).
+      const float* xg = jb.xp + pr0;
+      const size_t mo = static_cast<size_t>(pr0);
       float* mn = MN + pi * P;
       alignas(64) float mx[P];
-      for (int r = 0; r < P; ++r) mn[r] = jb.cmin[mo + r], mx[r] = jb.cmax[mo + r];
-      for (int ky = 0; ky < jb.kh; ++ky)
-        for (int kx = 0; kx < jb.kw; ++kx) {
-          if (ky == 0 && kx == 0) continue;
-          const size_t off = mo + static_cast<size_t>(ky) * jb.dh * jb.Wp + static_cast<size_t>(kx) * jb.dw;
-          const float* a = jb.cmin + off;
-          const float* b = jb.cmax + off;
-          for (int r = 0; r < P; ++r) {
-            mn[r] = a[r] < mn[r] ? a[r] : mn[r];
-            mx[r] = b[r] > mx[r] ? b[r] : mx[r];
-          }
+      for (int r = 0; r < P; ++r) mn[r] = jb.cmin[mo + TAP[0] + r], mx[r] = jb.cmax[mo + TAP[0] + r];
+      for (int t = 1; t < jb.kh * jb.kw; ++t) {
+        const float* a = jb.cmin + mo + TAP[t];
+        const float* b = jb.cmax + mo + TAP[t];
+        for (int r = 0; r < P; ++r) {
+          mn[r] = a[r] < mn[r] ? a[r] : mn[r];
+          mx[r] = b[r] > mx[r] ? b[r] : mx[r];
         }
-      Isa::quantize_panel([PTR](int kk) { return PTR[kk]; }, jb.K, Kq, jb.levels, Ap, mn, RX + pi * P, mx);
+      }
+      Isa::quantize_panel([xg, OFF](int kk) { return xg + OFF[kk]; }, jb.K, Kq, jb.levels, Ap, mn, RX + pi * P, mx);
       continue;
     }
     if (jb.src == cm::RowSource::kConv && direct_panel(jb, pr0, pn)) {
@@ -279,14 +327,15 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   // every (channel block, panel) live in ACC between chunks, and the epilogue runs after the last.
   const int mb0 = m0 / NRC, mb1 = cm::ceil_div(m1, NRC);
   int32_t* ACC = reinterpret_cast<int32_t*>(
-      reinterpret_cast<unsigned char*>(PTR) + up(static_cast<size_t>(jb.K) * sizeof(float*)));
+      reinterpret_cast<unsigned char*>(PTR) + up(2 * static_cast<size_t>(jb.K) * sizeof(float*)));
   for (int kc0 = 0; kc0 < Kq; kc0 += Isa::KC) {
     const int kn = Kq - kc0 < Isa::KC ? Kq - kc0 : Isa::KC;
     for (int mb = mb0; mb < mb1; ++mb) {
       const uint32_t* Wb = w.data + ((static_cast<size_t>(g) * w.mblocks + mb) * Kq + kc0) * NRC;
+      const int nch = (mb + 1) * NRC < m1 ? NRC : m1 - mb * NRC;  // a short last block: a narrower kernel
       for (int pi = 0; pi < panels; ++pi)
-        Isa::kernel(A + (static_cast<size_t>(pi) * Kq + kc0) * P, Wb, kn,
-                    ACC + (static_cast<size_t>(mb - mb0) * panels + pi) * NRC * P, kc0 > 0);
+        Isa::kernel_n(A + (static_cast<size_t>(pi) * Kq + kc0) * P, Wb, kn,
+                      ACC + (static_cast<size_t>(mb - mb0) * panels + pi) * NRC * P, kc0 > 0, nch);
     }
   }
   for (int mb = mb0; mb < mb1; ++mb) {
@@ -347,4 +396,5 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   delete[] A;
 }
 
+#include "pad_rows.h"
 #include "depthwise.h"

@@ -65,7 +65,14 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
+  static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y, int n) {
+    dequantize_n_avx(a, rx, mn, ws, wsum, b, relu, y, n);
+  }
   // acc (NRC x PANEL int32) is overwritten, or added to when `add` (k-blocked GEMM).
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;  // Kq is even: KQ_ALIGN = 2 (two k groups per loop trip, ~10% faster)
     long addl = add;
@@ -148,7 +155,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx2", "avx2-int16", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl, run_dw_impl};
+                         quantize_rows_impl, run_dw_impl, pad_rows_impl};
 
 }  // namespace cm_avx2
 
@@ -244,6 +251,13 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
+  static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y, int n) {
+    dequantize_n_avx(a, rx, mn, ws, wsum, b, relu, y, n);
+  }
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;
     long addl = add;
@@ -319,7 +333,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx2", "avx2-u8s8", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl,
-                         run_tile_impl, quantize_rows_impl, run_dw_impl};
+                         run_tile_impl, quantize_rows_impl, run_dw_impl, pad_rows_impl};
 
 }  // namespace cm_avx2_u8s8
 
@@ -343,6 +357,13 @@ struct Isa {
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
+  }
+  static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y, int n) {
+    dequantize_n_avx(a, rx, mn, ws, wsum, b, relu, y, n);
+  }
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
   }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;
@@ -404,7 +425,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx2", "avx2-pair", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl,
-                         run_tile_impl, quantize_rows_impl, run_dw_impl};
+                         run_tile_impl, quantize_rows_impl, run_dw_impl, pad_rows_impl};
 
 }  // namespace cm_avx2_pair
 

@@ -14,14 +14,17 @@ namespace cm_avx512vnni {
 // The contract's window quantization on 16 rows per zmm: sub, mul, add 0.5 as separate float32 ops (the TU is
 // compiled with -ffp-contract=off), then floor and the conversion in one vcvtps2dq with round-down embedded
 // rounding (floor(f) is an integer below 2^24, so converting it is exact: the same code as floor + cvtt). The
-// clip to [0, L] of the 256-bit code reduces to max(q, 0): v >= mn gives d >= 0, and e <= L * (1 + 2^-22)
-// keeps floor(e + 0.5) <= L; a NaN converts to INT_MIN, which max(q, 0) maps to 0 as the float clip does.
+// clip to [0, L] is not needed while s = L / (mx - mn) is finite: v >= mn gives d >= 0, and e <= L * (1 + 2^-22)
+// keeps floor(e + 0.5) <= L. A NaN (a window holding an infinity or a NaN) converts to INT_MIN: the shifts drop
+// its bits for k = 1..3 and the first code of a lane is masked to its byte, so it becomes 0, as the clip gives.
+// A live window whose range is below L / FLT_MAX has s = +inf (e = +inf, which the clip makes L): such a
+// 16-row chunk takes the clipped code, min(L, e) before the conversion and max(q, 0) after.
 template <int P, class Src>
 static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, float* mn_out, float* rx_out,
                                   const float* pmx) {
   static_assert(P % 16 == 0, "panel must be a multiple of 16 rows");
-  const __m512 vL = _mm512_set1_ps(L), half = _mm512_set1_ps(0.5f);
-  const __m512i zero = _mm512_setzero_si512();
+  const __m512 vL = _mm512_set1_ps(L), half = _mm512_set1_ps(0.5f), inf = _mm512_set1_ps(INFINITY);
+  const __m512i zero = _mm512_setzero_si512(), byte = _mm512_set1_epi32(0xff);
   for (int c = 0; c < P; c += 16) {
     __m512 mn, mx;
     if (pmx) {  // precomputed window min (in mn_out) and max
@@ -40,25 +43,43 @@ static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, 
     const __m512 s = _mm512_div_ps(vL, d);
     _mm512_storeu_ps(mn_out + c, mn);
     _mm512_storeu_ps(rx_out + c, _mm512_maskz_div_ps(live, d, vL));
+    const bool clip = _mm512_mask_cmp_ps_mask(live, s, inf, _CMP_EQ_OQ) != 0;
     auto code = [&](int k) {
       const __m512 v = _mm512_loadu_ps(src(k) + c);
       const __m512 e = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, mn), s), half);
+      return _mm512_cvt_roundps_epi32(e, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    };
+    auto code_clipped = [&](int k) {
+      const __m512 v = _mm512_loadu_ps(src(k) + c);
+      const __m512 e = _mm512_min_ps(vL, _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, mn), s), half));
       return _mm512_max_epi32(_mm512_cvt_roundps_epi32(e, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), zero);
     };
     const int full = K / 4;
-    for (int kq = 0; kq < full; ++kq) {
-      const int k = kq * 4;
-      const __m512i q0 = code(k), q1 = code(k + 1), q2 = code(k + 2), q3 = code(k + 3);
-      const __m512i lane = _mm512_ternarylogic_epi32(q0, _mm512_slli_epi32(q1, 8), _mm512_slli_epi32(q2, 16), 0xfe);
-      _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c,
-                          _mm512_maskz_or_epi32(live, lane, _mm512_slli_epi32(q3, 24)));
+    if (!clip) {
+      for (int kq = 0; kq < full; ++kq) {
+        const int k = kq * 4;
+        const __m512i q0 = code(k), q1 = code(k + 1), q2 = code(k + 2), q3 = code(k + 3);
+        const __m512i lane = _mm512_ternarylogic_epi32(_mm512_and_si512(q0, byte), _mm512_slli_epi32(q1, 8),
+                                                       _mm512_slli_epi32(q2, 16), 0xfe);
+        _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c,
+                            _mm512_maskz_or_epi32(live, lane, _mm512_slli_epi32(q3, 24)));
+      }
+    } else {
+      for (int kq = 0; kq < full; ++kq) {
+        const int k = kq * 4;
+        const __m512i q0 = code_clipped(k), q1 = code_clipped(k + 1), q2 = code_clipped(k + 2), q3 = code_clipped(k + 3);
+        const __m512i lane = _mm512_ternarylogic_epi32(q0, _mm512_slli_epi32(q1, 8), _mm512_slli_epi32(q2, 16), 0xfe);
+        _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c,
+                            _mm512_maskz_or_epi32(live, lane, _mm512_slli_epi32(q3, 24)));
+      }
     }
     for (int kq = full; kq < Kq; ++kq) {
       __m512i lane = zero;
       for (int t = 0; t < 4; ++t) {
         const int k = kq * 4 + t;
         if (k >= K) break;
-        lane = _mm512_or_si512(lane, _mm512_slli_epi32(code(k), 8 * t));
+        const __m512i q = clip ? code_clipped(k) : _mm512_and_si512(code(k), byte);
+        lane = _mm512_or_si512(lane, _mm512_slli_epi32(q, 8 * t));
       }
       _mm512_storeu_si512(A + static_cast<size_t>(kq) * P + c, _mm512_maskz_mov_epi32(live, lane));
     }
@@ -66,7 +87,9 @@ static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, 
 }
 
 struct Isa {
-  static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 128;
+  // KC: no k blocking. A panel (Kq x 32 lanes) and a weight block stream from L2 well; blocks of 128 lanes
+  // cost their int32 partial-sum round trips (VGG16 conv2-5 2% slower, measured).
+  static constexpr int PANEL = 32, KG = 4, NRC = 12, KQ_ALIGN = 1, KC = 1 << 20;
   // One or two rows (a batch-1/2 fully connected layer): vectors over the 12 channels of a block (16 lanes
   // loaded, 4 ignored; the packed weights carry padding), memory-bound on the weights.
   static constexpr bool HAS_GEMV = true;
@@ -110,7 +133,55 @@ struct Isa {
   }
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y) {
-    dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
+    dequantize_n(a, rx, mn, ws, wsum, b, relu, y, PANEL);
+  }
+  // n (1..PANEL) rows at any offset, 16 per zmm (plain loads and stores), a masked last vector; the same op
+  // order as dequantize_avx.
+  static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y, int n) {
+    const __m512 vws = _mm512_set1_ps(ws), vsum = _mm512_set1_ps(wsum), vb = _mm512_set1_ps(b);
+    auto one = [&](__m512 vrx, __m512i va, __m512 vmn) {
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(va), _mm512_mul_ps(vrx, vws));
+      v = _mm512_add_ps(v, _mm512_mul_ps(vmn, vsum));
+      v = _mm512_add_ps(v, vb);
+      return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+    };
+    int r = 0;
+    for (; r + 16 <= n; r += 16)
+      _mm512_storeu_ps(y + r, one(_mm512_loadu_ps(rx + r), _mm512_loadu_si512(a + r), _mm512_loadu_ps(mn + r)));
+    if (r < n) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (n - r)) - 1u);
+      _mm512_mask_storeu_ps(y + r, m, one(_mm512_maskz_loadu_ps(m, rx + r), _mm512_maskz_loadu_epi32(m, a + r),
+                                          _mm512_maskz_loadu_ps(m, mn + r)));
+    }
+  }
+  // The last channel block of a group when it holds at most 8 channels (64 = 5 x 12 + 4, 128 = 10 x 12 + 8):
+  // NCH channels of the 12-lane weight block, 2 * NCH accumulators (few enough that GCC keeps them in
+  // registers), instead of the 12-channel kernel computing 12.
+  template <int NCH>
+  static void kernel_t(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
+    __m512i c[2 * NCH];
+    for (int j = 0; j < 2 * NCH; ++j) c[j] = add ? _mm512_loadu_si512(acc + j * 16) : _mm512_setzero_si512();
+    for (int kq = 0; kq < Kq; ++kq) {
+      const __m512i a0 = _mm512_loadu_si512(A + static_cast<size_t>(kq) * PANEL);
+      const __m512i a1 = _mm512_loadu_si512(A + static_cast<size_t>(kq) * PANEL + 16);
+      const uint32_t* w = W + static_cast<size_t>(kq) * NRC;
+      for (int j = 0; j < NCH; ++j) {
+        const __m512i b = _mm512_set1_epi32(static_cast<int>(w[j]));
+        c[2 * j] = _mm512_dpbusd_epi32(c[2 * j], a0, b);
+        c[2 * j + 1] = _mm512_dpbusd_epi32(c[2 * j + 1], a1, b);
+      }
+    }
+    for (int j = 0; j < 2 * NCH; ++j) _mm512_storeu_si512(acc + j * 16, c[j]);
+  }
+  // nch (1..NRC) channels of a block.
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int nch) {
+    if (nch <= 4)
+      kernel_t<4>(A, W, Kq, acc, add);
+    else if (nch <= 8)
+      kernel_t<8>(A, W, Kq, acc, add);
+    else
+      kernel(A, W, Kq, acc, add);
   }
   // Hand-allocated registers (GCC 12 copies every vpdpbusd accumulator through the stack when this loop is
   // written with intrinsics: measured 1.6x slower): accumulators zmm0-23 (channel j: zmm 2j, 2j+1 = rows
@@ -247,7 +318,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avx512vnni", "avx512vnni-vpdpbusd", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl, run_dw_impl};
+                         quantize_rows_impl, run_dw_impl, pad_rows_impl};
 
 }  // namespace cm_avx512vnni
 

@@ -58,9 +58,16 @@ struct Isa {
                          bool relu, float* y) {
     dequantize_avx<PANEL>(a, rx, mn, ws, wsum, b, relu, y);
   }
+  static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y, int n) {
+    dequantize_n_avx(a, rx, mn, ws, wsum, b, relu, y, n);
+  }
   // Hand-allocated registers as the AVX2 kernel (GCC 12 spills the intrinsics version's accumulators):
   // 12 accumulators ymm0-11 (channel j: ymm 2j, 2j+1), A ymm12-13, the weight broadcast ymm14; two k groups
   // per loop trip (Kq is even: KQ_ALIGN = 2).
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     long n = Kq / 2;
     long addl = add;
@@ -159,7 +166,7 @@ struct Isa {
 #include "generic.h"
 
 const cm::IsaOps kOps = {"avxvnni", "avxvnni-vpdpbusd", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl, run_dw_impl};
+                         quantize_rows_impl, run_dw_impl, pad_rows_impl};
 
 }  // namespace cm_avxvnni
 

@@ -15,6 +15,11 @@ struct Isa {
                              const float* pmx = nullptr);
   static void dequantize(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                          bool relu, float* y);
+  static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
+                           bool relu, float* y, int n);
+  static void kernel_n(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add, int) {
+    kernel(A, W, Kq, acc, add);
+  }
   static void kernel(const uint32_t* A, const uint32_t* W, int Kq, int32_t* acc, bool add) {
     int32_t c[NRC][PANEL] = {};
     if (add) std::memcpy(c, acc, sizeof(c));
@@ -43,8 +48,13 @@ void Isa::dequantize(const int32_t* a, const float* rx, const float* mn, float w
   dequantize_scalar(a, rx, mn, ws, wsum, b, relu, y);
 }
 
+void Isa::dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b, bool relu,
+                       float* y, int n) {
+  dequantize_n_scalar(a, rx, mn, ws, wsum, b, relu, y, n);
+}
+
 const cm::IsaOps kOps = {"portable", "portable-int16", Isa::PANEL, Isa::KG, Isa::NRC, Isa::KQ_ALIGN, pack_weights_impl, run_tile_impl,
-                         quantize_rows_impl, run_dw_impl};
+                         quantize_rows_impl, run_dw_impl, pad_rows_impl};
 
 }  // namespace cm_portable
 

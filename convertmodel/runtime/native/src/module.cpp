@@ -363,109 +363,13 @@ py::array_t<float> output_array(const py::object& out, const std::vector<py::ssi
 
 int as_int(int64_t v) { return static_cast<int>(v); }
 
-// ---------------------------------------------------------------- padded input of stride-1 convolutions
-struct PadBuf {
-  std::vector<float> xp, cmin, cmax;
-};
-
-// Runs fn(i) for i in [0, n) on T threads (GIL released).
-void parallel_for(int64_t n, int T, const std::function<void(int64_t)>& fn) {
-  std::atomic<int64_t> next{0};
-  auto work = [&](int) {
-    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
-  };
-  py::gil_scoped_release release;
-  pool().run(static_cast<int>(std::min<int64_t>(T, n)), work);
-}
-
-// Stride-1 convolutions read their windows from the input padded once per layer (no gather per panel), as
-// long as the columns computed and dropped at the row ends ((kw-1)*dw of every Wp) stay under 15%. Also
-// builds the channel min/max maps the window min/max come from. Returns false (job unchanged) otherwise.
-// With `depthwise`, any stride is taken and job.rows is left alone (the direct depthwise kernel works on
-// output rows).
-bool pad_input(cm::Job& job, const cm::IsaOps& ops, int64_t pad_h_end, int64_t pad_w_end, int T, PadBuf& pb,
-               bool depthwise = false) {
-  if ((!depthwise && (job.sh != 1 || job.sw != 1)) || job.N == 0) return false;
-  const int64_t Hp = int64_t(job.H) + job.ph + pad_h_end, Wp = int64_t(job.W) + job.pw + pad_w_end;
-  if (!depthwise && int64_t(job.kw - 1) * job.dw * 100 > 15 * Wp) return false;
-  const int64_t plane = Hp * Wp, rows = int64_t(job.OH) * Wp;
-  const int64_t slack = ops.panel + int64_t(job.kw - 1) * job.dw + 64;
-  const int64_t planes = int64_t(job.N) * job.C, gplanes = int64_t(job.N) * job.G;
-  if (rows > kMaxDim || planes > (int64_t(1) << 30) / std::max<int64_t>(plane, 1)) return false;
-  const int Cg = job.C / job.G;
-  pb.xp.resize(static_cast<size_t>(planes * plane + slack));
-  std::fill(pb.xp.begin() + planes * plane, pb.xp.end(), 0.0f);
-  const float* x = job.x;
-  float* xp = pb.xp.data();
-  const int H = job.H, W = job.W, pt = job.ph, pl = job.pw;
-  parallel_for(planes, T, [&](int64_t i) {
-    const float* src = x + static_cast<size_t>(i) * H * W;
-    float* dst = xp + static_cast<size_t>(i) * plane;
-    std::fill(dst, dst + static_cast<size_t>(pt) * Wp, 0.0f);
-    for (int h = 0; h < H; ++h) {
-      float* row = dst + static_cast<size_t>(pt + h) * Wp;
-      std::fill(row, row + pl, 0.0f);
-      std::memcpy(row + pl, src + static_cast<size_t>(h) * W, sizeof(float) * W);
-      std::fill(row + pl + W, row + Wp, 0.0f);
-    }
-    std::fill(dst + static_cast<size_t>(pt + H) * Wp, dst + plane, 0.0f);
-  });
-  if (Cg == 1) {  // depthwise: the maps are the padded planes themselves
-    job.cmin = job.cmax = xp;
-  } else {
-    pb.cmin.resize(static_cast<size_t>(gplanes * plane + slack));
-    pb.cmax.resize(pb.cmin.size());
-    std::fill(pb.cmin.begin() + gplanes * plane, pb.cmin.end(), 0.0f);
-    std::fill(pb.cmax.begin() + gplanes * plane, pb.cmax.end(), 0.0f);
-    float* cmn = pb.cmin.data();
-    float* cmx = pb.cmax.data();
-    const int64_t chunk = 4096, per = (plane + chunk - 1) / chunk;
-    parallel_for(gplanes * per, T, [&](int64_t i) {
-      const int64_t gp = i / per, q0 = (i % per) * chunk, q1 = std::min(plane, q0 + chunk);
-      const float* base = xp + static_cast<size_t>(gp / job.G * job.C + gp % job.G * Cg) * plane;
-      float* mn = cmn + gp * plane;
-      float* mx = cmx + gp * plane;
-      for (int64_t q = q0; q < q1; ++q) mn[q] = mx[q] = base[q];
-      for (int c = 1; c < Cg; ++c) {
-        const float* p = base + static_cast<size_t>(c) * plane;
-        for (int64_t q = q0; q < q1; ++q) {
-          mn[q] = p[q] < mn[q] ? p[q] : mn[q];
-          mx[q] = p[q] > mx[q] ? p[q] : mx[q];
-        }
-      }
-    });
-    job.cmin = cmn;
-    job.cmax = cmx;
-  }
-  job.xp = xp;
-  job.Hp = static_cast<int>(Hp);
-  job.Wp = static_cast<int>(Wp);
-  job.plane = static_cast<size_t>(plane);
-  if (!depthwise) job.rows = static_cast<int>(rows);
-  return true;
-}
-
-// The direct depthwise kernel over (n, g, block of output rows) work items.
-void run_dw(const PackedWeights& pw, const cm::Job& job, int T) {
-  // Blocks of about 512 positions (whole rows): long enough vectors, scratch (2K + 6 rows) near L1.
-  const int rb = std::max(1, std::min(job.OH, 512 / std::max(job.Wp, 1)));
-  const int blocks = cm::ceil_div(job.OH, rb);
-  const int64_t items = int64_t(job.N) * job.G * blocks;
-  const size_t sfl = cm::dw_scratch_floats(job.K, rb * job.Wp);
-  parallel_for(items, T, [&](int64_t i) {
-    thread_local std::vector<float> buf;
-    if (buf.size() < sfl) buf.resize(sfl);
-    const int b = static_cast<int>(i % blocks);
-    const int64_t ng = i / blocks;
-    const int oh0 = b * rb, oh1 = std::min(job.OH, oh0 + rb);
-    pw.ops->run_dw(job, pw.wf.data(), static_cast<int>(ng / job.G), static_cast<int>(ng % job.G), oh0, oh1,
-                   buf.data());
-  });
-}
+// ---------------------------------------------------------------- padded input, bands, depthwise work items
+#include "conv_bands.h"
 
 py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_sum, py::object bias,
                          std::vector<int64_t> kernel, std::vector<int64_t> strides, std::vector<int64_t> pads,
-                         std::vector<int64_t> dilations, double levels, bool relu, int64_t threads, py::object out) {
+                         std::vector<int64_t> dilations, double levels, bool relu, int64_t threads, py::object out,
+                         py::object residual, bool residual_relu) {
   if (x.ndim() != 4) throw std::invalid_argument("qconv: X must be 4-D (N, C, H, W)");
   if (kernel.size() != 2 || strides.size() != 2 || pads.size() != 4 || dilations.size() != 2)
     throw std::invalid_argument("qconv: kernel/strides/dilations need 2 values and pads 4");
@@ -511,14 +415,29 @@ py::array_t<float> qconv(FArr x, const PackedWeights& pw, FArr w_scale, FArr w_s
   epilogue_args(job, pw, w_scale, w_sum, bias, bias_arr, levels, relu);
   py::array_t<float> y = output_array(out, {job.N, pw.M, job.OH, job.OW});
   job.out = y.mutable_data();
+  // `residual`: the other input of an Add fused into the epilogue (y + residual, then ReLU if residual_relu).
+  FArr res_arr;
+  if (!residual.is_none()) {
+    res_arr = residual.cast<FArr>();
+    const std::vector<py::ssize_t> shape = {job.N, pw.M, job.OH, job.OW};
+    if (res_arr.ndim() != 4 || !std::equal(shape.begin(), shape.end(), res_arr.shape()))
+      throw std::invalid_argument("qconv: residual must have the output's shape");
+    if (res_arr.data() == job.out) throw std::invalid_argument("qconv: residual must not be the output buffer");
+    job.res = res_arr.data();
+    job.res_relu = residual_relu;
+  }
   const int T = as_int(check_range(threads, 0, "threads"));
   thread_local PadBuf pb;  // reused across layers and runs (fresh pages cost the OS zeroing them)
   if (job.C == job.G && !pw.wf.empty() && job.rows > 0 && pw.M > 0 &&
       pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb, true)) {
-    run_dw(pw, job, cm_resolve_threads(T));  // depthwise: the direct kernel
+    run_dw(pw, job, cm_resolve_threads(T));  // depthwise: the direct kernel (no residual in its epilogue)
+    if (job.res) add_residual_all(job.out, job.res, static_cast<size_t>(y.size()), job.res_relu);
     return y;
   }
-  if (job.rows > 0 && pw.M > 0) pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb);
+  if (job.rows > 0 && pw.M > 0 && pad_input(job, *pw.ops, p[2], p[3], cm_resolve_threads(T), pb)) {
+    run_banded(pw, job, T);
+    return y;
+  }
   run_job(pw, job, T);
   return y;
 }
@@ -599,7 +518,8 @@ PYBIND11_MODULE(_native, m) {
         "follows the ISA, the levels and max |Wq|; done once per model load).");
   m.def("qconv", &qconv, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
         py::arg("kernel"), py::arg("strides"), py::arg("pads"), py::arg("dilations"), py::arg("levels"),
-        py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
+        py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none(), py::arg("residual") = py::none(),
+        py::arg("residual_relu") = false);
   m.def("qgemm", &qgemm, py::arg("x"), py::arg("packed"), py::arg("w_scale"), py::arg("w_sum"), py::arg("bias"),
         py::arg("levels"), py::arg("relu"), py::arg("threads") = 0, py::arg("out") = py::none());
   m.def("accumulate", &accumulate, py::arg("q"), py::arg("wq"), py::arg("isa") = "", py::arg("threads") = 1,
