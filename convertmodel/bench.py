@@ -23,6 +23,7 @@ from convertmodel.ir.graph import Dim, Graph
 
 ZOO_PREFIX = "zoo:"
 ZOO_DEPTHS = {"vgg16": 16, "vgg19": 19}
+ZOO_MIN_IMAGE_SIZE = 32
 
 
 def zoo_graph(spec: str, batch: int, image_size: int) -> Graph:
@@ -33,6 +34,11 @@ def zoo_graph(spec: str, batch: int, image_size: int) -> Graph:
     if name not in ZOO_DEPTHS:
         raise InvalidModelError(
             f"{spec}: unknown zoo model; available: {', '.join(ZOO_PREFIX + k for k in ZOO_DEPTHS)}"
+        )
+    if image_size < ZOO_MIN_IMAGE_SIZE:  # smaller maps pool to nothing: fc6 would have no inputs
+        raise UsageError(
+            f"{spec}: image size {image_size} is too small; VGG's five 2x2/2 max pools need at least "
+            f"{ZOO_MIN_IMAGE_SIZE} (--image-size or the H, W of --input-shape)"
         )
     return zoo.vgg(ZOO_DEPTHS[name], image_size=image_size, batch=batch)
 

@@ -197,3 +197,18 @@ def test_bench_tf_flags_reach_the_reference(tmp_path: str, capsys: pytest.Captur
     assert code == 0, err
     rep = json.loads(out)
     assert rep["inputs"] == {"image": [2, 28, 28, 1]} and set(rep["results"]) == {"fp32", "int8"}, rep["inputs"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench", "zoo:vgg16", "--input-shape", "1,3,8,8", "--iterations", "1", "--warmup", "0"],
+        ["bench", "zoo:vgg19", "--image-size", "16", "--iterations", "1", "--warmup", "0"],
+        ["inspect", "zoo:vgg16", "--input-shape", "1,3,31,31"],
+    ],
+)
+def test_zoo_image_too_small_is_a_usage_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Below 32 x 32 VGG's five poolings leave nothing for fc6: one line, exit 2 (was an internal error)."""
+    code, _, err = run_cli(args, capsys)
+    assert code == errors.EXIT_USAGE and "at least 32" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
