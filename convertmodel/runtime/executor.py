@@ -188,8 +188,9 @@ class Executor:
         self, feeds: Mapping[str, np.ndarray], hook: NodeHook | None = None, outputs: list[str] | None = None
     ) -> dict[str, np.ndarray]:
         """Run the graph; ``outputs`` may name any values, intermediates included (kept, not freed)."""
-        if hook is None and not outputs:
-            return self._run_compiled(feeds)
+        if hook is None and (not outputs or set(outputs) <= set(self._outputs)):
+            res = self._run_compiled(feeds)  # graph outputs only: the compiled plan, then the ones asked for
+            return res if not outputs else {k: res[k] for k in outputs}
         wanted = outputs or [o.name for o in self.graph.outputs]
         unknown = [w for w in wanted if w not in self._defined]
         if unknown:

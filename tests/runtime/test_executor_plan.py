@@ -117,3 +117,26 @@ def test_feed_errors_on_the_per_node_path() -> None:
     y = ex.run({"x": [[1, 2, 3, 4], [5, 6, 7, 8]]}, hook=hook)
     assert y[z].dtype == np.float32
     np.testing.assert_array_equal(y[z], np.arange(1, 9, dtype=np.float32).reshape(1, 8))
+
+
+def test_named_graph_outputs_take_the_compiled_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify asks for its graph output by name (``outputs=[name]``): that still runs the compiled plan, with the
+    same values as the plain call; an intermediate name takes the per-node loop."""
+    m = convertmodel.load(fixture_model("lenet5"))
+    ex = Executor(m.graph, threads=1)
+    name, out = ex.graph.inputs[0].name, ex.graph.outputs[0].name
+    x = np.random.default_rng(3).random((2, 1, 28, 28), dtype=np.float32)
+    want = ex.run({name: x})[out].copy()
+    calls: list[int] = []
+    compiled = ex._run_compiled
+
+    def counted(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls.append(1)
+        return compiled(feeds)
+
+    monkeypatch.setattr(ex, "_run_compiled", counted)
+    got = ex.run({name: x}, outputs=[out])
+    assert list(got) == [out] and calls == [1]
+    np.testing.assert_array_equal(got[out], want)
+    inner = ex.graph.nodes[0].outputs[0]
+    assert inner in ex.run({name: x}, outputs=[inner, out]) and calls == [1]
