@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from convertmodel.cli.common import LogProgress
+from convertmodel.cli.progress import LogProgress
 
 
 def test_rate_and_eta_exclude_start_up(capsys: pytest.CaptureFixture[str]) -> None:
