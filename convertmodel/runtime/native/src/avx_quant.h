@@ -23,11 +23,16 @@ static void quantize_panel_avx(Src src, int K, int Kq, float L, uint32_t* A, flo
       mx = _mm256_loadu_ps(pmx + c);
     } else {
       mn = mx = _mm256_loadu_ps(src(0) + c);
+      // min_ps returns its second operand when either is NaN, so a running min loses NaNs: the window's NaNs are
+      // OR-ed into a mask and make mn NaN once at the end (mx > mn is then false: not live, q = 0, r_x = 0).
+      __m256 nan = _mm256_cmp_ps(mn, mn, _CMP_UNORD_Q);
       for (int k = 1; k < K; ++k) {
         const __m256 v = _mm256_loadu_ps(src(k) + c);
         mn = _mm256_min_ps(mn, v);
         mx = _mm256_max_ps(mx, v);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
       }
+      mn = _mm256_or_ps(mn, nan);  // all-ones bits: a NaN
     }
     const __m256 d = _mm256_sub_ps(mx, mn);
     const __m256 live = _mm256_cmp_ps(mx, mn, _CMP_GT_OQ);
@@ -61,14 +66,16 @@ static void quantize_panel_avx(Src src, int K, int Kq, float L, uint32_t* A, flo
 template <int P>
 static void dequantize_avx(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                            bool relu, float* y) {
-  const __m256 vws = _mm256_set1_ps(ws), vsum = _mm256_set1_ps(wsum), vb = _mm256_set1_ps(b);
+  const __m256 vws = _mm256_set1_ps(ws), vsum = _mm256_set1_ps(wsum), vb = _mm256_set1_ps(relu ? b + 0.0f : b);
   const __m256 zero = _mm256_setzero_ps();
+  // ReLU as max_ps(zero, v), which gives v when v is NaN (numpy.maximum keeps NaN); it would give -0.0 where
+  // v = -0.0 (numpy: +0.0), which v + b only gives when b is -0.0 too, so b + 0.0f (= +0.0 then) rules it out.
   for (int r = 0; r < P; r += 8) {
     const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(rx + r), vws);
     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + r))), t);
     v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_loadu_ps(mn + r), vsum));
     v = _mm256_add_ps(v, vb);
-    if (relu) v = _mm256_max_ps(v, zero);
+    if (relu) v = _mm256_max_ps(zero, v);
     _mm256_storeu_ps(y + r, v);
   }
 }
@@ -77,13 +84,13 @@ static void dequantize_avx(const int32_t* a, const float* rx, const float* mn, f
 // the last one overlapping the previous (it recomputes equal values), and masked loads/stores below 8 rows.
 static inline void dequantize_n_avx(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                                     bool relu, float* y, int n) {
-  const __m256 vws = _mm256_set1_ps(ws), vsum = _mm256_set1_ps(wsum), vb = _mm256_set1_ps(b);
-  const __m256 zero = _mm256_setzero_ps();
+  const __m256 vws = _mm256_set1_ps(ws), vsum = _mm256_set1_ps(wsum), vb = _mm256_set1_ps(relu ? b + 0.0f : b);
+  const __m256 zero = _mm256_setzero_ps();  // ReLU as in dequantize_avx: NaN stays NaN, never -0.0
   auto one = [&](__m256 vrx, __m256i va, __m256 vmn) {
     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(va), _mm256_mul_ps(vrx, vws));
     v = _mm256_add_ps(v, _mm256_mul_ps(vmn, vsum));
     v = _mm256_add_ps(v, vb);
-    return relu ? _mm256_max_ps(v, zero) : v;
+    return relu ? _mm256_max_ps(zero, v) : v;
   };
   if (n < 8) {
     const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

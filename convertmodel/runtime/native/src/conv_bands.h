@@ -185,6 +185,6 @@ void run_dw(const PackedWeights& pw, const cm::Job& job, int T) {
 void add_residual_all(float* y, const float* r, size_t n, bool relu) {
   for (size_t i = 0; i < n; ++i) {
     const float v = y[i] + r[i];
-    y[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    y[i] = relu ? (v <= 0.0f ? 0.0f : v) : v;  // NaN stays NaN, as numpy.maximum
   }
 }

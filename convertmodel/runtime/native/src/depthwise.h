@@ -13,7 +13,7 @@
 #define CM_DW_FN [[maybe_unused]] static __attribute__((noinline))
 CM_DW_FN void dw_minmax(const float* __restrict v, float* __restrict mn, float* __restrict mx, int n) {
   for (int i = 0; i < n; ++i) {
-    mn[i] = v[i] < mn[i] ? v[i] : mn[i];
+    mn[i] = (v[i] < mn[i]) | (v[i] != v[i]) ? v[i] : mn[i];  // NaN-propagating min (see pad_rows.h)
     mx[i] = v[i] > mx[i] ? v[i] : mx[i];
   }
 }
@@ -52,7 +52,7 @@ CM_DW_FN void dw_out(float* __restrict o, const float* __restrict acc, const flo
     float y = acc[i] * tt;
     y = y + mn[i] * wsum;
     y = y + b;
-    o[i] = relu ? (y > 0.0f ? y : 0.0f) : y;
+    o[i] = relu ? (y <= 0.0f ? 0.0f : y) : y;  // NaN stays NaN, as numpy.maximum
   }
 }
 // Mg = 1 (true depthwise), positions [0, n) in strips of kDwV: every step of the passes above for one strip
@@ -79,7 +79,7 @@ CM_DW_FN void dw_fused(const float* const* __restrict tap, int K, int n, const f
     mx = mn;
     for (int k = 1; k < K; ++k) {
       CM_DW_LOAD(v, tap[k] + i0);
-      mn = v < mn ? v : mn;
+      mn = (v < mn) | (v != v) ? v : mn;  // NaN-propagating min
       mx = v > mx ? v : mx;
     }
     const cm_dwv d = mx - mn;
@@ -102,7 +102,7 @@ CM_DW_FN void dw_fused(const float* const* __restrict tap, int K, int n, const f
     cm_dwv y = acc * tt;
     y = y + mn * wsum;
     y = y + b;
-    if (relu) y = y > zero ? y : zero;
+    if (relu) y = y <= zero ? zero : y;  // NaN stays NaN
     std::memcpy(o + i0, &y, sizeof y);
   }
 }

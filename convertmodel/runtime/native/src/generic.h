@@ -96,7 +96,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     } else {
       for (int k = 1; k < K; ++k) {
         const float v = src(k)[r];
-        mn = v < mn ? v : mn;
+        mn = (v < mn) | (v != v) ? v : mn;  // a NaN in the window makes mn NaN (and the window not live)
         mx = v > mx ? v : mx;
       }
     }
@@ -113,7 +113,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
           const float d = src(k)[r] - mn;
           const float e = d * s;
           float qf = std::floor(e + 0.5f);
-          qf = qf < 0.0f ? 0.0f : (qf > L ? L : qf);
+          qf = qf >= 0.0f ? (qf > L ? L : qf) : 0.0f;  // NaN (an infinity in the window, s = 0) -> 0, no UB cast
           lane |= static_cast<uint32_t>(qf) << (t * BITS);
         }
       A[static_cast<size_t>(kq) * P + r] = lane;
@@ -129,7 +129,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     float v = static_cast<float>(a[r]) * t;
     v = v + mn[r] * wsum;
     v = v + b;
-    y[r] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    y[r] = relu ? (v <= 0.0f ? 0.0f : v) : v;  // numpy.maximum(v, 0): NaN stays NaN, -0.0 gives +0.0
   }
 }
 
@@ -140,7 +140,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     float v = static_cast<float>(a[r]) * t;
     v = v + mn[r] * wsum;
     v = v + b;
-    y[r] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    y[r] = relu ? (v <= 0.0f ? 0.0f : v) : v;  // numpy.maximum(v, 0): NaN stays NaN, -0.0 gives +0.0
   }
 }
 
@@ -149,7 +149,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
   if (relu) {
     for (int i = 0; i < n; ++i) {
       const float v = y[i] + r[i];
-      y[i] = v > 0.0f ? v : 0.0f;
+      y[i] = v <= 0.0f ? 0.0f : v;  // NaN stays NaN, as numpy.maximum
     }
   } else {
     for (int i = 0; i < n; ++i) y[i] = y[i] + r[i];
@@ -278,7 +278,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
         const float* a = jb.cmin + mo + TAP[t];
         const float* b = jb.cmax + mo + TAP[t];
         for (int r = 0; r < P; ++r) {
-          mn[r] = a[r] < mn[r] ? a[r] : mn[r];
+          mn[r] = (a[r] < mn[r]) | (a[r] != a[r]) ? a[r] : mn[r];  // NaN-propagating (see pad_rows.h)
           mx[r] = b[r] > mx[r] ? b[r] : mx[r];
         }
       }

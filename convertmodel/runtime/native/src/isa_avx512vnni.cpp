@@ -32,11 +32,16 @@ static void quantize_panel_avx512(Src src, int K, int Kq, float L, uint32_t* A, 
       mx = _mm512_loadu_ps(pmx + c);
     } else {
       mn = mx = _mm512_loadu_ps(src(0) + c);
+      // min_ps returns its second operand when either is NaN: the window's NaNs are OR-ed into a mask that makes
+      // mn NaN at the end (mx > mn is then false: not live, q = 0, r_x = 0, and mn * w_sum makes y NaN).
+      __mmask16 nan = _mm512_cmp_ps_mask(mn, mn, _CMP_UNORD_Q);
       for (int k = 1; k < K; ++k) {
         const __m512 v = _mm512_loadu_ps(src(k) + c);
         mn = _mm512_min_ps(mn, v);
         mx = _mm512_max_ps(mx, v);
+        nan = static_cast<__mmask16>(nan | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
       }
+      mn = _mm512_mask_mov_ps(mn, nan, _mm512_set1_ps(NAN));
     }
     const __m512 d = _mm512_sub_ps(mx, mn);
     const __mmask16 live = _mm512_cmp_ps_mask(mx, mn, _CMP_GT_OQ);
@@ -139,12 +144,14 @@ struct Isa {
   // order as dequantize_avx.
   static void dequantize_n(const int32_t* a, const float* rx, const float* mn, float ws, float wsum, float b,
                            bool relu, float* y, int n) {
-    const __m512 vws = _mm512_set1_ps(ws), vsum = _mm512_set1_ps(wsum), vb = _mm512_set1_ps(b);
+    // ReLU as max_ps(zero, v): v when v is NaN (numpy.maximum keeps NaN); v = -0.0 (numpy gives +0.0) needs
+    // b = -0.0, which b + 0.0f turns into +0.0 (see dequantize_avx).
+    const __m512 vws = _mm512_set1_ps(ws), vsum = _mm512_set1_ps(wsum), vb = _mm512_set1_ps(relu ? b + 0.0f : b);
     auto one = [&](__m512 vrx, __m512i va, __m512 vmn) {
       __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(va), _mm512_mul_ps(vrx, vws));
       v = _mm512_add_ps(v, _mm512_mul_ps(vmn, vsum));
       v = _mm512_add_ps(v, vb);
-      return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+      return relu ? _mm512_max_ps(_mm512_setzero_ps(), v) : v;
     };
     int r = 0;
     for (; r + 16 <= n; r += 16)

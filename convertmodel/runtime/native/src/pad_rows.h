@@ -50,7 +50,9 @@
       float* __restrict mx = cmax;
       for (size_t q = 0; q < nq; ++q) {
         const float v = dst[q];
-        mn[q] = v < mn[q] ? v : mn[q];
+        // A NaN stays in the min map (v < NaN is false) and enters it (v != v): the window's min is then NaN,
+        // which is all a NaN window needs (mx > mn is false, so it is not live; mn * w_sum makes y NaN).
+        mn[q] = (v < mn[q]) | (v != v) ? v : mn[q];
         mx[q] = v > mx[q] ? v : mx[q];
       }
     }
