@@ -43,6 +43,14 @@ def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["auto", "direct", "packed"])
+def conv_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The convolution's B source: ``direct`` reads stride-1 inputs in place (auto: up to 128 channels per
+    group), ``packed`` copies im2col panels (auto: wider layers and strides > 1)."""
+    monkeypatch.setenv("CONVERTMODEL_FP32_CONV", request.param)
+    return str(request.param)
+
+
 def run_both(op: str, inputs: dict[str, Any], consts: tuple[str, ...], **attrs: Any) -> tuple[np.ndarray, np.ndarray]:
     """(native, ref) outputs of one node; asserts the native kernel really ran."""
     g, feeds, outs = single_node_graph(op, inputs, consts, **attrs)
@@ -64,6 +72,9 @@ CONVS = [
     (2, 8, 15, 15, 16, (3, 3), (2, 3), (2, 0, 1, 1), (2, 1), 8),  # depthwise channel multiplier 2
     (1, 4, 6, 6, 8, (5, 5), (1, 1), (4, 4, 4, 4), (2, 2), 1),  # pads larger than the kernel
     (3, 300, 5, 5, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # K = 2700: several k blocks
+    (2, 16, 11, 37, 24, (3, 3), (1, 1), (1, 0, 2, 1), (1, 1), 2),  # grouped, stride 1: panels cross rows
+    (1, 20, 9, 9, 136, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # 136 channels: packed on auto, partial tiles
+    (2, 40, 3, 70, 9, (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), 1),  # one-row panels, a wide row, partial panel
     (0, 4, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # empty batch
     (0, 6, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6),  # empty batch, depthwise
 ]
@@ -71,7 +82,9 @@ CONVS = [
 
 @pytest.mark.parametrize("geo", CONVS, ids=lambda g: "n{}c{}h{}w{}m{}k{}s{}p{}d{}g{}".format(*g))
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-def test_conv_matches_ref_and_onnxruntime(isa: str, geo: tuple, bias: bool, rng: np.random.Generator) -> None:
+def test_conv_matches_ref_and_onnxruntime(
+    isa: str, conv_path: str, geo: tuple, bias: bool, rng: np.random.Generator
+) -> None:
     n, c, h, w, m, k, s, p, d, g = geo
     x = rng.standard_normal((n, c, h, w), dtype=np.float32)
     wt = rng.standard_normal((m, c // g, *k), dtype=np.float32)
@@ -88,9 +101,10 @@ def test_conv_matches_ref_and_onnxruntime(isa: str, geo: tuple, bias: bool, rng:
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_conv_threads_agree(isa: str, threads: int, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("m", [40, 136])
+def test_conv_threads_agree(isa: str, conv_path: str, threads: int, m: int, rng: np.random.Generator) -> None:
     x = rng.standard_normal((3, 16, 12, 12), dtype=np.float32)
-    w = rng.standard_normal((40, 16, 3, 3), dtype=np.float32)
+    w = rng.standard_normal((m, 16, 3, 3), dtype=np.float32)
     g, feeds, outs = single_node_graph("Conv", {"X": x, "W": w}, ("W",), pads=(1, 1, 1, 1))
     one = Executor(g, NATIVE, threads=1).run(feeds)[outs[0]]
     many = Executor(g, NATIVE, threads=threads).run(feeds)[outs[0]]
@@ -310,15 +324,18 @@ def test_int8_isa_names_select_their_fp32_unit(monkeypatch: pytest.MonkeyPatch) 
     assert fp32.isa() == fp32.available_isas()[0]
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 9, 9), (3, 8, 5, 7)])
-def test_residual_add_and_relu_fuse_into_the_conv(isa: str, shape: tuple[int, ...], rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("shape", [(2, 8, 9, 9), (3, 8, 5, 7), (1, 8, 6, 40)])
+@pytest.mark.parametrize("m", [8, 136])
+def test_residual_add_and_relu_fuse_into_the_conv(
+    isa: str, conv_path: str, shape: tuple[int, ...], m: int, rng: np.random.Generator
+) -> None:
     """ResNet's Conv -> Add(shortcut) -> Relu runs as one kernel and agrees with the unfused reference."""
     b = GraphBuilder("res")
     x = b.add_input("X", "float32", shape)
-    w1 = b.add_const("W1", rng.standard_normal((8, 8, 1, 1), dtype=np.float32))
+    w1 = b.add_const("W1", rng.standard_normal((m, 8, 1, 1), dtype=np.float32))
     (short,) = b.add_node("Conv", [x, w1], 1, name="shortcut")  # computed before the fused conv
-    w2 = b.add_const("W2", rng.standard_normal((8, 8, 3, 3), dtype=np.float32))
-    (y,) = b.add_node("Conv", [x, w2, b.add_const("B2", rng.standard_normal(8, dtype=np.float32))], 1, pads=(1,) * 4)
+    w2 = b.add_const("W2", rng.standard_normal((m, 8, 3, 3), dtype=np.float32))
+    (y,) = b.add_node("Conv", [x, w2, b.add_const("B2", rng.standard_normal(m, dtype=np.float32))], 1, pads=(1,) * 4)
     (s,) = b.add_node("Add", [short, y], 1, name="add")
     (r,) = b.add_node("Relu", [s], 1, name="relu")
     b.mark_output(r)

@@ -39,6 +39,9 @@ struct ConvJob {
   const i64* koff;         // (K,): input offset of k = (c, ky, kx) inside one sample's group
   Post post;
   float* out;              // (N, M, OH, OW)
+  // Stride 1 (sh == sw == 1): B read in place from xp over the padded-width column index q' = oy * Wp + ox
+  // (conv_item's q0 / nq then count columns of NR-wide panels, see conv_direct_impl); else packed im2col.
+  bool direct;
 };
 
 // Dense: out[r, j] = sum_k X[r, k] * B[k, j]; B packed once in NR panels [K][NR].
@@ -87,6 +90,22 @@ struct Fp32Ops {
 };
 
 inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// k block of the direct convolution: whole input channels (taps k values each) of about kc values.
+inline i64 direct_kc(i64 kc, i64 taps, i64 K) {
+  const i64 b = (kc / taps > 0 ? kc / taps : 1) * taps;
+  return b < K ? b : K;
+}
+
+// Panels per sample of the direct convolution (columns q' in [0, (OH - 1) * Wp + OW)).
+inline i64 direct_panels(const ConvJob& j, i64 nr) { return ceil_div((j.OH - 1) * j.Wp + j.OW, nr); }
+
+// Scratch floats of one direct-convolution item of up to `rows` channels x `cols` columns.
+inline i64 conv_direct_scratch_floats(i64 mr, i64 nr, i64 kc, i64 taps, i64 K, i64 rows, i64 cols) {
+  const i64 kcd = direct_kc(kc, taps, K);
+  const i64 part = kcd < K ? ceil_div(rows, mr) * mr * ceil_div(cols, nr) * nr : 0;
+  return part + 2 * mr * nr + kcd * nr + 2 * kcd + 16;
+}
 
 // Row buffer of one pooling work item: the padded width every window of a row reads.
 inline i64 pool_row_floats(const PoolJob& j) {

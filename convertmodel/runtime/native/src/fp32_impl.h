@@ -71,6 +71,44 @@ static void call_ukernel(bool load, bool last, int post_kind, const float* A, co
     ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
 }
 
+// Direct variant for stride-1 convolution: B rows are read in place at Bk = B + boff[k] (a panel of NR
+// consecutive padded-input pixels per k, no packing); the running sum is loaded from Cin (ldci apart)
+// unless it is null, and the result stored to C (ldc apart).
+template <int POST>
+static inline void ukernel_d(const float* __restrict A, const float* B, const i64* __restrict boff, i64 kc,
+                             const float* Cin, i64 ldci, float* C, i64 ldc, const float* scale, const float* shift,
+                             float lo, float hi, const float* R, i64 ldr) {
+  typename V::T acc[MR][NV];
+  if (Cin)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::load(Cin + i * ldci + j * V::W);
+  else
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  for (i64 k = 0; k < kc; ++k) {
+    const float* bk = B + boff[k];
+    typename V::T b[NV];
+    for (int j = 0; j < NV; ++j) b[j] = V::load(bk + j * V::W);
+    for (int i = 0; i < MR; ++i) {
+      const typename V::T a = V::set1(A[k * MR + i]);
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(a, b[j], acc[i][j]);
+    }
+  }
+  if (POST) {
+    const typename V::T vlo = V::set1(lo), vhi = V::set1(hi);
+    for (int i = 0; i < MR; ++i) {
+      const typename V::T s = V::set1(scale[i]), t = V::set1(shift[i]);
+      for (int j = 0; j < NV; ++j) {
+        typename V::T v = V::fma(acc[i][j], s, t);
+        if (POST == 3) v = V::add(v, V::load(R + i * ldr + j * V::W));
+        acc[i][j] = V::min(vhi, V::max(vlo, v));
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) V::store(C + i * ldc + j * V::W, acc[i][j]);
+}
+
 // ---------------------------------------------------------------- packing
 static void pack_a_impl(const float* w, i64 G, i64 Mg, i64 K, float* out) {
   const i64 mp = cmf::ceil_div(Mg, MR);
@@ -99,9 +137,12 @@ static void pack_b_impl(const float* b, i64 K, i64 Ncol, bool trans, float alpha
 }
 
 // ---------------------------------------------------------------- convolution
+static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i64 m0, i64 m1, float* scratch);
+
 // Scratch (floats): B block KC x NCB, two tiles MR x NR (output, residual), then i64 arrays: out_off (NCB),
 // runs (3 * NCB), panel starts.
 static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0, i64 m1, float* scratch) {
+  if (J.direct) return conv_direct_impl(J, g, q0 / NR, cmf::ceil_div(nq, NR), m0, m1, scratch);
   const i64 ncb = cmf::ceil_div(nq, NR) * NR;
   const i64 npanel = ncb / NR;
   float* Bp = scratch;
@@ -179,6 +220,89 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
                      res ? rtile : nullptr, NR);
         for (i64 i = 0; i < mr; ++i)
           for (i64 t = 0; t < nr; ++t) J.out[out_off[jb + t] + (m + i) * J.P] = tile[i * NR + t];
+      }
+    }
+  }
+}
+
+// Stride-1 convolution without packing (ConvJob::direct).  Columns run over the padded-width index
+// q' = oy * Wp + ox of each sample (columns with ox >= OW are computed and dropped), so the NR pixels of a
+// panel are NR consecutive floats of the padded input at every k.  Work items are runs of such panels:
+// [pan0, pan0 + npan) of the N * pps panels (pps = ceil(Qd / NR) per sample, Qd = (OH - 1) * Wp + OW).
+// k is blocked by whole input channels; partial sums of a k block live in a scratch block.
+// Scratch: conv_direct_scratch_floats() (fp32.h).
+static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i64 m0, i64 m1, float* scratch) {
+  const i64 taps = J.kh * J.kw, plane = J.Hp * J.Wp;
+  const i64 kcd = cmf::direct_kc(KC, taps, J.K);
+  const i64 Qd = (J.OH - 1) * J.Wp + J.OW, pps = cmf::ceil_div(Qd, NR);
+  const i64 mpanels = cmf::ceil_div(J.Mg, MR), mp0 = m0 / MR, nmp = cmf::ceil_div(m1 - m0, MR);
+  const bool blocked = kcd < J.K;
+  float* part = scratch;                                        // nmp * npan tiles (when blocked)
+  float* tile = part + (blocked ? nmp * npan * MR * NR : 0);    // MR x NR
+  float* rtile = tile + MR * NR;                                // MR x NR
+  float* pb = rtile + MR * NR;                                  // kcd x NR (a partial panel, packed)
+  i64* iota = reinterpret_cast<i64*>(pb + kcd * NR);            // kcd
+  for (i64 k = 0; k < kcd; ++k) iota[k] = k * NR;
+  for (i64 k0 = 0; k0 < J.K; k0 += kcd) {
+    const i64 kc = J.K - k0 < kcd ? J.K - k0 : kcd;
+    const bool first = k0 == 0, last = k0 + kc == J.K;
+    for (i64 b = 0; b < npan; ++b) {
+      const i64 gp = pan0 + b, n = gp / pps, c0 = (gp - n * pps) * NR;
+      const i64 nr = Qd - c0 < NR ? Qd - c0 : NR;
+      const float* xb = J.xp + (n * J.C + g * J.Cg) * plane + c0;
+      const float* B = xb;
+      const i64* boff = J.koff + k0;
+      if (nr < NR) {  // the sample's last panel: pack it (its full width would read past the sample)
+        for (i64 kk = 0; kk < kc; ++kk) {
+          const float* s = xb + J.koff[k0 + kk];
+          float* d = pb + kk * NR;
+          for (i64 t = 0; t < nr; ++t) d[t] = s[t];
+          for (i64 t = nr; t < NR; ++t) d[t] = 0.0f;
+        }
+        B = pb, boff = iota;
+      }
+      const i64 oy = c0 / J.Wp, ox = c0 - oy * J.Wp;
+      const bool whole = nr == NR && ox + NR <= J.OW;  // every column valid, one output row
+      for (i64 mi = 0; mi < nmp; ++mi) {
+        const i64 m = m0 + mi * MR, mr = m1 - m < MR ? m1 - m : MR;
+        const float* Ap = J.A + ((g * mpanels + mp0 + mi) * J.K + k0) * MR;
+        float* pt = part + (mi * npan + b) * MR * NR;
+        const float* cin = first ? nullptr : pt;
+        if (!last) {
+          ukernel_d<0>(Ap, B, boff, kc, cin, NR, pt, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0);
+          continue;
+        }
+        const float* sc = J.post.scale + g * J.Mg + m;
+        const float* sh = J.post.shift + g * J.Mg + m;
+        const i64 obase = (n * J.M + g * J.Mg + m) * J.P;
+        if (whole && mr == MR) {
+          const i64 o = obase + oy * J.OW + ox;
+          if (J.post.res)
+            ukernel_d<3>(Ap, B, boff, kc, cin, NR, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi, J.post.res + o, J.P);
+          else
+            ukernel_d<1>(Ap, B, boff, kc, cin, NR, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi, nullptr, 0);
+          continue;
+        }
+        ukernel_d<0>(Ap, B, boff, kc, cin, NR, tile, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0);
+        // Scatter the valid columns row segment by row segment, with the epilogue.
+        for (i64 t0 = 0; t0 < nr;) {
+          const i64 q = c0 + t0, y = q / J.Wp, x = q - y * J.Wp;
+          const i64 seg = (J.Wp - x < nr - t0 ? J.Wp - x : nr - t0);
+          const i64 len = x >= J.OW ? 0 : (J.OW - x < seg ? J.OW - x : seg);
+          for (i64 i = 0; i < mr && len > 0; ++i) {
+            const float s = sc[i], h = sh[i];
+            const float* src = tile + i * NR + t0;
+            float* dst = J.out + obase + i * J.P + y * J.OW + x;
+            const float* rs = J.post.res ? J.post.res + obase + i * J.P + y * J.OW + x : nullptr;
+            for (i64 t = 0; t < len; ++t) {
+              float v = src[t] * s + h;
+              if (rs) v += rs[t];
+              v = v > J.post.lo ? v : (v != v ? v : J.post.lo);
+              dst[t] = v < J.post.hi ? v : (v != v ? v : J.post.hi);
+            }
+          }
+          t0 += seg;
+        }
       }
     }
   }

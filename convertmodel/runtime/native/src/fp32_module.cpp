@@ -244,6 +244,16 @@ Geo geometry(const FArr& x, i64 kh, i64 kw, const std::vector<i64>& strides, con
   return g;
 }
 
+// Direct (in-place B, stride 1) or packed convolution: the direct path saves the packing, which is paid once
+// per column block and amortized over the block's Mg channels; above ~128 channels packing is the cheaper
+// one (measured, docs/performance.md).  $CONVERTMODEL_FP32_CONV = direct | packed forces one (tests, benchmarks).
+bool use_direct(i64 Mg) {
+  const char* env = std::getenv("CONVERTMODEL_FP32_CONV");
+  if (env && std::string(env) == "direct") return true;
+  if (env && std::string(env) == "packed") return false;
+  return Mg <= 128;
+}
+
 py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::object shift, float lo, float hi,
                         std::vector<i64> strides, std::vector<i64> pads, std::vector<i64> dil, int threads,
                         py::object out, py::object residual) {
@@ -306,26 +316,34 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
       for (i64 kx = 0; kx < pc.kw; ++kx)
         koff[(c * pc.kh + ky) * pc.kw + kx] = c * Hp * Wp + ky * g.dh * Wp + kx * g.dw;
   cmf::ConvJob job{src, g.N, g.C, Hp, Wp, pc.kh, pc.kw, sh, g.sw, g.dh, g.dw, OH, OW, P,
-                   pc.G, pc.Cg, pc.Mg, pc.M, pc.K, pc.a.data(), koff.data(), pa.post, y.mutable_data()};
+                   pc.G, pc.Cg, pc.Mg, pc.M, pc.K, pc.a.data(), koff.data(), pa.post, y.mutable_data(),
+                   sh == 1 && g.sw == 1 && use_direct(pc.Mg)};
   // Column blocks of up to ~256 columns (B block KC x NC in L2); smaller, then channel chunks,
   // until every thread has a couple of items.
   const i64 NR = ops.nr, MR = ops.mr;
+  // The direct path's columns: NR-wide panels of the padded-width index, per sample.
+  const i64 Qc = job.direct ? g.N * cmf::direct_panels(job, NR) * NR : Q;
   i64 nc = std::max<i64>(1, 256 / NR) * NR;
-  nc = std::min(nc, cmf::ceil_div(Q, NR) * NR);
+  nc = std::min(nc, cmf::ceil_div(Qc, NR) * NR);
   const i64 want = 2 * T;
-  while (nc > NR && pc.G * cmf::ceil_div(Q, nc) < want) nc -= NR;
-  const i64 cblocks = cmf::ceil_div(Q, nc);
+  while (nc > NR && pc.G * cmf::ceil_div(Qc, nc) < want) nc -= NR;
+  const i64 cblocks = cmf::ceil_div(Qc, nc);
   const i64 mpanels = cmf::ceil_div(pc.Mg, MR);
   i64 mchunks = 1;
   if (pc.G * cblocks < want) mchunks = std::min(mpanels, cmf::ceil_div(want, pc.G * cblocks));
+  // The direct path keeps k-block partial sums of an item in scratch: at most 128 channels (L2).
+  if (job.direct && cmf::direct_kc(ops.kc, pc.kh * pc.kw, pc.K) < pc.K)
+    mchunks = std::max(mchunks, cmf::ceil_div(mpanels * MR, 128));
   const i64 ppc = cmf::ceil_div(mpanels, mchunks);
   mchunks = cmf::ceil_div(mpanels, ppc);
   const i64 ncb = cmf::ceil_div(nc, NR) * NR;
-  const size_t floats = static_cast<size_t>(ops.kc * ncb + 2 * MR * NR + 2 * (4 * ncb + ncb / NR + 2) + 16);
+  const size_t floats = static_cast<size_t>(
+      job.direct ? cmf::conv_direct_scratch_floats(MR, NR, ops.kc, pc.kh * pc.kw, pc.K, ppc * MR, ncb)
+                 : ops.kc * ncb + 2 * MR * NR + 2 * (4 * ncb + ncb / NR + 2) + 16);
   parallel(pc.G * cblocks * mchunks, threads_for(static_cast<double>(Q) * pc.M * pc.K, T), floats, [&](i64 item, float* s) {
     const i64 mc = item % mchunks, rest = item / mchunks;
     const i64 cb = rest % cblocks, gi = rest / cblocks;
-    const i64 q0 = cb * nc, nq = std::min(nc, Q - q0);
+    const i64 q0 = cb * nc, nq = std::min(nc, Qc - q0);
     const i64 m0 = mc * ppc * MR, m1 = std::min(pc.Mg, (mc + 1) * ppc * MR);
     if (nq > 0 && m0 < m1) ops.conv_item(job, gi, q0, nq, m0, m1, s);
   });
