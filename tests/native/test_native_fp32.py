@@ -75,6 +75,8 @@ CONVS = [
     (2, 16, 11, 37, 24, (3, 3), (1, 1), (1, 0, 2, 1), (1, 1), 2),  # grouped, stride 1: panels cross rows
     (1, 20, 9, 9, 136, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # 136 channels: packed on auto, partial tiles
     (2, 40, 3, 70, 9, (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), 1),  # one-row panels, a wide row, partial panel
+    (2, 6, 17, 19, 10, (3, 3), (3, 4), (1, 2, 0, 1), (1, 2), 1),  # strides 3 x 4: 12 phase planes
+    (1, 4, 16, 16, 8, (2, 2), (5, 5), (0, 0, 0, 0), (1, 1), 1),  # stride 5: packed on every path
     (0, 4, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # empty batch
     (0, 6, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6),  # empty batch, depthwise
 ]

@@ -10,6 +10,7 @@
 // before a kernel touches memory.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 

@@ -283,20 +283,28 @@ static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i
             ukernel_d<1>(Ap, B, boff, kc, cin, NR, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi, nullptr, 0);
           continue;
         }
-        ukernel_d<0>(Ap, B, boff, kc, cin, NR, tile, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0);
-        // Scatter the valid columns row segment by row segment, with the epilogue.
+        // Scatter the valid columns row segment by row segment (the epilogue applied in registers, unless a
+        // residual must be added before the clip).
+        const bool res = J.post.res != nullptr;
+        if (res)
+          ukernel_d<0>(Ap, B, boff, kc, cin, NR, tile, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0);
+        else
+          ukernel_d<1>(Ap, B, boff, kc, cin, NR, tile, NR, sc, sh, J.post.lo, J.post.hi, nullptr, 0);
         for (i64 t0 = 0; t0 < nr;) {
           const i64 q = c0 + t0, y = q / J.Wp, x = q - y * J.Wp;
           const i64 seg = (J.Wp - x < nr - t0 ? J.Wp - x : nr - t0);
           const i64 len = x >= J.OW ? 0 : (J.OW - x < seg ? J.OW - x : seg);
-          for (i64 i = 0; i < mr && len > 0; ++i) {
+          for (i64 i = 0; i < mr && len > 0 && !res; ++i) {
+            const float* src = tile + i * NR + t0;
+            std::copy(src, src + len, J.out + obase + i * J.P + y * J.OW + x);
+          }
+          for (i64 i = 0; i < mr && len > 0 && res; ++i) {
             const float s = sc[i], h = sh[i];
             const float* src = tile + i * NR + t0;
             float* dst = J.out + obase + i * J.P + y * J.OW + x;
-            const float* rs = J.post.res ? J.post.res + obase + i * J.P + y * J.OW + x : nullptr;
+            const float* rs = J.post.res + obase + i * J.P + y * J.OW + x;
             for (i64 t = 0; t < len; ++t) {
-              float v = src[t] * s + h;
-              if (rs) v += rs[t];
+              float v = src[t] * s + h + rs[t];
               v = v > J.post.lo ? v : (v != v ? v : J.post.lo);
               dst[t] = v < J.post.hi ? v : (v != v ? v : J.post.hi);
             }

@@ -244,14 +244,72 @@ Geo geometry(const FArr& x, i64 kh, i64 kw, const std::vector<i64>& strides, con
   return g;
 }
 
-// Direct (in-place B, stride 1) or packed convolution: the direct path saves the packing, which is paid once
-// per column block and amortized over the block's Mg channels; above ~128 channels packing is the cheaper
-// one (measured, docs/performance.md).  $CONVERTMODEL_FP32_CONV = direct | packed forces one (tests, benchmarks).
-bool use_direct(i64 Mg) {
+// Direct (in-place B) or packed convolution: the direct path saves the packing, which is paid once per
+// column block and amortized over the block's Mg channels; above ~128 channels on maps at least a panel
+// wide packing is the cheaper one (measured, docs/performance.md).  $CONVERTMODEL_FP32_CONV = direct | packed forces one (tests, benchmarks).
+bool forced_direct() {
+  const char* env = std::getenv("CONVERTMODEL_FP32_CONV");
+  return env && std::string(env) == "direct";
+}
+
+bool use_direct(i64 Mg, i64 taps, i64 OW, i64 NR) {
   const char* env = std::getenv("CONVERTMODEL_FP32_CONV");
   if (env && std::string(env) == "direct") return true;
   if (env && std::string(env) == "packed") return false;
-  return Mg <= 128;
+  return Mg <= 128 || (taps > 1 && OW < NR);  // small maps: packing pays several runs per panel
+}
+
+// The padded input of a strided convolution split into sh x sw phase planes per channel: phase (a, b) holds
+// padded pixels (y * sh + a, x * sw + b), Hph x Wph of them; only the phases some tap reads are filled.
+// Then every tap reads its phase with unit stride and the convolution runs as a stride-1 one over planes
+// Hph x Wph (returned in Hp / Wp; a channel's planes are Hp * Wp = sh * sw * Hph * Wph floats), koff the
+// tap offsets inside one group's channels.
+const float* phase_planes(const float* xs, const Geo& g, i64 Cg, i64 kh, i64 kw, std::vector<float>& buf, int T,
+                          i64* koff, i64& Hp, i64& Wp) {
+  const i64 hp = g.H + g.pt + g.pb, wp = g.W + g.pl + g.pr;
+  const i64 Hph = cmf::ceil_div(hp, g.sh), Wph = cmf::ceil_div(wp, g.sw), nph = g.sh * g.sw;
+  const i64 pln = Hph * Wph, chan = nph * pln;
+  std::vector<char> used(static_cast<size_t>(nph), 0);
+  for (i64 ky = 0; ky < kh; ++ky)
+    for (i64 kx = 0; kx < kw; ++kx) used[((ky * g.dh) % g.sh) * g.sw + (kx * g.dw) % g.sw] = 1;
+  const size_t need = static_cast<size_t>(mul(mul(g.N, g.C, "phase planes"), chan, "phase planes"));
+  if (buf.size() < need) {
+    buf.clear();
+    buf.shrink_to_fit();
+    buf.resize(need);
+  }
+  float* xd = buf.data();
+  parallel(g.N * g.C, threads_for(static_cast<double>(need), T), 0, [&](i64 pl, float*) {
+    const float* s = xs + pl * g.H * g.W;
+    for (i64 a = 0; a < g.sh; ++a)
+      for (i64 b = 0; b < g.sw; ++b) {
+        if (!used[a * g.sw + b]) continue;
+        float* d = xd + pl * chan + (a * g.sw + b) * pln;
+        // Columns xx with 0 <= xx * sw + b - pl < W.
+        const i64 x0 = std::min(Wph, g.pl > b ? cmf::ceil_div(g.pl - b, g.sw) : 0);
+        const i64 x1 = std::max(x0, std::min(Wph, cmf::ceil_div(g.pl + g.W - b, g.sw)));
+        for (i64 yy = 0; yy < Hph; ++yy) {
+          float* row = d + yy * Wph;
+          const i64 iy = yy * g.sh + a - g.pt;
+          if (iy < 0 || iy >= g.H) {
+            std::fill(row, row + Wph, 0.0f);
+            continue;
+          }
+          const float* sr = s + iy * g.W + (x0 * g.sw + b - g.pl);
+          std::fill(row, row + x0, 0.0f);
+          for (i64 xx = 0; xx < x1 - x0; ++xx) row[x0 + xx] = sr[xx * g.sw];
+          std::fill(row + x1, row + Wph, 0.0f);
+        }
+      }
+  });
+  for (i64 c = 0; c < Cg; ++c)
+    for (i64 ky = 0; ky < kh; ++ky)
+      for (i64 kx = 0; kx < kw; ++kx) {
+        const i64 y = ky * g.dh, x = kx * g.dw;
+        koff[(c * kh + ky) * kw + kx] = c * chan + ((y % g.sh) * g.sw + x % g.sw) * pln + (y / g.sh) * Wph + x / g.sw;
+      }
+  Hp = nph * Hph, Wp = Wph;
+  return xd;
 }
 
 py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::object shift, float lo, float hi,
@@ -277,8 +335,12 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   py::array_t<float> y = out_array(out, {g.N, pc.M, g.OH, g.OW});
   if (has_res && res.data() == y.data()) y = py::array_t<float>(std::vector<py::ssize_t>{g.N, pc.M, g.OH, g.OW});
   if (Q == 0 || pc.M == 0) return y;
+  // Strided convolutions take the direct path through phase planes (strides up to 4: sh * sw planes).
+  // A strided 1x1 convolution packs: its phase copy would be as large as its packing, with fewer columns.
+  const bool direct = use_direct(pc.Mg, pc.kh * pc.kw, g.OW, ops.nr) && g.sh <= 4 && g.sw <= 4;
+  const bool phased = direct && (g.sh > 1 || g.sw > 1) && (pc.kh > 1 || pc.kw > 1 || forced_direct());
   // Pad once per layer (or, for 1x1 stride-1 unpadded, see the input as one row per sample).
-  const bool padded = g.pt || g.pl || g.pb || g.pr;
+  const bool padded = !phased && (g.pt || g.pl || g.pb || g.pr);
   i64 Hp = g.H + g.pt + g.pb, Wp = g.W + g.pl + g.pr;
   // Grow-only per calling thread: a fresh buffer per call costs page faults on every layer.
   thread_local std::vector<float> xp;
@@ -311,13 +373,18 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
     Wp = g.H * g.W, Hp = 1, OW = P, OH = 1, sh = 1;
   }
   std::vector<i64> koff(pc.K);
-  for (i64 c = 0; c < pc.Cg; ++c)
-    for (i64 ky = 0; ky < pc.kh; ++ky)
-      for (i64 kx = 0; kx < pc.kw; ++kx)
-        koff[(c * pc.kh + ky) * pc.kw + kx] = c * Hp * Wp + ky * g.dh * Wp + kx * g.dw;
-  cmf::ConvJob job{src, g.N, g.C, Hp, Wp, pc.kh, pc.kw, sh, g.sw, g.dh, g.dw, OH, OW, P,
+  if (phased) {
+    src = phase_planes(x.data(), g, pc.Cg, pc.kh, pc.kw, xp, T, koff.data(), Hp, Wp);
+    sh = 1;
+  } else {
+    for (i64 c = 0; c < pc.Cg; ++c)
+      for (i64 ky = 0; ky < pc.kh; ++ky)
+        for (i64 kx = 0; kx < pc.kw; ++kx)
+          koff[(c * pc.kh + ky) * pc.kw + kx] = c * Hp * Wp + ky * g.dh * Wp + kx * g.dw;
+  }
+  cmf::ConvJob job{src, g.N, g.C, Hp, Wp, pc.kh, pc.kw, sh, phased ? 1 : g.sw, g.dh, g.dw, OH, OW, P,
                    pc.G, pc.Cg, pc.Mg, pc.M, pc.K, pc.a.data(), koff.data(), pa.post, y.mutable_data(),
-                   sh == 1 && g.sw == 1 && use_direct(pc.Mg)};
+                   direct && sh == 1 && (phased || g.sw == 1)};
   // Column blocks of up to ~256 columns (B block KC x NC in L2); smaller, then channel chunks,
   // until every thread has a couple of items.
   const i64 NR = ops.nr, MR = ops.mr;
