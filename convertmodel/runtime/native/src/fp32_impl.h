@@ -441,7 +441,7 @@ static inline void tap_range(i64 start, i64 k, i64 d, i64 lo, i64 hi, i64& t0, i
 
 // Max / average windows: per output row a vertical pass over the valid rows (contiguous, vectorized by
 // the compiler) into a row buffer padded with the fill value, then the horizontal window over it.
-// Scratch: pool_scratch_floats() (fp32.h).
+// Scratch: 2 * pool_row_floats() (fp32.h): the row buffer, then the horizontal windows.
 static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch) {
   const bool mx = J.kind == 0;
   const float fill = mx ? -__builtin_inff() : 0.0f;
@@ -475,33 +475,32 @@ static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch
         if (ty == ty0) {
           for (i64 i = 0; i < J.W; ++i) r[i] = s[i];
         } else if (mx) {
-          for (i64 i = 0; i < J.W; ++i) r[i] = (s[i] > r[i] || s[i] != s[i]) ? s[i] : r[i];
+          for (i64 i = 0; i < J.W; ++i) r[i] = ((s[i] > r[i]) | (s[i] != s[i])) ? s[i] : r[i];
         } else {
           for (i64 i = 0; i < J.W; ++i) r[i] += s[i];
         }
       }
+      // Horizontal windows at every start column (contiguous passes the compiler vectorizes), then the
+      // strided pick of the output columns.
       float* o = out + oy * J.OW;
-      if (mx && J.kw == 2 && J.dw == 1) {
-        for (i64 ox = 0; ox < J.OW; ++ox) {
-          const float a = row[ox * J.sw], b = row[ox * J.sw + 1];
-          o[ox] = (b > a || b != b) ? b : a;
-        }
-      } else if (mx) {
-        for (i64 ox = 0; ox < J.OW; ++ox) {
-          const float* w = row + ox * J.sw;
-          float v = w[0];
-          for (i64 tx = 1; tx < J.kw; ++tx) v = (w[tx * J.dw] > v || w[tx * J.dw] != w[tx * J.dw]) ? w[tx * J.dw] : v;
-          o[ox] = v;
-        }
+      const i64 nh = (J.OW - 1) * J.sw + 1;
+      float* h = row + wb;
+      for (i64 i = 0; i < nh; ++i) h[i] = row[i];
+      for (i64 tx = 1; tx < J.kw; ++tx) {
+        const float* s = row + tx * J.dw;
+        if (mx)
+          for (i64 i = 0; i < nh; ++i) h[i] = ((s[i] > h[i]) | (s[i] != s[i])) ? s[i] : h[i];
+        else
+          for (i64 i = 0; i < nh; ++i) h[i] += s[i];
+      }
+      if (mx) {
+        for (i64 ox = 0; ox < J.OW; ++ox) o[ox] = h[ox * J.sw];
       } else {
         for (i64 ox = 0; ox < J.OW; ++ox) {
           const i64 x0 = ox * J.sw - J.pw;
           i64 cx0, cx1;
           tap_range(x0, J.kw, J.dw, J.include_pad ? -J.pw : 0, J.include_pad ? J.W + J.pe_w : J.W, cx0, cx1);
-          const float* w = row + ox * J.sw;
-          float v = 0.0f;
-          for (i64 tx = 0; tx < J.kw; ++tx) v += w[tx * J.dw];
-          o[ox] = v / static_cast<float>((cy1 - cy0) * (cx1 - cx0));
+          o[ox] = h[ox * J.sw] / static_cast<float>((cy1 - cy0) * (cx1 - cx0));
         }
       }
     }

@@ -516,7 +516,7 @@ py::array_t<float> pool(FArr x, int kind, std::vector<i64> kernel, std::vector<i
   job.out = y.mutable_data();
   const int T = cm_resolve_threads(threads);
   const i64 per = std::max<i64>(1, planes / (4 * T));
-  const size_t floats = kind == 2 ? 0 : static_cast<size_t>(cmf::pool_row_floats(job));
+  const size_t floats = kind == 2 ? 0 : static_cast<size_t>(2 * cmf::pool_row_floats(job));
   const int Tw = threads_for(static_cast<double>(planes) * (static_cast<double>(job.OH) * job.OW * std::max<i64>(job.kh * job.kw, 1) + static_cast<double>(H) * W), T);
   parallel(cmf::ceil_div(planes, per), Tw, floats,
            [&](i64 item, float* s) { ops.pool_item(job, item * per, std::min(planes, (item + 1) * per), s); });
