@@ -252,6 +252,14 @@ static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i
       const float* xb = J.xp + (n * J.C + g * J.Cg) * plane + c0;
       const float* B = xb;
       const i64* boff = J.koff + k0;
+      if (b + 1 < npan) {  // the next panel's rows, while this one computes (first touches miss L2)
+        const i64 gq = gp + 1, nq = gq / pps;
+        const float* xn = J.xp + (nq * J.C + g * J.Cg) * plane + (gq - nq * pps) * NR;
+        for (i64 kk = 0; kk < kc; ++kk) {
+          __builtin_prefetch(xn + J.koff[k0 + kk]);
+          __builtin_prefetch(xn + J.koff[k0 + kk] + NR - 1);
+        }
+      }
       if (nr < NR) {  // the sample's last panel: pack it (its full width would read past the sample)
         for (i64 kk = 0; kk < kc; ++kk) {
           const float* s = xb + J.koff[k0 + kk];
