@@ -483,7 +483,7 @@ py::array_t<float> dense(FArr x, const PackedDense& pd, py::object scale, py::ob
 
 py::array_t<float> pool(FArr x, int kind, std::vector<i64> kernel, std::vector<i64> strides, std::vector<i64> pads,
                         std::vector<i64> dil, std::vector<i64> out_hw, bool include_pad, int threads,
-                        const std::string& isa) {
+                        const std::string& isa, py::object out) {
   if (x.ndim() != 4) bad("fp32 pool: X must be 4-D (N, C, H, W)");
   if (kind < 0 || kind > 2) bad("fp32 pool: kind must be 0 (max), 1 (average) or 2 (global average)");
   const cmf::Fp32Ops& ops = *resolve(isa);
@@ -510,8 +510,7 @@ py::array_t<float> pool(FArr x, int kind, std::vector<i64> kernel, std::vector<i
   const i64 planes = mul(N, C, "pool input");
   mul(mul(planes, std::max<i64>(H, 1), "pool input"), std::max<i64>(W, 1), "pool input");
   mul(mul(planes, job.OH, "pool output"), job.OW, "pool output");
-  py::array_t<float> y({static_cast<py::ssize_t>(N), static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(job.OH),
-                        static_cast<py::ssize_t>(job.OW)});
+  py::array_t<float> y = out_array(out, {N, C, job.OH, job.OW});
   if (planes == 0 || job.OH == 0 || job.OW == 0) return y;
   if (kind == 2 && H * W == 0) bad("fp32 pool: global pooling of an empty plane");
   job.out = y.mutable_data();
@@ -550,5 +549,5 @@ void cm_fp32_register(py::module_& m, RunFn run) {
         py::arg("hi"), py::arg("threads") = 0, py::arg("out") = py::none());
   m.def("fp32_pool", &pool, py::arg("x"), py::arg("kind"), py::arg("kernel"), py::arg("strides"), py::arg("pads"),
         py::arg("dilations"), py::arg("out_hw"), py::arg("include_pad"), py::arg("threads") = 0,
-        py::arg("isa") = "");
+        py::arg("isa") = "", py::arg("out") = py::none());
 }
