@@ -15,11 +15,13 @@ static constexpr int KC = 256;
 // tile R (ldr apart) added before the clip.
 template <bool LOAD, int POST>
 static inline void ukernel(const float* __restrict A, const float* __restrict B, i64 kc, float* C, i64 ldc,
-                           const float* scale, const float* shift, float lo, float hi, const float* R, i64 ldr) {
+                           const float* scale, const float* shift, float lo, float hi, const float* R, i64 ldr,
+                           const float* pf) {
   typename V::T acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NV; ++j) acc[i][j] = LOAD ? V::load(C + i * ldc + j * V::W) : V::zero();
   for (i64 k = 0; k < kc; ++k) {
+    __builtin_prefetch(pf + k * MR);  // the A panel of the next call, same layout (cold weights stream in)
     typename V::T b[NV];
     for (int j = 0; j < NV; ++j) b[j] = V::load(B + k * NR + j * V::W);
     for (int i = 0; i < MR; ++i) {
@@ -51,24 +53,25 @@ static inline void ukernel(const float* __restrict A, const float* __restrict B,
 
 template <int POST>
 static void ukernel_any(bool load, const float* A, const float* B, i64 kc, float* C, i64 ldc, const float* scale,
-                        const float* shift, float lo, float hi, const float* R, i64 ldr) {
+                        const float* shift, float lo, float hi, const float* R, i64 ldr, const float* pf) {
   if (load)
-    ukernel<true, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel<true, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else
-    ukernel<false, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel<false, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
 }
 
 static void call_ukernel(bool load, bool last, int post_kind, const float* A, const float* B, i64 kc, float* C,
                          i64 ldc, const float* scale, const float* shift, float lo, float hi,
-                         const float* R = nullptr, i64 ldr = 0) {
+                         const float* R = nullptr, i64 ldr = 0, const float* pf = nullptr) {
+  if (!pf) pf = A;
   if (!last)
-    ukernel_any<0>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<0>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else if (post_kind == 1 && R != nullptr)
-    ukernel_any<3>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<3>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else if (post_kind == 1)
-    ukernel_any<1>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<1>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else
-    ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
 }
 
 // Direct variant for stride-1 convolution: B rows are read in place at Bk = B + boff[k] (a panel of NR
@@ -77,7 +80,7 @@ static void call_ukernel(bool load, bool last, int post_kind, const float* A, co
 template <int POST>
 static inline void ukernel_d(const float* __restrict A, const float* B, const i64* __restrict boff, i64 kc,
                              const float* Cin, i64 ldci, float* C, i64 ldc, const float* scale, const float* shift,
-                             float lo, float hi, const float* R, i64 ldr) {
+                             float lo, float hi, const float* R, i64 ldr, const float* pf) {
   typename V::T acc[MR][NV];
   if (Cin)
     for (int i = 0; i < MR; ++i)
@@ -86,6 +89,7 @@ static inline void ukernel_d(const float* __restrict A, const float* B, const i6
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
   for (i64 k = 0; k < kc; ++k) {
+    __builtin_prefetch(pf + k * MR);  // the next A block (same layout): cold weights stream in
     const float* bk = B + boff[k];
     typename V::T b[NV];
     for (int j = 0; j < NV; ++j) b[j] = V::load(bk + j * V::W);
@@ -204,9 +208,10 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
         const i64 o = out_off[jb] + m * J.P;
         const bool direct = mr == MR && nr == NR && out_off[jb + NR - 1] == out_off[jb] + NR - 1;
         const float* res = J.post.res;
+        const float* pf = b + 1 == npanel && m + MR < m1 ? Ap + J.K * MR : Ap;  // the next channel panel's A
         if (direct) {
           call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi,
-                       res ? res + o : nullptr, J.P);
+                       res ? res + o : nullptr, J.P, pf);
           continue;
         }
         if (!first)
@@ -217,7 +222,7 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
             for (i64 t = 0; t < NR; ++t)
               rtile[i * NR + t] = (i < mr && t < nr) ? res[out_off[jb + t] + (m + i) * J.P] : 0.0f;
         call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, tile, NR, sc, sh, J.post.lo, J.post.hi,
-                     res ? rtile : nullptr, NR);
+                     res ? rtile : nullptr, NR, pf);
         for (i64 i = 0; i < mr; ++i)
           for (i64 t = 0; t < nr; ++t) J.out[out_off[jb + t] + (m + i) * J.P] = tile[i * NR + t];
       }
@@ -274,10 +279,13 @@ static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i
       for (i64 mi = 0; mi < nmp; ++mi) {
         const i64 m = m0 + mi * MR, mr = m1 - m < MR ? m1 - m : MR;
         const float* Ap = J.A + ((g * mpanels + mp0 + mi) * J.K + k0) * MR;
+        // Prefetch: the next channel panel's A block, after the last the first one's next k block.
+        const float* pf = mi + 1 < nmp ? Ap + J.K * MR
+                          : (k0 + kc < J.K ? J.A + ((g * mpanels + mp0) * J.K + k0 + kc) * MR : Ap);
         float* pt = part + (mi * npan + b) * MR * NR;
         const float* cin = first ? nullptr : pt;
         if (!last) {
-          ukernel_d<0>(Ap, B, boff, kc, cin, NR, pt, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0);
+          ukernel_d<0>(Ap, B, boff, kc, cin, NR, pt, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0, pf);
           continue;
         }
         const float* sc = J.post.scale + g * J.Mg + m;
@@ -286,18 +294,18 @@ static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i
         if (whole && mr == MR) {
           const i64 o = obase + oy * J.OW + ox;
           if (J.post.res)
-            ukernel_d<3>(Ap, B, boff, kc, cin, NR, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi, J.post.res + o, J.P);
+            ukernel_d<3>(Ap, B, boff, kc, cin, NR, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi, J.post.res + o, J.P, pf);
           else
-            ukernel_d<1>(Ap, B, boff, kc, cin, NR, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi, nullptr, 0);
+            ukernel_d<1>(Ap, B, boff, kc, cin, NR, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi, nullptr, 0, pf);
           continue;
         }
         // Scatter the valid columns row segment by row segment (the epilogue applied in registers, unless a
         // residual must be added before the clip).
         const bool res = J.post.res != nullptr;
         if (res)
-          ukernel_d<0>(Ap, B, boff, kc, cin, NR, tile, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0);
+          ukernel_d<0>(Ap, B, boff, kc, cin, NR, tile, NR, nullptr, nullptr, 0.0f, 0.0f, nullptr, 0, pf);
         else
-          ukernel_d<1>(Ap, B, boff, kc, cin, NR, tile, NR, sc, sh, J.post.lo, J.post.hi, nullptr, 0);
+          ukernel_d<1>(Ap, B, boff, kc, cin, NR, tile, NR, sc, sh, J.post.lo, J.post.hi, nullptr, 0, pf);
         for (i64 t0 = 0; t0 < nr;) {
           const i64 q = c0 + t0, y = q / J.Wp, x = q - y * J.Wp;
           const i64 seg = (J.Wp - x < nr - t0 ? J.Wp - x : nr - t0);
