@@ -43,6 +43,7 @@ struct ConvJob {
   // Stride 1 (sh == sw == 1): B read in place from xp over the padded-width column index q' = oy * Wp + ox
   // (conv_item's q0 / nq then count columns of NR-wide panels, see conv_direct_impl); else packed im2col.
   bool direct;
+  const float* A2;         // cvec_item only: weights per group in panels of CM = cm channels: [K][CM]
 };
 
 // Dense: out[r, j] = sum_k X[r, k] * B[k, j]; B packed once in NR panels [K][NR].
@@ -88,6 +89,11 @@ struct Fp32Ops {
   // Output planes [p0, p1) of the N * M planes. scratch: padded plane floats.
   void (*dw_item)(const DwJob& j, i64 p0, i64 p1, float* scratch);
   void (*pool_item)(const PoolJob& j, i64 p0, i64 p1, float* scratch);
+  // Channel-vectorized direct convolution for narrow maps (null where the unit has none): cm channels per
+  // vector panel (weights [K][cm] per group, ConvJob::A2), up to cpr output pixels per tile.
+  int cm, cpr;
+  // Sample n, output rows [oy0, oy1), channel panel cb of group g. scratch: (oy1 - oy0) * OW * cm + 16 floats.
+  void (*cvec_item)(const ConvJob& j, i64 g, i64 n, i64 oy0, i64 oy1, i64 cb, float* scratch);
 };
 
 inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }

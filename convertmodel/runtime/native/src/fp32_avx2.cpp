@@ -18,6 +18,7 @@ struct V {
   static T min(T a, T b) { return _mm256_min_ps(a, b); }
 };
 static constexpr int MR = 4, NV = 3;
+static constexpr int CPR = 6;  // pixels per channel-vectorized tile (0: none)
 
 #include "fp32_impl.h"
 

@@ -25,6 +25,7 @@ struct V {
   static T min(T a, T b) { return _mm512_min_ps(a, b); }
 };
 static constexpr int MR = 8, NV = 2;
+static constexpr int CPR = 14;  // pixels per channel-vectorized tile (0: none)
 
 #include "fp32_impl.h"
 

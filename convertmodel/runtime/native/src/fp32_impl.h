@@ -332,6 +332,91 @@ static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i
   }
 }
 
+// ---------------------------------------------------------------- channel-vectorized convolution
+// For maps narrower than a column panel (7x7, 14x14, 1x1 on small planes): vectors run over CM output
+// channels (weights packed [K][CM]) and the PR pixels of one output row segment are broadcast straight from
+// the padded input, so no column is wasted on padding or a partial panel.  Output tiles are PR x CM,
+// transposed into the NCHW output with the epilogue.  CPR (the unit's constant) bounds PR by the registers.
+static constexpr int CM = NV * V::W;
+
+template <int PR>
+static void ukernel_c(const float* __restrict A, const float* X, const i64* __restrict koff, i64 kc, float* T,
+                      bool load, const float* pf) {
+  typename V::T acc[PR][NV];
+  for (int i = 0; i < PR; ++i)
+    for (int j = 0; j < NV; ++j) acc[i][j] = load ? V::load(T + i * CM + j * V::W) : V::zero();
+  for (i64 k = 0; k < kc; ++k) {
+    __builtin_prefetch(pf + k * CM);
+    if (CM > 16) __builtin_prefetch(pf + k * CM + 16);
+    typename V::T w[NV];
+    for (int j = 0; j < NV; ++j) w[j] = V::load(A + k * CM + j * V::W);
+    const float* xk = X + koff[k];
+    for (int i = 0; i < PR; ++i) {
+      const typename V::T a = V::set1(xk[i]);
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(a, w[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < PR; ++i)
+    for (int j = 0; j < NV; ++j) V::store(T + i * CM + j * V::W, acc[i][j]);
+}
+
+using UcFn = void (*)(const float*, const float*, const i64*, i64, float*, bool, const float*);
+static UcFn ukernel_c_for(i64 pr) {
+  static const UcFn t[] = {nullptr,        ukernel_c<1>,  ukernel_c<2>,  ukernel_c<3>,  ukernel_c<4>,
+                           ukernel_c<5>,   ukernel_c<6>,  ukernel_c<7>,  ukernel_c<8>,  ukernel_c<9>,
+                           ukernel_c<10>,  ukernel_c<11>, ukernel_c<12>, ukernel_c<13>, ukernel_c<14>};
+  return t[pr];
+}
+
+// Scratch: (oy1 - oy0) * OW tiles' partial sums, CM floats per pixel.
+static void cvec_item_impl(const cmf::ConvJob& J, i64 g, i64 n, i64 oy0, i64 oy1, i64 cb, float* scratch) {
+  const i64 taps = J.kh * J.kw, plane = J.Hp * J.Wp;
+  const i64 kcb = cmf::direct_kc(128, taps, J.K);
+  const i64 cp = cmf::ceil_div(J.Mg, CM), m0 = cb * CM, mr = J.Mg - m0 < CM ? J.Mg - m0 : CM;
+  const i64 nseg = cmf::ceil_div(J.OW, CPR > 0 ? CPR : 1), segw = cmf::ceil_div(J.OW, nseg);  // near-equal row segments
+  const float* Ab = J.A2 + (g * cp + cb) * J.K * CM;
+  const float* xb = J.xp + (n * J.C + g * J.Cg) * plane;
+  const float* sc = J.post.scale + g * J.Mg + m0;
+  const float* sh = J.post.shift + g * J.Mg + m0;
+  const i64 obase = (n * J.M + g * J.Mg + m0) * J.P;
+  for (i64 k0 = 0; k0 < J.K; k0 += kcb) {
+    const i64 kc = J.K - k0 < kcb ? J.K - k0 : kcb;
+    const bool first = k0 == 0, last = k0 + kc == J.K;
+    const float* A = Ab + k0 * CM;
+    const float* pf = last ? A : A + kc * CM;  // the next k block of weights
+    for (i64 oy = oy0; oy < oy1; ++oy)
+      for (i64 x0 = 0; x0 < J.OW; x0 += segw) {
+        const i64 np = J.OW - x0 < segw ? J.OW - x0 : segw;
+        float* T = scratch + ((oy - oy0) * J.OW + x0) * CM;
+        ukernel_c_for(np)(A, xb + oy * J.Wp + x0, J.koff + k0, kc, T, !first, pf);
+        if (!last) continue;
+        // Epilogue, then the transpose into NCHW (channel rows of np pixels).
+        const typename V::T vlo = V::set1(J.post.lo), vhi = V::set1(J.post.hi);
+        const bool res = J.post.res != nullptr;
+        for (i64 i = 0; i < np; ++i)
+          for (int j = 0; j < NV; ++j) {
+            typename V::T v = V::fma(V::load(T + i * CM + j * V::W), V::load(sc + j * V::W), V::load(sh + j * V::W));
+            if (!res) v = V::min(vhi, V::max(vlo, v));
+            V::store(T + i * CM + j * V::W, v);
+          }
+        const i64 p0 = oy * J.OW + x0;
+        for (i64 c = 0; c < mr; ++c) {
+          float* o = J.out + obase + c * J.P + p0;
+          if (!res) {
+            for (i64 i = 0; i < np; ++i) o[i] = T[i * CM + c];
+          } else {
+            const float* rs = J.post.res + obase + c * J.P + p0;
+            for (i64 i = 0; i < np; ++i) {
+              float v = T[i * CM + c] + rs[i];
+              v = v > J.post.lo ? v : (v != v ? v : J.post.lo);
+              o[i] = v < J.post.hi ? v : (v != v ? v : J.post.hi);
+            }
+          }
+        }
+      }
+  }
+}
+
 // ---------------------------------------------------------------- dense
 // Scratch (floats): packed rows ceil(nr / MR) * MR x KC, then a tile MR x NR.
 static void gemm_item_impl(const cmf::GemmJob& J, i64 r0, i64 nr, i64 c0, i64 c1, float* scratch) {
@@ -524,8 +609,9 @@ static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch
 }
 
 static const cmf::Fp32Ops* make_ops(const char* name) {
-  static const cmf::Fp32Ops ops = {name,        MR,          NR,             KC,             V::W,
-                                   pack_a_impl, pack_b_impl, conv_item_impl, gemm_item_impl, dw_item_impl,
-                                   pool_item_impl};
+  static const cmf::Fp32Ops ops = {name,           MR,           NR,           KC,
+                                   V::W,           pack_a_impl,  pack_b_impl,  conv_item_impl,
+                                   gemm_item_impl, dw_item_impl, pool_item_impl, CM,
+                                   CPR,            CPR > 0 ? cvec_item_impl : nullptr};
   return &ops;
 }

@@ -181,6 +181,20 @@ struct PackedConv {
   const cmf::Fp32Ops* ops;
   std::vector<float> a;
   i64 M, G, Mg, Cg, kh, kw, K;
+  std::vector<float> a2;  // [K][cm] panels per group for cvec_item, repacked from `a` on first use (GIL held)
+  const float* panels2() {
+    if (a2.empty()) {
+      const i64 cm = ops->cm, mr = ops->mr, cp = cmf::ceil_div(Mg, cm), mp = cmf::ceil_div(Mg, mr);
+      a2.assign(static_cast<size_t>(G * cp * K * cm) + 1, 0.0f);
+      for (i64 g = 0; g < G; ++g)
+        for (i64 m = 0; m < Mg; ++m) {
+          const float* src = a.data() + ((g * mp + m / mr) * K) * mr + m % mr;
+          float* dst = a2.data() + ((g * cp + m / cm) * K) * cm + m % cm;
+          for (i64 k = 0; k < K; ++k) dst[k * cm] = src[k * mr];
+        }
+    }
+    return a2.data();
+  }
 };
 
 PackedConv* pack_conv(FArr w, i64 group, const std::string& isa) {
@@ -247,10 +261,12 @@ Geo geometry(const FArr& x, i64 kh, i64 kw, const std::vector<i64>& strides, con
 // Direct (in-place B) or packed convolution: the direct path saves the packing, which is paid once per
 // column block and amortized over the block's Mg channels; above ~128 channels on maps at least a panel
 // wide packing is the cheaper one (measured, docs/performance.md).  $CONVERTMODEL_FP32_CONV = direct | packed forces one (tests, benchmarks).
-bool forced_direct() {
+std::string conv_mode() {
   const char* env = std::getenv("CONVERTMODEL_FP32_CONV");
-  return env && std::string(env) == "direct";
+  return env ? std::string(env) : std::string("auto");
 }
+
+bool forced_direct() { return conv_mode() == "direct" || conv_mode() == "cvec"; }
 
 bool use_direct(i64 Mg, i64 K, i64 taps, i64 OW, i64 NR) {
   const char* env = std::getenv("CONVERTMODEL_FP32_CONV");
@@ -313,7 +329,7 @@ const float* phase_planes(const float* xs, const Geo& g, i64 Cg, i64 kh, i64 kw,
   return xd;
 }
 
-py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::object shift, float lo, float hi,
+py::array_t<float> conv(FArr x, PackedConv& pc, py::object scale, py::object shift, float lo, float hi,
                         std::vector<i64> strides, std::vector<i64> pads, std::vector<i64> dil, int threads,
                         py::object out, py::object residual) {
   Geo g = geometry(x, pc.kh, pc.kw, strides, pads, dil, "fp32 conv");
@@ -338,7 +354,17 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   if (Q == 0 || pc.M == 0) return y;
   // Strided convolutions take the direct path through phase planes (strides up to 4: sh * sw planes).
   // A strided 1x1 convolution packs: its phase copy would be as large as its packing, with fewer columns.
-  const bool direct = use_direct(pc.Mg, pc.K, pc.kh * pc.kw, g.OW, ops.nr) && g.sh <= 4 && g.sw <= 4;
+  // Channel-vectorized tiles for narrow maps (no column waste; $CONVERTMODEL_FP32_CONV=cvec forces them).
+  const std::string mode = conv_mode();
+  const bool unpadded1x1 = pc.kh == 1 && pc.kw == 1 && g.sh == 1 && g.sw == 1 && !(g.pt || g.pl || g.pb || g.pr);
+  // Measured (docs/performance.md): AVX-512 (14-pixel tiles) wins on 3x3 maps up to 30 wide (1.03-1.32x the
+  // direct path) and on 1x1 over <= 256 pixels with K >= 128; AVX2 (6-pixel tiles) on 7-8 wide maps only.
+  const bool wide_tiles = ops.cpr >= 8;
+  const bool narrow = pc.K >= 32 && (unpadded1x1 ? wide_tiles && P <= 256 && pc.K >= 128
+                                                 : g.OW <= (wide_tiles ? 2 * ops.cpr + 2 : ops.cpr + 2));
+  bool cvec = ops.cvec_item && g.sh <= 4 && g.sw <= 4 && (mode == "cvec" || (mode == "auto" && narrow));
+  const bool direct =
+      cvec || (use_direct(pc.Mg, pc.K, pc.kh * pc.kw, g.OW, ops.nr) && g.sh <= 4 && g.sw <= 4);
   const bool phased = direct && (g.sh > 1 || g.sw > 1) && (pc.kh > 1 || pc.kw > 1 || forced_direct());
   // Pad once per layer (or, for 1x1 stride-1 unpadded, see the input as one row per sample).
   const bool padded = !phased && (g.pt || g.pl || g.pb || g.pr);
@@ -385,7 +411,22 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   }
   cmf::ConvJob job{src, g.N, g.C, Hp, Wp, pc.kh, pc.kw, sh, phased ? 1 : g.sw, g.dh, g.dw, OH, OW, P,
                    pc.G, pc.Cg, pc.Mg, pc.M, pc.K, pc.a.data(), koff.data(), pa.post, y.mutable_data(),
-                   direct && sh == 1 && (phased || g.sw == 1)};
+                   direct && sh == 1 && (phased || g.sw == 1), nullptr};
+  cvec = cvec && job.direct;
+  const double macs = static_cast<double>(Q) * pc.M * pc.K;
+  if (cvec) {  // items: sample x row block (<= 256 pixels) x group x channel panel
+    job.A2 = pc.panels2();
+    const i64 cp = cmf::ceil_div(pc.Mg, ops.cm);
+    i64 rows = std::max<i64>(1, std::min(OH, 256 / OW));
+    while (rows > 1 && g.N * cmf::ceil_div(OH, rows) * pc.G * cp < 2 * T) rows = cmf::ceil_div(rows, 2);
+    const i64 rb = cmf::ceil_div(OH, rows);
+    const size_t fl = static_cast<size_t>(rows * OW * ops.cm + 16);
+    parallel(g.N * rb * pc.G * cp, threads_for(macs, T), fl, [&](i64 item, float* s) {
+      const i64 cb = item % cp, r1 = item / cp, gi = r1 % pc.G, r2 = r1 / pc.G, bi = r2 % rb, n = r2 / rb;
+      ops.cvec_item(job, gi, n, bi * rows, std::min(OH, (bi + 1) * rows), cb, s);
+    });
+    return y;
+  }
   // Column blocks of up to ~256 columns (B block KC x NC in L2); smaller, then channel chunks,
   // until every thread has a couple of items.
   const i64 NR = ops.nr, MR = ops.mr;
@@ -408,7 +449,7 @@ py::array_t<float> conv(FArr x, const PackedConv& pc, py::object scale, py::obje
   const size_t floats = static_cast<size_t>(
       job.direct ? cmf::conv_direct_scratch_floats(MR, NR, ops.kc, pc.kh * pc.kw, pc.K, ppc * MR, ncb)
                  : ops.kc * ncb + 2 * MR * NR + 2 * (4 * ncb + ncb / NR + 2) + 16);
-  parallel(pc.G * cblocks * mchunks, threads_for(static_cast<double>(Q) * pc.M * pc.K, T), floats, [&](i64 item, float* s) {
+  parallel(pc.G * cblocks * mchunks, threads_for(macs, T), floats, [&](i64 item, float* s) {
     const i64 mc = item % mchunks, rest = item / mchunks;
     const i64 cb = rest % cblocks, gi = rest / cblocks;
     const i64 q0 = cb * nc, nq = std::min(nc, Qc - q0);

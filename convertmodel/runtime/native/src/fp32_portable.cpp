@@ -38,6 +38,7 @@ struct V {
   }
 };
 static constexpr int MR = 4, NV = 2;
+static constexpr int CPR = 0;  // pixels per channel-vectorized tile (0: none)
 
 #include "fp32_impl.h"
 
