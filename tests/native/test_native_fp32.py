@@ -80,7 +80,7 @@ CONVS = [
     (2, 6, 17, 19, 10, (3, 3), (3, 4), (1, 2, 0, 1), (1, 2), 1),  # strides 3 x 4: 12 phase planes
     (1, 4, 16, 16, 8, (2, 2), (5, 5), (0, 0, 0, 0), (1, 1), 1),  # stride 5: packed on every path
     (1, 12, 120, 6, 40, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # narrow and tall: cvec row blocks, 40 channels
-    (2, 128, 7, 7, 72, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1 on 49 pixels, K = 128: cvec on auto
+    (2, 512, 7, 7, 72, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1 on 49 pixels, K = 512: cvec on auto
     (1, 40, 29, 29, 33, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # rows of 29: three cvec segments
     (2, 24, 15, 15, 48, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 3),  # grouped, strided, 16 channels a group
     (0, 4, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # empty batch

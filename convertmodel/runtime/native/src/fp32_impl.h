@@ -319,10 +319,11 @@ static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i
             const float* src = tile + i * NR + t0;
             float* dst = J.out + obase + i * J.P + y * J.OW + x;
             const float* rs = J.post.res + obase + i * J.P + y * J.OW + x;
-            for (i64 t = 0; t < len; ++t) {
+            const float lo = J.post.lo, hi = J.post.hi;
+            for (i64 t = 0; t < len; ++t) {  // clip as the vector max / min do: a NaN stays NaN
               float v = src[t] * s + h + rs[t];
-              v = v > J.post.lo ? v : (v != v ? v : J.post.lo);
-              dst[t] = v < J.post.hi ? v : (v != v ? v : J.post.hi);
+              v = lo > v ? lo : v;
+              dst[t] = hi < v ? hi : v;
             }
           }
           t0 += seg;
@@ -406,10 +407,11 @@ static void cvec_item_impl(const cmf::ConvJob& J, i64 g, i64 n, i64 oy0, i64 oy1
             for (i64 i = 0; i < np; ++i) o[i] = T[i * CM + c];
           } else {
             const float* rs = J.post.res + obase + c * J.P + p0;
-            for (i64 i = 0; i < np; ++i) {
+            const float lo = J.post.lo, hi = J.post.hi;
+            for (i64 i = 0; i < np; ++i) {  // clip as the vector max / min do: a NaN stays NaN
               float v = T[i * CM + c] + rs[i];
-              v = v > J.post.lo ? v : (v != v ? v : J.post.lo);
-              o[i] = v < J.post.hi ? v : (v != v ? v : J.post.hi);
+              v = lo > v ? lo : v;
+              o[i] = hi < v ? hi : v;
             }
           }
         }

@@ -358,9 +358,10 @@ py::array_t<float> conv(FArr x, PackedConv& pc, py::object scale, py::object shi
   const std::string mode = conv_mode();
   const bool unpadded1x1 = pc.kh == 1 && pc.kw == 1 && g.sh == 1 && g.sw == 1 && !(g.pt || g.pl || g.pb || g.pr);
   // Measured (docs/performance.md): AVX-512 (14-pixel tiles) wins on 3x3 maps up to 30 wide (1.03-1.32x the
-  // direct path) and on 1x1 over <= 256 pixels with K >= 128; AVX2 (6-pixel tiles) on 7-8 wide maps only.
+  // direct path) and on 1x1 over <= 256 pixels with K >= 512 (smaller K: the transposed stores eat the gain
+  // inside a network); AVX2 (6-pixel tiles) on 7-8 wide maps only.
   const bool wide_tiles = ops.cpr >= 8;
-  const bool narrow = pc.K >= 32 && (unpadded1x1 ? wide_tiles && P <= 256 && pc.K >= 128
+  const bool narrow = pc.K >= 32 && (unpadded1x1 ? wide_tiles && P <= 256 && pc.K >= 512
                                                  : g.OW <= (wide_tiles ? 2 * ops.cpr + 2 : ops.cpr + 2));
   bool cvec = ops.cvec_item && g.sh <= 4 && g.sw <= 4 && (mode == "cvec" || (mode == "auto" && narrow));
   const bool direct =
