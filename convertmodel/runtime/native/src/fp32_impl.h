@@ -291,6 +291,15 @@ static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i
         const float* sc = J.post.scale + g * J.Mg + m;
         const float* sh = J.post.shift + g * J.Mg + m;
         const i64 obase = (n * J.M + g * J.Mg + m) * J.P;
+        if (b + 1 < npan && mr == MR) {  // the next panel's output (and residual) rows of these channels
+          const i64 gq = gp + 1, nn = gq / pps, cq = (gq - nn * pps) * NR, yq = cq / J.Wp;
+          const i64 oq = (nn * J.M + g * J.Mg + m) * J.P + yq * J.OW + (cq - yq * J.Wp);
+          if (oq + (MR - 1) * J.P + NR <= J.N * J.M * J.P)
+            for (int i = 0; i < MR; ++i) {
+              __builtin_prefetch(J.out + oq + i * J.P, 1);
+              if (J.post.res) __builtin_prefetch(J.post.res + oq + i * J.P);
+            }
+        }
         if (whole && mr == MR) {
           const i64 o = obase + oy * J.OW + ox;
           if (J.post.res)
