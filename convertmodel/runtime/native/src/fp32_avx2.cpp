@@ -16,6 +16,8 @@ struct V {
   static T add(T a, T b) { return _mm256_add_ps(a, b); }
   static T max(T a, T b) { return _mm256_max_ps(a, b); }
   static T min(T a, T b) { return _mm256_min_ps(a, b); }
+  // max(r, s) that is NaN when either is (s's NaN when both): MaxPool's rule.
+  static T maxnan(T r, T s) { return _mm256_blendv_ps(_mm256_max_ps(s, r), s, _mm256_cmp_ps(s, s, _CMP_UNORD_Q)); }
 };
 static constexpr int MR = 4, NV = 3;
 static constexpr int CPR = 6;  // pixels per channel-vectorized tile (0: none)

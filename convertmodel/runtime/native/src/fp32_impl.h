@@ -551,6 +551,13 @@ static inline void tap_range(i64 start, i64 k, i64 d, i64 lo, i64 hi, i64& t0, i
   if (t0 > t1) t0 = t1;
 }
 
+// d[i] = maxnan(d[i], s[i]) for i < n (vectors, then a scalar tail with the same NaN rule).
+static inline void maxnan_into(float* d, const float* s, i64 n) {
+  i64 i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(d + i, V::maxnan(V::load(d + i), V::load(s + i)));
+  for (; i < n; ++i) d[i] = (s[i] > d[i] || s[i] != s[i]) ? s[i] : d[i];
+}
+
 // Max / average windows: per output row a vertical pass over the valid rows (contiguous, vectorized by
 // the compiler) into a row buffer padded with the fill value, then the horizontal window over it.
 // Scratch: 2 * pool_row_floats() (fp32.h): the row buffer, then the horizontal windows.
@@ -580,14 +587,19 @@ static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch
       i64 ty0, ty1, cy0, cy1;
       tap_range(y0, J.kh, J.dh, 0, J.H, ty0, ty1);
       tap_range(y0, J.kh, J.dh, J.include_pad ? -J.ph : 0, J.include_pad ? J.H + J.pe_h : J.H, cy0, cy1);
-      for (i64 i = 0; i < wb; ++i) row[i] = fill;
+      if (ty0 < ty1) {  // the first valid row overwrites [pw, pw + W): fill only the pads around it
+        for (i64 i = 0; i < J.pw; ++i) row[i] = fill;
+        for (i64 i = J.pw + J.W; i < wb; ++i) row[i] = fill;
+      } else {
+        for (i64 i = 0; i < wb; ++i) row[i] = fill;
+      }
       float* r = row + J.pw;
       for (i64 ty = ty0; ty < ty1; ++ty) {
         const float* s = x + (y0 + ty * J.dh) * J.W;
         if (ty == ty0) {
           for (i64 i = 0; i < J.W; ++i) r[i] = s[i];
         } else if (mx) {
-          for (i64 i = 0; i < J.W; ++i) r[i] = ((s[i] > r[i]) | (s[i] != s[i])) ? s[i] : r[i];
+          maxnan_into(r, s, J.W);
         } else {
           for (i64 i = 0; i < J.W; ++i) r[i] += s[i];
         }
@@ -596,12 +608,14 @@ static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch
       // strided pick of the output columns.
       float* o = out + oy * J.OW;
       const i64 nh = (J.OW - 1) * J.sw + 1;
+      // Whole vectors: the row buffer has 16 floats of slack past the widest window (pool_row_floats).
+      const i64 nv = V::W > 1 ? cmf::ceil_div(nh, V::W) * V::W : nh;
       float* h = row + wb;
-      for (i64 i = 0; i < nh; ++i) h[i] = row[i];
+      for (i64 i = 0; i < nv; ++i) h[i] = row[i];
       for (i64 tx = 1; tx < J.kw; ++tx) {
         const float* s = row + tx * J.dw;
         if (mx)
-          for (i64 i = 0; i < nh; ++i) h[i] = ((s[i] > h[i]) | (s[i] != s[i])) ? s[i] : h[i];
+          maxnan_into(h, s, nv);
         else
           for (i64 i = 0; i < nh; ++i) h[i] += s[i];
       }

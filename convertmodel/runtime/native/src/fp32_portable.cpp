@@ -36,6 +36,12 @@ struct V {
     for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
     return r;
   }
+  // max(r, s) that is NaN when either is (s's NaN when both): MaxPool's rule.
+  static T maxnan(T r, T s) {
+    T o;
+    for (int i = 0; i < 4; ++i) o.v[i] = (s.v[i] > r.v[i] || s.v[i] != s.v[i]) ? s.v[i] : r.v[i];
+    return o;
+  }
 };
 static constexpr int MR = 4, NV = 2;
 static constexpr int CPR = 0;  // pixels per channel-vectorized tile (0: none)
