@@ -238,7 +238,7 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
 // Scratch: conv_direct_scratch_floats() (fp32.h).
 static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i64 m0, i64 m1, float* scratch) {
   const i64 taps = J.kh * J.kw, plane = J.Hp * J.Wp;
-  const i64 kcd = cmf::direct_kc(KC, taps, J.K);
+  const i64 kcd = cmf::direct_kc(KC, taps, J.K, cmf::kDirectWholeK);
   const i64 Qd = (J.OH - 1) * J.Wp + J.OW, pps = cmf::ceil_div(Qd, NR);
   const i64 mpanels = cmf::ceil_div(J.Mg, MR), mp0 = m0 / MR, nmp = cmf::ceil_div(m1 - m0, MR);
   const bool blocked = kcd < J.K;

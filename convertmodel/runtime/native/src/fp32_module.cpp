@@ -442,7 +442,7 @@ py::array_t<float> conv(FArr x, PackedConv& pc, py::object scale, py::object shi
   i64 mchunks = 1;
   if (pc.G * cblocks < want) mchunks = std::min(mpanels, cmf::ceil_div(want, pc.G * cblocks));
   // The direct path keeps k-block partial sums of an item in scratch: at most 128 channels (L2).
-  if (job.direct && cmf::direct_kc(ops.kc, pc.kh * pc.kw, pc.K) < pc.K)
+  if (job.direct && cmf::direct_kc(ops.kc, pc.kh * pc.kw, pc.K, cmf::kDirectWholeK) < pc.K)
     mchunks = std::max(mchunks, cmf::ceil_div(mpanels * MR, 128));
   const i64 ppc = cmf::ceil_div(mpanels, mchunks);
   mchunks = cmf::ceil_div(mpanels, ppc);
