@@ -108,21 +108,25 @@ _ALONE = _refs([np.empty(0, np.float32)], 0)
 def _output(shape: tuple[int, ...]) -> np.ndarray | None:
     """A free float32 buffer of ``shape`` (the native code writes every element), or None (the native code
     allocates, or refuses a hostile shape with its typed error)."""
+    bufs = _POOL.get(shape)
+    if bufs is not None:
+        for i in range(len(bufs) - 1, -1, -1):  # the latest first: likeliest still in cache
+            if _refs(bufs, i) <= _ALONE:
+                return bufs[i]
+    return _new_output(shape)
+
+
+def _new_output(shape: tuple[int, ...]) -> np.ndarray | None:
     global _pool_bytes
     if any(d < 0 for d in shape) or math.prod(shape) > 1 << 31:  # hostile or huge: the native side decides
         return None
-    bufs = _POOL.get(shape)
-    if bufs is None:
-        bufs = _POOL[shape] = []
-    _POOL.move_to_end(shape)
-    for i in range(len(bufs) - 1, -1, -1):  # the latest first: likeliest still in cache
-        if _refs(bufs, i) <= _ALONE:
-            return bufs[i]
     buf = np.empty(shape, np.float32)
+    bufs = _POOL.setdefault(shape, [])
     if len(bufs) < _POOL_PER_SHAPE:
         bufs.append(buf)
         _pool_bytes += buf.nbytes
-        while _pool_bytes > _POOL_MAX_BYTES and len(_POOL) > 1:  # drop the least recently used shapes
+        _POOL.move_to_end(shape)
+        while _pool_bytes > _POOL_MAX_BYTES and len(_POOL) > 1:  # drop the least recently grown shapes
             _, old = _POOL.popitem(last=False)
             _pool_bytes -= sum(b.nbytes for b in old)
     return buf
