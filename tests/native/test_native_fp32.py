@@ -82,6 +82,8 @@ CONVS = [
     (2, 512, 7, 7, 72, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1 on 49 pixels, K = 512: cvec on auto
     (1, 40, 29, 29, 33, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # rows of 29: three cvec segments
     (2, 24, 15, 15, 48, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 3),  # grouped, strided, 16 channels a group
+    (2, 8, 6, 81, 20, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),  # strided 1x1, rows of 41: vector stride-2 packing
+    (2, 8, 7, 75, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # strided 3x3 on a wide odd row
     (0, 4, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # empty batch
     (0, 6, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6),  # empty batch, depthwise
 ]

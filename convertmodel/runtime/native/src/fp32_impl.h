@@ -190,6 +190,10 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
           const float* s = base + runs[3 * r + 2];
           if (J.sw == 1) {
             for (i64 t = 0; t < len; ++t) row[j + t] = s[t];
+          } else if (J.sw == 2) {  // vectors while a scalar tail remains (the last load stays in the row)
+            i64 t = 0;
+            for (; t + V::W < len; t += V::W) V::store(row + j + t, V::even(V::load(s + 2 * t), V::load(s + 2 * t + V::W)));
+            for (; t < len; ++t) row[j + t] = s[2 * t];
           } else {
             for (i64 t = 0; t < len; ++t) row[j + t] = s[t * J.sw];
           }

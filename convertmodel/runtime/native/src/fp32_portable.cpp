@@ -36,6 +36,8 @@ struct V {
     for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
     return r;
   }
+  // Lanes 0, 2, 4, ... of the 2W floats a:b (a stride-2 gather from two loads).
+  static T even(T a, T b) { return T{{a.v[0], a.v[2], b.v[0], b.v[2]}}; }
   // max(r, s) that is NaN when either is (s's NaN when both): MaxPool's rule.
   static T maxnan(T r, T s) {
     T o;
