@@ -84,6 +84,8 @@ CONVS = [
     (2, 24, 15, 15, 48, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 3),  # grouped, strided, 16 channels a group
     (2, 8, 6, 81, 20, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),  # strided 1x1, rows of 41: vector stride-2 packing
     (2, 8, 7, 75, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # strided 3x3 on a wide odd row
+    (1, 4, 9, 70, 4, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4),  # depthwise stride 2, rows of 35: vectors + tail
+    (2, 3, 20, 37, 6, (5, 5), (1, 1), (2, 2, 2, 2), (1, 2), 3),  # depthwise multiplier 2, dilated, flat rows
     (0, 4, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # empty batch
     (0, 6, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6),  # empty batch, depthwise
 ]

@@ -125,12 +125,21 @@ inline i64 pool_row_floats(const PoolJob& j) {
   return (need > j.pw + j.W ? need : j.pw + j.W) + 16;
 }
 
+// Padded plane of the depthwise kernel: rows Hq, row pitch Wb (every vector load of every tap stays inside
+// its row: whole vectors of w outputs, and for stride 2 the second load of the even-lane gather).
+inline i64 dw_rows(const DwJob& j) { return (j.OH - 1) * j.sh + (j.kh - 1) * j.dh + 1; }
+// Stride 1 computes over the flattened (oy, x) index of rows Wb = the window extent wide instead.
+inline bool dw_flat(const DwJob& j) { return j.sh == 1 && j.sw == 1; }
+inline i64 dw_pitch(const DwJob& j, int w) {
+  if (dw_flat(j)) return j.OW + (j.kw - 1) * j.dw;
+  const i64 last = ceil_div(j.OW, w) * w - 1;  // the last output column computed
+  return last * j.sw + (j.sw == 2 ? w : 0) + (j.kw - 1) * j.dw + 1;
+}
+
 // Scratch floats of one depthwise work item with vectors of `w` lanes (see dw_item_impl).
 inline i64 dw_scratch_floats(const DwJob& j, int w) {
-  const i64 hq = (j.OH - 1) * j.sh + (j.kh - 1) * j.dh + 1, wq = (j.OW - 1) * j.sw + (j.kw - 1) * j.dw + 1;
-  const i64 hph = ceil_div(hq, j.sh), wph = ceil_div(wq, j.sw);
-  const i64 pstride = hph * wph + wph + 4 * w + 16;
-  return j.sh * j.sw * pstride + j.OH * wph + 4 * w + 16 + 2 * j.kh * j.kw + 16;
+  const i64 plane = dw_rows(j) * dw_pitch(j, w);
+  return plane + 4 * w + 32 + (dw_flat(j) ? j.OH * dw_pitch(j, w) + 4 * w + 16 : 0);
 }
 
 }  // namespace cmf

@@ -476,73 +476,101 @@ static void gemm_item_impl(const cmf::GemmJob& J, i64 r0, i64 nr, i64 c0, i64 c1
 }
 
 // ---------------------------------------------------------------- depthwise
-// The padded plane is split into sh x sw phase planes (phase (a, b) holds padded pixels (y*sh + a,
-// x*sw + b)), so every tap reads its phase with unit stride; outputs are computed over the flattened
-// (oy, x) index of rows Wph wide (columns x >= OW are garbage, dropped when rows are copied out).
+// Per plane: the input is copied once into a padded plane (rows Hq, pitch Wb, only the pads zeroed), then
+// each output row is computed in whole vectors of W outputs, four rows at a time (independent FMA chains);
+// a tap reads its W inputs with one load (stride 1), two loads and an even-lane permute (stride 2) or a
+// scalar gather (larger strides).  Vectors past OW are computed and dropped (the pitch leaves room).
 // Scratch: dw_scratch_floats() (fp32.h).
-static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
-  const i64 Hq = (J.OH - 1) * J.sh + (J.kh - 1) * J.dh + 1, Wq = (J.OW - 1) * J.sw + (J.kw - 1) * J.dw + 1;
-  const i64 Hph = cmf::ceil_div(Hq, J.sh), Wph = cmf::ceil_div(Wq, J.sw);
-  const i64 pstride = Hph * Wph + Wph + 4 * V::W + 16;
-  const i64 nph = J.sh * J.sw, taps = J.kh * J.kw;
-  float* phases = scratch;
-  float* tmp = phases + nph * pstride;
-  // The tap offsets follow tmp, rounded up to an even float count so the i64s are 8-byte aligned (the scratch
-  // size in dw_scratch_floats() keeps 16 floats of slack for this).
-  const i64 toff_at = (nph * pstride + J.OH * Wph + 4 * V::W + 16 + 1) & ~static_cast<i64>(1);
-  i64* toff = reinterpret_cast<i64*>(scratch + toff_at);
+template <int R>
+static inline void dw_rows_impl(const cmf::DwJob& J, const float* buf, i64 Wb, const float* w, i64 oy, i64 ox0,
+                                float* out, float* tmp, typename V::T vsc, typename V::T vsf, typename V::T vlo,
+                                typename V::T vhi) {
+  typename V::T acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = V::zero();
   for (i64 ky = 0; ky < J.kh; ++ky)
     for (i64 kx = 0; kx < J.kw; ++kx) {
-      const i64 y = ky * J.dh, x = kx * J.dw;
-      toff[ky * J.kw + kx] = ((y % J.sh) * J.sw + x % J.sw) * pstride + (y / J.sh) * Wph + x / J.sw;
+      const typename V::T wt = V::set1(w[ky * J.kw + kx]);
+      for (int r = 0; r < R; ++r) {
+        const float* p = buf + ((oy + r) * J.sh + ky * J.dh) * Wb + ox0 * J.sw + kx * J.dw;
+        typename V::T v;
+        if (J.sw == 1) {
+          v = V::load(p);
+        } else if (J.sw == 2) {
+          v = V::even(V::load(p), V::load(p + V::W));
+        } else {
+          for (int l = 0; l < V::W; ++l) tmp[l] = p[l * J.sw];
+          v = V::load(tmp);
+        }
+        acc[r] = V::fma(wt, v, acc[r]);
+      }
     }
-  const i64 n_out = J.OH * Wph;
-  const float* have = nullptr;  // the input plane the phases hold (channel multipliers reuse it)
+  const i64 n = J.OW - ox0 < V::W ? J.OW - ox0 : V::W;
+  for (int r = 0; r < R; ++r) {
+    const typename V::T v = V::min(vhi, V::max(vlo, V::fma(acc[r], vsc, vsf)));
+    float* o = out + (oy + r) * J.OW + ox0;
+    if (n == V::W) {
+      V::store(o, v);
+    } else {
+      V::store(tmp, v);
+      for (i64 t = 0; t < n; ++t) o[t] = tmp[t];
+    }
+  }
+}
+
+static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
+  const i64 Hq = cmf::dw_rows(J), Wb = cmf::dw_pitch(J, V::W);
+  const bool flat = cmf::dw_flat(J);
+  const i64 n_flat = (J.OH - 1) * Wb + J.OW;  // flat: outputs over (oy, x), x < Wb (x >= OW dropped)
+  float* buf = scratch;
+  // Flat reads run up to 4 vectors past the plane: zeroed slack.
+  for (i64 i = Hq * Wb; i < Hq * Wb + 4 * V::W; ++i) buf[i] = 0.0f;
+  const i64 tmp_at = Hq * Wb + 4 * V::W;
+  float* tmp = buf + tmp_at + 16 - tmp_at % 16;  // 64-byte aligned (scratch is); flat: n_flat + 4W floats
+  // Input columns [0, cw) land at [pw, pw + cw) of each row; rows [0, ch) at [ph, ph + ch).
+  const i64 cw = J.W < Wb - J.pw ? J.W : (Wb - J.pw > 0 ? Wb - J.pw : 0);
+  const i64 ch = J.H < Hq - J.ph ? J.H : (Hq - J.ph > 0 ? Hq - J.ph : 0);
+  const float* have = nullptr;  // the input plane buf holds (channel multipliers reuse it)
   for (i64 pl = p0; pl < p1; ++pl) {
     const i64 n = pl / J.M, m = pl % J.M, c = m / J.mult;
     const float* src = J.x + (n * J.C + c) * J.H * J.W;
     if (src != have) {
-    have = src;
-    for (i64 i = 0; i < nph * pstride; ++i) phases[i] = 0.0f;
-    for (i64 iy = 0; iy < J.H; ++iy) {
-      const i64 y = iy + J.ph;
-      if (y >= Hph * J.sh) break;
-      const float* s = src + iy * J.W;
-      const i64 xmax = Wph * J.sw - J.pw < J.W ? Wph * J.sw - J.pw : J.W;
-      if (J.sw == 1) {
-        float* d = phases + (y % J.sh) * pstride + (y / J.sh) * Wph + J.pw;
-        for (i64 ix = 0; ix < xmax; ++ix) d[ix] = s[ix];
-      } else {
-        float* row = phases + (y % J.sh) * J.sw * pstride + (y / J.sh) * Wph;
-        for (i64 b = 0; b < J.sw; ++b) {  // input columns ix with (ix + pw) % sw == b, in order
-          const i64 ix0 = ((b - J.pw) % J.sw + J.sw) % J.sw;
-          float* d = row + b * pstride + (ix0 + J.pw) / J.sw;
-          for (i64 ix = ix0, t = 0; ix < xmax; ix += J.sw, ++t) d[t] = s[ix];
-        }
+      have = src;
+      std::fill(buf, buf + Hq * Wb, 0.0f);  // one pass (cheaper than per-row pad fills on small planes)
+      for (i64 iy = 0; iy < ch && cw > 0; ++iy) {
+        const float* s = src + iy * J.W;
+        std::copy(s, s + cw, buf + (iy + J.ph) * Wb + J.pw);
       }
     }
-    }
-    const float* w = J.w + m * taps;
+    const float* w = J.w + m * J.kh * J.kw;
     const typename V::T vsc = V::set1(J.post.scale[m]), vsf = V::set1(J.post.shift[m]);
     const typename V::T vlo = V::set1(J.post.lo), vhi = V::set1(J.post.hi);
-    for (i64 i = 0; i < n_out; i += 4 * V::W) {
-      typename V::T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-      for (i64 t = 0; t < taps; ++t) {
-        const typename V::T wt = V::set1(w[t]);
-        const float* s = phases + toff[t] + i;
-        a0 = V::fma(wt, V::load(s), a0);
-        a1 = V::fma(wt, V::load(s + V::W), a1);
-        a2 = V::fma(wt, V::load(s + 2 * V::W), a2);
-        a3 = V::fma(wt, V::load(s + 3 * V::W), a3);
-      }
-      V::store(tmp + i, V::min(vhi, V::max(vlo, V::fma(a0, vsc, vsf))));
-      V::store(tmp + i + V::W, V::min(vhi, V::max(vlo, V::fma(a1, vsc, vsf))));
-      V::store(tmp + i + 2 * V::W, V::min(vhi, V::max(vlo, V::fma(a2, vsc, vsf))));
-      V::store(tmp + i + 3 * V::W, V::min(vhi, V::max(vlo, V::fma(a3, vsc, vsf))));
-    }
     float* out = J.out + pl * J.OH * J.OW;
-    for (i64 oy = 0; oy < J.OH; ++oy)
-      for (i64 ox = 0; ox < J.OW; ++ox) out[oy * J.OW + ox] = tmp[oy * Wph + ox];
+    if (flat) {
+      for (i64 i = 0; i < n_flat; i += 4 * V::W) {
+        typename V::T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+        for (i64 ky = 0; ky < J.kh; ++ky)
+          for (i64 kx = 0; kx < J.kw; ++kx) {
+            const typename V::T wt = V::set1(w[ky * J.kw + kx]);
+            const float* sp = buf + ky * J.dh * Wb + kx * J.dw + i;
+            a0 = V::fma(wt, V::load(sp), a0);
+            a1 = V::fma(wt, V::load(sp + V::W), a1);
+            a2 = V::fma(wt, V::load(sp + 2 * V::W), a2);
+            a3 = V::fma(wt, V::load(sp + 3 * V::W), a3);
+          }
+        V::store(tmp + i, V::min(vhi, V::max(vlo, V::fma(a0, vsc, vsf))));
+        V::store(tmp + i + V::W, V::min(vhi, V::max(vlo, V::fma(a1, vsc, vsf))));
+        V::store(tmp + i + 2 * V::W, V::min(vhi, V::max(vlo, V::fma(a2, vsc, vsf))));
+        V::store(tmp + i + 3 * V::W, V::min(vhi, V::max(vlo, V::fma(a3, vsc, vsf))));
+      }
+      for (i64 oy = 0; oy < J.OH; ++oy)
+        for (i64 ox = 0; ox < J.OW; ++ox) out[oy * J.OW + ox] = tmp[oy * Wb + ox];
+      continue;
+    }
+    for (i64 ox0 = 0; ox0 < J.OW; ox0 += V::W) {
+      i64 oy = 0;
+      for (; oy + 4 <= J.OH; oy += 4) dw_rows_impl<4>(J, buf, Wb, w, oy, ox0, out, tmp, vsc, vsf, vlo, vhi);
+      for (; oy < J.OH; ++oy) dw_rows_impl<1>(J, buf, Wb, w, oy, ox0, out, tmp, vsc, vsf, vlo, vhi);
+    }
   }
 }
 

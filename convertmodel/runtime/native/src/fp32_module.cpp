@@ -478,7 +478,8 @@ py::array_t<float> depthwise(FArr x, FArr w, py::object scale, py::object shift,
   cmf::DwJob job{x.data(), g.N, g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl,
                  g.OH, g.OW, M, M / g.C, w.data(), pa.post, y.mutable_data()};
   const i64 hq = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1, wq = (g.OW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  mul(mul(hq, wq, "padded plane"), 2, "padded plane");  // phases + slack stay below 2^40 floats
+  mul(mul(hq, wq, "padded plane"), 2, "padded plane");
+  mul(cmf::dw_rows(job), cmf::dw_pitch(job, ops.vw), "padded plane");  // each factor < 2^62: no overflow
   const size_t floats = static_cast<size_t>(cmf::dw_scratch_floats(job, ops.vw));
   const int T = cm_resolve_threads(threads);
   const i64 per = std::max<i64>(1, planes / (4 * T));
