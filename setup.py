@@ -98,6 +98,7 @@ if HAVE_PYBIND11:
                 f"{SRC}/depthwise.h",
                 f"{SRC}/fp32.h",
                 f"{SRC}/fp32_impl.h",
+                f"{SRC}/fp32_direct_impl.h",
             ],
             cxx_std=17,
             optional=True,
