@@ -1,9 +1,11 @@
 """Native fp32 kernels: Conv (dense, grouped, depthwise), Gemm/MatMul, MaxPool/AveragePool/GlobalAveragePool.
 
 They live in the same extension and thread pool as the int8 kernels (``src/fp32_*.cpp``): a packed-panel
-GEMM with FMA micro-kernels (AVX-512 8x32, AVX2 4x24, portable 4x8), the convolution's im2col done
-implicitly while packing a k block of one column panel (columns run over sample x output position, so
-small images batch together), a direct depthwise kernel and window pooling.  The ISA unit is chosen
+GEMM with FMA micro-kernels (AVX-512 8x32, AVX2 4x24, portable 4x8); convolutions take one of three paths
+per layer (``CONVERTMODEL_FP32_CONV=direct|packed|cvec`` forces one): *direct* reads B in place from the
+padded (or, for strides 2-4, phase-split) input, *packed* copies im2col panels (columns over sample x output
+position, so small images batch together), *cvec* vectorizes over output channels for narrow maps; a
+direct depthwise kernel and window pooling. Outputs come from a pool of buffers nobody references any more.  The ISA unit is chosen
 at run time like the int8 one (``CONVERTMODEL_ISA``: ``avx512vnni`` selects ``avx512``, ``avxvnni``
 ``avx2``; ``avx512``, ``avx2`` and ``portable`` name the fp32 units directly).
 
