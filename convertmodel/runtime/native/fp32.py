@@ -115,6 +115,14 @@ def _output(shape: tuple[int, ...]) -> np.ndarray | None:
         for i in range(len(bufs) - 1, -1, -1):  # the latest first: likeliest still in cache
             if _refs(bufs, i) <= _ALONE:
                 return bufs[i]
+    # A smaller batch (a data set's last one) writes the front of a free larger one: a view, which keeps
+    # that buffer referenced while it lives.
+    if shape:
+        for key, bufs in reversed(_POOL.items()):
+            if len(key) == len(shape) and key[1:] == shape[1:] and key[0] > shape[0]:
+                for i in range(len(bufs) - 1, -1, -1):
+                    if _refs(bufs, i) <= _ALONE:
+                        return bufs[i][: shape[0]]
     return _new_output(shape)
 
 
