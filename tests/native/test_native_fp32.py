@@ -14,6 +14,7 @@ import pytest
 
 from convertmodel.errors import InvalidModelError
 from convertmodel.ir import GraphBuilder, check_graph
+from convertmodel.ir.graph import TensorType, ValueInfo
 from convertmodel.runtime import Executor, KernelContext
 from convertmodel.runtime.native import fp32
 from tests.helpers import assert_close, run_ir_node, run_onnx_node, single_node_graph
@@ -43,6 +44,15 @@ def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["auto", "direct", "packed", "cvec"])
+def conv_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The convolution's path: ``direct`` reads the (padded or phase-split) input in place (auto: up to 128
+    channels per group), ``packed`` copies im2col panels (auto: wider layers, strided 1x1, K < 32), ``cvec``
+    vectorizes over channels (auto: narrow maps, on units that have it; elsewhere it runs ``direct``)."""
+    monkeypatch.setenv("CONVERTMODEL_FP32_CONV", request.param)
+    return str(request.param)
+
+
 def run_both(op: str, inputs: dict[str, Any], consts: tuple[str, ...], **attrs: Any) -> tuple[np.ndarray, np.ndarray]:
     """(native, ref) outputs of one node; asserts the native kernel really ran."""
     g, feeds, outs = single_node_graph(op, inputs, consts, **attrs)
@@ -64,6 +74,19 @@ CONVS = [
     (2, 8, 15, 15, 16, (3, 3), (2, 3), (2, 0, 1, 1), (2, 1), 8),  # depthwise channel multiplier 2
     (1, 4, 6, 6, 8, (5, 5), (1, 1), (4, 4, 4, 4), (2, 2), 1),  # pads larger than the kernel
     (3, 300, 5, 5, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # K = 2700: several k blocks
+    (2, 16, 11, 37, 24, (3, 3), (1, 1), (1, 0, 2, 1), (1, 1), 2),  # grouped, stride 1: panels cross rows
+    (1, 20, 9, 9, 136, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # 136 channels: packed on auto, partial tiles
+    (2, 40, 3, 70, 9, (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), 1),  # one-row panels, a wide row, partial panel
+    (2, 6, 17, 19, 10, (3, 3), (3, 4), (1, 2, 0, 1), (1, 2), 1),  # strides 3 x 4: 12 phase planes
+    (1, 4, 16, 16, 8, (2, 2), (5, 5), (0, 0, 0, 0), (1, 1), 1),  # stride 5: packed on every path
+    (1, 12, 120, 6, 40, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # narrow and tall: cvec row blocks, 40 channels
+    (2, 512, 7, 7, 72, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1 on 49 pixels, K = 512: cvec on auto
+    (1, 40, 29, 29, 33, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # rows of 29: three cvec segments
+    (2, 24, 15, 15, 48, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 3),  # grouped, strided, 16 channels a group
+    (2, 8, 6, 81, 20, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),  # strided 1x1, rows of 41: vector stride-2 packing
+    (2, 8, 7, 75, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # strided 3x3 on a wide odd row
+    (1, 4, 9, 70, 4, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4),  # depthwise stride 2, rows of 35: vectors + tail
+    (2, 3, 20, 37, 6, (5, 5), (1, 1), (2, 2, 2, 2), (1, 2), 3),  # depthwise multiplier 2, dilated, flat rows
     (0, 4, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # empty batch
     (0, 6, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6),  # empty batch, depthwise
 ]
@@ -71,7 +94,9 @@ CONVS = [
 
 @pytest.mark.parametrize("geo", CONVS, ids=lambda g: "n{}c{}h{}w{}m{}k{}s{}p{}d{}g{}".format(*g))
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-def test_conv_matches_ref_and_onnxruntime(isa: str, geo: tuple, bias: bool, rng: np.random.Generator) -> None:
+def test_conv_matches_ref_and_onnxruntime(
+    isa: str, conv_path: str, geo: tuple, bias: bool, rng: np.random.Generator
+) -> None:
     n, c, h, w, m, k, s, p, d, g = geo
     x = rng.standard_normal((n, c, h, w), dtype=np.float32)
     wt = rng.standard_normal((m, c // g, *k), dtype=np.float32)
@@ -88,9 +113,10 @@ def test_conv_matches_ref_and_onnxruntime(isa: str, geo: tuple, bias: bool, rng:
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_conv_threads_agree(isa: str, threads: int, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("m", [40, 136])
+def test_conv_threads_agree(isa: str, conv_path: str, threads: int, m: int, rng: np.random.Generator) -> None:
     x = rng.standard_normal((3, 16, 12, 12), dtype=np.float32)
-    w = rng.standard_normal((40, 16, 3, 3), dtype=np.float32)
+    w = rng.standard_normal((m, 16, 3, 3), dtype=np.float32)
     g, feeds, outs = single_node_graph("Conv", {"X": x, "W": w}, ("W",), pads=(1, 1, 1, 1))
     one = Executor(g, NATIVE, threads=1).run(feeds)[outs[0]]
     many = Executor(g, NATIVE, threads=threads).run(feeds)[outs[0]]
@@ -310,15 +336,18 @@ def test_int8_isa_names_select_their_fp32_unit(monkeypatch: pytest.MonkeyPatch) 
     assert fp32.isa() == fp32.available_isas()[0]
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 9, 9), (3, 8, 5, 7)])
-def test_residual_add_and_relu_fuse_into_the_conv(isa: str, shape: tuple[int, ...], rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("shape", [(2, 8, 9, 9), (3, 8, 5, 7), (1, 8, 6, 40)])
+@pytest.mark.parametrize("m", [8, 136])
+def test_residual_add_and_relu_fuse_into_the_conv(
+    isa: str, conv_path: str, shape: tuple[int, ...], m: int, rng: np.random.Generator
+) -> None:
     """ResNet's Conv -> Add(shortcut) -> Relu runs as one kernel and agrees with the unfused reference."""
     b = GraphBuilder("res")
     x = b.add_input("X", "float32", shape)
-    w1 = b.add_const("W1", rng.standard_normal((8, 8, 1, 1), dtype=np.float32))
+    w1 = b.add_const("W1", rng.standard_normal((m, 8, 1, 1), dtype=np.float32))
     (short,) = b.add_node("Conv", [x, w1], 1, name="shortcut")  # computed before the fused conv
-    w2 = b.add_const("W2", rng.standard_normal((8, 8, 3, 3), dtype=np.float32))
-    (y,) = b.add_node("Conv", [x, w2, b.add_const("B2", rng.standard_normal(8, dtype=np.float32))], 1, pads=(1,) * 4)
+    w2 = b.add_const("W2", rng.standard_normal((m, 8, 3, 3), dtype=np.float32))
+    (y,) = b.add_node("Conv", [x, w2, b.add_const("B2", rng.standard_normal(m, dtype=np.float32))], 1, pads=(1,) * 4)
     (s,) = b.add_node("Add", [short, y], 1, name="add")
     (r,) = b.add_node("Relu", [s], 1, name="relu")
     b.mark_output(r)
@@ -329,3 +358,44 @@ def test_residual_add_and_relu_fuse_into_the_conv(isa: str, shape: tuple[int, ..
     assert len(ex._fast) == 2
     xv = rng.standard_normal(shape, dtype=np.float32)
     assert_close(ex.run({"X": xv})[r], Executor(g, ("ref",)).run({"X": xv})[r], rtol=1e-4, atol=1e-3)
+
+
+def test_output_buffers_are_reused_unless_kept(rng: np.random.Generator) -> None:
+    """Buffers nobody references any more are written again by the next run (no fresh pages, a small working
+    set); one the caller kept, or a view of, is never handed out while alive."""
+    b = GraphBuilder("reuse")
+    x = b.add_input("X", "float32", (2, 4, 13, 13))
+    w = b.add_const("W", rng.standard_normal((7, 4, 3, 3), dtype=np.float32))
+    (y,) = b.add_node("Conv", [x, w], 1, pads=(1,) * 4)
+    (p,) = b.add_node("MaxPool", [y], 1, kernel_shape=(2, 2), strides=(2, 2))
+    (z,) = b.add_node("Conv", [p, b.add_const("W2", rng.standard_normal((5, 7, 1, 1), dtype=np.float32))], 1)
+    b.mark_output(z)
+    g = b.build()
+    check_graph(g)
+    ex = Executor(g, NATIVE)
+    xv = rng.standard_normal((2, 4, 13, 13), dtype=np.float32)
+    want = Executor(g, ("ref",)).run({"X": xv})[z]
+    fp32._POOL.pop((2, 7, 13, 13), None)
+    fp32._POOL.pop((2, 5, 6, 6), None)
+    ex.run({"X": xv})
+    ex.run({"X": xv})
+    inner = fp32._POOL[(2, 7, 13, 13)]
+    assert len(inner) == 1  # the second run wrote the first run's buffer again
+    kept = ex.run({"X": xv})[z]
+    first = kept.copy()
+    again = ex.run({"X": xv})[z]
+    assert again is not kept and len(fp32._POOL[(2, 5, 6, 6)]) == 2  # the kept output is not handed out
+    np.testing.assert_array_equal(kept, first)
+    assert_close(again, want, rtol=1e-4, atol=1e-3)
+    view = inner[0][:1]  # a view of a free buffer keeps it from being handed out
+    ex.run({"X": xv})
+    assert len(inner) == 2 and inner[1] is not view.base
+    np.testing.assert_array_equal(ex.run({"X": xv})[z], again)
+    # A smaller batch writes the front of a free larger buffer (no new one) and agrees with the reference.
+    g1 = g.replace(inputs=(ValueInfo("X", TensorType("float32", ("N", 4, 13, 13))),))
+    ex1 = Executor(g1, NATIVE)
+    ex1.run({"X": xv})
+    sizes = {k: len(v) for k, v in fp32._POOL.items()}
+    got = ex1.run({"X": xv[:1]})[z]
+    assert {k: len(v) for k, v in fp32._POOL.items() if k in sizes} == sizes and (1, 7, 13, 13) not in fp32._POOL
+    assert_close(got, want[:1], rtol=1e-4, atol=1e-3)

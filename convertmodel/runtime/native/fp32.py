@@ -1,9 +1,11 @@
 """Native fp32 kernels: Conv (dense, grouped, depthwise), Gemm/MatMul, MaxPool/AveragePool/GlobalAveragePool.
 
 They live in the same extension and thread pool as the int8 kernels (``src/fp32_*.cpp``): a packed-panel
-GEMM with FMA micro-kernels (AVX-512 8x32, AVX2 4x24, portable 4x8), the convolution's im2col done
-implicitly while packing a k block of one column panel (columns run over sample x output position, so
-small images batch together), a direct depthwise kernel and window pooling.  The ISA unit is chosen
+GEMM with FMA micro-kernels (AVX-512 8x32, AVX2 4x24, portable 4x8); convolutions take one of three paths
+per layer (``CONVERTMODEL_FP32_CONV=direct|packed|cvec`` forces one): *direct* reads B in place from the
+padded (or, for strides 2-4, phase-split) input, *packed* copies im2col panels (columns over sample x output
+position, so small images batch together), *cvec* vectorizes over output channels for narrow maps; a
+direct depthwise kernel and window pooling. Outputs come from a pool of buffers nobody references any more.  The ISA unit is chosen
 at run time like the int8 one (``CONVERTMODEL_ISA``: ``avx512vnni`` selects ``avx512``, ``avxvnni``
 ``avx2``; ``avx512``, ``avx2`` and ``portable`` name the fp32 units directly).
 
@@ -16,7 +18,9 @@ the reference the tests compare against.
 
 from __future__ import annotations
 
+import math
 import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -82,24 +86,60 @@ def _call(ctx: KernelContext, fn: Callable[..., Any], *args: Any) -> Any:
         ) from None
 
 
-def _refs(cache: dict[str, Any]) -> int:
-    """References to ``cache["fp32_out"]`` as seen from here (the entry, this frame's local, the argument)."""
-    buf = cache.get("fp32_out")
+#: Output buffers of the native kernels by shape, most recently used shapes last. A kernel takes one that
+#: nobody else references any more (the executor dropped the value after its last consumer), so a run's
+#: working set is its live activations, not one buffer per node (ResNet-50: 24 MB of outputs, beyond what
+#: stays in L3), and no run faults in fresh pages. Views, graph outputs the caller kept and inputs of the
+#: running kernel all hold references: never reused while alive.
+_POOL: OrderedDict[tuple[int, ...], list[np.ndarray]] = OrderedDict()
+_POOL_PER_SHAPE = 6
+_POOL_MAX_BYTES = 512 << 20
+_pool_bytes = 0
+
+
+def _refs(bufs: list[np.ndarray], i: int) -> int:
+    """References to ``bufs[i]`` as seen from here (the list, this frame's local, the argument)."""
+    buf = bufs[i]
     return sys.getrefcount(buf)
 
 
-#: ``_refs`` of a buffer nobody else holds, measured through the same code (the count differs between
-#: Python versions: 3.11 counts 3).
-_ALONE = _refs({"fp32_out": np.empty(0, np.float32)})
+#: ``_refs`` of a buffer only the pool holds, measured through the same code (Python versions differ).
+_ALONE = _refs([np.empty(0, np.float32)], 0)
 
 
-def _output(ctx: KernelContext) -> np.ndarray | None:
-    """Last run's output buffer when nobody else holds it (fresh large arrays cost page faults and zeroing,
-    up to 40% of VGG16's time at batch 8); the native code reuses it when its shape fits and allocates
-    otherwise. A buffer the caller kept (a graph output, or a view of it) has more references: never reused."""
-    if ctx.cache.get("fp32_out") is None or _refs(ctx.cache) > _ALONE:
+def _output(shape: tuple[int, ...]) -> np.ndarray | None:
+    """A free float32 buffer of ``shape`` (the native code writes every element), or None (the native code
+    allocates, or refuses a hostile shape with its typed error)."""
+    bufs = _POOL.get(shape)
+    if bufs is not None:
+        for i in range(len(bufs) - 1, -1, -1):  # the latest first: likeliest still in cache
+            if _refs(bufs, i) <= _ALONE:
+                return bufs[i]
+    # A smaller batch (a data set's last one) writes the front of a free larger one: a view, which keeps
+    # that buffer referenced while it lives.
+    if shape:
+        for key, bufs in reversed(_POOL.items()):
+            if len(key) == len(shape) and key[1:] == shape[1:] and key[0] > shape[0]:
+                for i in range(len(bufs) - 1, -1, -1):
+                    if _refs(bufs, i) <= _ALONE:
+                        return bufs[i][: shape[0]]
+    return _new_output(shape)
+
+
+def _new_output(shape: tuple[int, ...]) -> np.ndarray | None:
+    global _pool_bytes
+    if any(d < 0 for d in shape) or math.prod(shape) > 1 << 31:  # hostile or huge: the native side decides
         return None
-    return ctx.cache["fp32_out"]  # type: ignore[no-any-return]
+    buf = np.empty(shape, np.float32)
+    bufs = _POOL.setdefault(shape, [])
+    if len(bufs) < _POOL_PER_SHAPE:
+        bufs.append(buf)
+        _pool_bytes += buf.nbytes
+        _POOL.move_to_end(shape)
+        while _pool_bytes > _POOL_MAX_BYTES and len(_POOL) > 1:  # drop the least recently grown shapes
+            _, old = _POOL.popitem(last=False)
+            _pool_bytes -= sum(b.nbytes for b in old)
+    return buf
 
 
 def _epilogue(ctx: KernelContext, bias: np.ndarray | None, n: int) -> tuple[Any, Any, float, float]:
@@ -237,6 +277,10 @@ if _ext is not None:
                 _call(ctx, _ext.fp32_pack_conv, np.ascontiguousarray(w), geo.group, name),
                 (),
             )
+        try:  # the output's shape after N; a hostile geometry is left to the native checks (typed errors)
+            ctx.cache["fp32_tail"] = (int(w.shape[0]), *geo.out_spatial(x.shape[2:]))
+        except (ZeroDivisionError, OverflowError, ValueError):
+            ctx.cache["fp32_tail"] = (-1,)
         return (w, b, x.shape[1:], fn, weights, scale, shift, lo, hi, *args, *extra)
 
     @kernel("Conv", backend="native")
@@ -253,11 +297,10 @@ if _ext is not None:
         if residual is not None:
             if plan[3] is not _ext.fp32_conv or residual.dtype != np.float32:
                 return _apply_post_ref(ctx, _ref_conv.conv(ctx, x, w, b), 1, residual)
-            y = _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], _output(ctx), residual)
-        else:
-            y = _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], _output(ctx))
-        ctx.cache["fp32_out"] = y
-        return y
+        out = _output((x.shape[0], *ctx.cache["fp32_tail"]))
+        if residual is not None:
+            return _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], out, residual)  # type: ignore[no-any-return]
+        return _call(ctx, plan[3], np.ascontiguousarray(x), *plan[4:], out)  # type: ignore[no-any-return]
 
     conv.fuse = _make_fuse(1, _conv_channels)  # type: ignore[attr-defined]
 
@@ -270,8 +313,8 @@ if _ext is not None:
         scale, shift, lo, hi = _epilogue(ctx, c, n)
         lead, k = a.shape[:-1], a.shape[-1]
         x2 = np.ascontiguousarray(a).reshape(-1, k)
-        out = _output(ctx)
-        y = ctx.cache["fp32_out"] = _call(ctx, _ext.fp32_dense, x2, hit[1], scale, shift, lo, hi, ctx.threads, out)
+        out = _output((x2.shape[0], n))
+        y = _call(ctx, _ext.fp32_dense, x2, hit[1], scale, shift, lo, hi, ctx.threads, out)
         return y.reshape(*lead, n)
 
     @kernel("Gemm", backend="native")
@@ -314,10 +357,11 @@ if _ext is not None:
             return None
         x = np.ascontiguousarray(x)
         if kind == 2:
-            return _call(ctx, _ext.fp32_pool, x, 2, [], [], [], [], [], False, ctx.threads, "")
+            out = _output((x.shape[0], x.shape[1], 1, 1))
+            return _call(ctx, _ext.fp32_pool, x, 2, [], [], [], [], [], False, ctx.threads, "", out)  # type: ignore[no-any-return]
         geo, out_sp = _ref_pool._geometry(ctx, x)
         include = bool(ctx.attrs.get("count_include_pad", 0))
-        return _call(
+        y = _call(
             ctx,
             _ext.fp32_pool,
             x,
@@ -330,7 +374,9 @@ if _ext is not None:
             include,
             ctx.threads,
             "",
+            _output((x.shape[0], x.shape[1], *out_sp)),
         )
+        return y  # type: ignore[no-any-return]
 
     @kernel("MaxPool", backend="native")
     def max_pool(ctx: KernelContext, x: np.ndarray) -> np.ndarray:

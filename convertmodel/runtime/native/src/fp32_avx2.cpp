@@ -16,8 +16,16 @@ struct V {
   static T add(T a, T b) { return _mm256_add_ps(a, b); }
   static T max(T a, T b) { return _mm256_max_ps(a, b); }
   static T min(T a, T b) { return _mm256_min_ps(a, b); }
+  // Lanes 0, 2, 4, ... of the 2W floats a:b (a stride-2 gather from two loads).
+  static T even(T a, T b) {
+    const __m256 t = _mm256_shuffle_ps(a, b, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xd8));
+  }
+  // max(r, s) that is NaN when either is (s's NaN when both): MaxPool's rule.
+  static T maxnan(T r, T s) { return _mm256_blendv_ps(_mm256_max_ps(s, r), s, _mm256_cmp_ps(s, s, _CMP_UNORD_Q)); }
 };
 static constexpr int MR = 4, NV = 3;
+static constexpr int CPR = 6;  // pixels per channel-vectorized tile (0: none)
 
 #include "fp32_impl.h"
 

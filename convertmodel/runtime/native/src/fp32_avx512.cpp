@@ -23,8 +23,18 @@ struct V {
   static T add(T a, T b) { return _mm512_add_ps(a, b); }
   static T max(T a, T b) { return _mm512_max_ps(a, b); }
   static T min(T a, T b) { return _mm512_min_ps(a, b); }
+  // Lanes 0, 2, 4, ... of the 2W floats a:b (a stride-2 gather from two loads).
+  static T even(T a, T b) {
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(a, idx, b);
+  }
+  // max(r, s) that is NaN when either is (s's NaN when both): MaxPool's rule.
+  static T maxnan(T r, T s) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(s, s, _CMP_UNORD_Q), _mm512_max_ps(s, r), s);
+  }
 };
 static constexpr int MR = 8, NV = 2;
+static constexpr int CPR = 14;  // pixels per channel-vectorized tile (0: none)
 
 #include "fp32_impl.h"
 

@@ -15,11 +15,13 @@ static constexpr int KC = 256;
 // tile R (ldr apart) added before the clip.
 template <bool LOAD, int POST>
 static inline void ukernel(const float* __restrict A, const float* __restrict B, i64 kc, float* C, i64 ldc,
-                           const float* scale, const float* shift, float lo, float hi, const float* R, i64 ldr) {
+                           const float* scale, const float* shift, float lo, float hi, const float* R, i64 ldr,
+                           const float* pf) {
   typename V::T acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NV; ++j) acc[i][j] = LOAD ? V::load(C + i * ldc + j * V::W) : V::zero();
   for (i64 k = 0; k < kc; ++k) {
+    __builtin_prefetch(pf + k * MR);  // the A panel of the next call, same layout (cold weights stream in)
     typename V::T b[NV];
     for (int j = 0; j < NV; ++j) b[j] = V::load(B + k * NR + j * V::W);
     for (int i = 0; i < MR; ++i) {
@@ -51,24 +53,25 @@ static inline void ukernel(const float* __restrict A, const float* __restrict B,
 
 template <int POST>
 static void ukernel_any(bool load, const float* A, const float* B, i64 kc, float* C, i64 ldc, const float* scale,
-                        const float* shift, float lo, float hi, const float* R, i64 ldr) {
+                        const float* shift, float lo, float hi, const float* R, i64 ldr, const float* pf) {
   if (load)
-    ukernel<true, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel<true, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else
-    ukernel<false, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel<false, POST>(A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
 }
 
 static void call_ukernel(bool load, bool last, int post_kind, const float* A, const float* B, i64 kc, float* C,
                          i64 ldc, const float* scale, const float* shift, float lo, float hi,
-                         const float* R = nullptr, i64 ldr = 0) {
+                         const float* R = nullptr, i64 ldr = 0, const float* pf = nullptr) {
+  if (!pf) pf = A;
   if (!last)
-    ukernel_any<0>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<0>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else if (post_kind == 1 && R != nullptr)
-    ukernel_any<3>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<3>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else if (post_kind == 1)
-    ukernel_any<1>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<1>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
   else
-    ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr);
+    ukernel_any<2>(load, A, B, kc, C, ldc, scale, shift, lo, hi, R, ldr, pf);
 }
 
 // ---------------------------------------------------------------- packing
@@ -99,9 +102,12 @@ static void pack_b_impl(const float* b, i64 K, i64 Ncol, bool trans, float alpha
 }
 
 // ---------------------------------------------------------------- convolution
+static void conv_direct_impl(const cmf::ConvJob& J, i64 g, i64 pan0, i64 npan, i64 m0, i64 m1, float* scratch);
+
 // Scratch (floats): B block KC x NCB, two tiles MR x NR (output, residual), then i64 arrays: out_off (NCB),
 // runs (3 * NCB), panel starts.
 static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0, i64 m1, float* scratch) {
+  if (J.direct) return conv_direct_impl(J, g, q0 / NR, cmf::ceil_div(nq, NR), m0, m1, scratch);
   const i64 ncb = cmf::ceil_div(nq, NR) * NR;
   const i64 npanel = ncb / NR;
   float* Bp = scratch;
@@ -145,6 +151,10 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
           const float* s = base + runs[3 * r + 2];
           if (J.sw == 1) {
             for (i64 t = 0; t < len; ++t) row[j + t] = s[t];
+          } else if (J.sw == 2) {  // vectors while a scalar tail remains (the last load stays in the row)
+            i64 t = 0;
+            for (; t + V::W < len; t += V::W) V::store(row + j + t, V::even(V::load(s + 2 * t), V::load(s + 2 * t + V::W)));
+            for (; t < len; ++t) row[j + t] = s[2 * t];
           } else {
             for (i64 t = 0; t < len; ++t) row[j + t] = s[t * J.sw];
           }
@@ -163,9 +173,10 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
         const i64 o = out_off[jb] + m * J.P;
         const bool direct = mr == MR && nr == NR && out_off[jb + NR - 1] == out_off[jb] + NR - 1;
         const float* res = J.post.res;
+        const float* pf = b + 1 == npanel && m + MR < m1 ? Ap + J.K * MR : Ap;  // the next channel panel's A
         if (direct) {
           call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, J.out + o, J.P, sc, sh, J.post.lo, J.post.hi,
-                       res ? res + o : nullptr, J.P);
+                       res ? res + o : nullptr, J.P, pf);
           continue;
         }
         if (!first)
@@ -176,13 +187,15 @@ static void conv_item_impl(const cmf::ConvJob& J, i64 g, i64 q0, i64 nq, i64 m0,
             for (i64 t = 0; t < NR; ++t)
               rtile[i * NR + t] = (i < mr && t < nr) ? res[out_off[jb + t] + (m + i) * J.P] : 0.0f;
         call_ukernel(!first, last, 1, Ap, Bp + b * kc * NR, kc, tile, NR, sc, sh, J.post.lo, J.post.hi,
-                     res ? rtile : nullptr, NR);
+                     res ? rtile : nullptr, NR, pf);
         for (i64 i = 0; i < mr; ++i)
           for (i64 t = 0; t < nr; ++t) J.out[out_off[jb + t] + (m + i) * J.P] = tile[i * NR + t];
       }
     }
   }
 }
+
+#include "fp32_direct_impl.h"  // the direct and channel-vectorized convolutions
 
 // ---------------------------------------------------------------- dense
 // Scratch (floats): packed rows ceil(nr / MR) * MR x KC, then a tile MR x NR.
@@ -228,73 +241,101 @@ static void gemm_item_impl(const cmf::GemmJob& J, i64 r0, i64 nr, i64 c0, i64 c1
 }
 
 // ---------------------------------------------------------------- depthwise
-// The padded plane is split into sh x sw phase planes (phase (a, b) holds padded pixels (y*sh + a,
-// x*sw + b)), so every tap reads its phase with unit stride; outputs are computed over the flattened
-// (oy, x) index of rows Wph wide (columns x >= OW are garbage, dropped when rows are copied out).
+// Per plane: the input is copied once into a padded plane (rows Hq, pitch Wb, only the pads zeroed), then
+// each output row is computed in whole vectors of W outputs, four rows at a time (independent FMA chains);
+// a tap reads its W inputs with one load (stride 1), two loads and an even-lane permute (stride 2) or a
+// scalar gather (larger strides).  Vectors past OW are computed and dropped (the pitch leaves room).
 // Scratch: dw_scratch_floats() (fp32.h).
-static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
-  const i64 Hq = (J.OH - 1) * J.sh + (J.kh - 1) * J.dh + 1, Wq = (J.OW - 1) * J.sw + (J.kw - 1) * J.dw + 1;
-  const i64 Hph = cmf::ceil_div(Hq, J.sh), Wph = cmf::ceil_div(Wq, J.sw);
-  const i64 pstride = Hph * Wph + Wph + 4 * V::W + 16;
-  const i64 nph = J.sh * J.sw, taps = J.kh * J.kw;
-  float* phases = scratch;
-  float* tmp = phases + nph * pstride;
-  // The tap offsets follow tmp, rounded up to an even float count so the i64s are 8-byte aligned (the scratch
-  // size in dw_scratch_floats() keeps 16 floats of slack for this).
-  const i64 toff_at = (nph * pstride + J.OH * Wph + 4 * V::W + 16 + 1) & ~static_cast<i64>(1);
-  i64* toff = reinterpret_cast<i64*>(scratch + toff_at);
+template <int R>
+static inline void dw_rows_impl(const cmf::DwJob& J, const float* buf, i64 Wb, const float* w, i64 oy, i64 ox0,
+                                float* out, float* tmp, typename V::T vsc, typename V::T vsf, typename V::T vlo,
+                                typename V::T vhi) {
+  typename V::T acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = V::zero();
   for (i64 ky = 0; ky < J.kh; ++ky)
     for (i64 kx = 0; kx < J.kw; ++kx) {
-      const i64 y = ky * J.dh, x = kx * J.dw;
-      toff[ky * J.kw + kx] = ((y % J.sh) * J.sw + x % J.sw) * pstride + (y / J.sh) * Wph + x / J.sw;
+      const typename V::T wt = V::set1(w[ky * J.kw + kx]);
+      for (int r = 0; r < R; ++r) {
+        const float* p = buf + ((oy + r) * J.sh + ky * J.dh) * Wb + ox0 * J.sw + kx * J.dw;
+        typename V::T v;
+        if (J.sw == 1) {
+          v = V::load(p);
+        } else if (J.sw == 2) {
+          v = V::even(V::load(p), V::load(p + V::W));
+        } else {
+          for (int l = 0; l < V::W; ++l) tmp[l] = p[l * J.sw];
+          v = V::load(tmp);
+        }
+        acc[r] = V::fma(wt, v, acc[r]);
+      }
     }
-  const i64 n_out = J.OH * Wph;
-  const float* have = nullptr;  // the input plane the phases hold (channel multipliers reuse it)
+  const i64 n = J.OW - ox0 < V::W ? J.OW - ox0 : V::W;
+  for (int r = 0; r < R; ++r) {
+    const typename V::T v = V::min(vhi, V::max(vlo, V::fma(acc[r], vsc, vsf)));
+    float* o = out + (oy + r) * J.OW + ox0;
+    if (n == V::W) {
+      V::store(o, v);
+    } else {
+      V::store(tmp, v);
+      for (i64 t = 0; t < n; ++t) o[t] = tmp[t];
+    }
+  }
+}
+
+static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
+  const i64 Hq = cmf::dw_rows(J), Wb = cmf::dw_pitch(J, V::W);
+  const bool flat = cmf::dw_flat(J);
+  const i64 n_flat = (J.OH - 1) * Wb + J.OW;  // flat: outputs over (oy, x), x < Wb (x >= OW dropped)
+  float* buf = scratch;
+  // Flat reads run up to 4 vectors past the plane: zeroed slack.
+  for (i64 i = Hq * Wb; i < Hq * Wb + 4 * V::W; ++i) buf[i] = 0.0f;
+  const i64 tmp_at = Hq * Wb + 4 * V::W;
+  float* tmp = buf + tmp_at + 16 - tmp_at % 16;  // 64-byte aligned (scratch is); flat: n_flat + 4W floats
+  // Input columns [0, cw) land at [pw, pw + cw) of each row; rows [0, ch) at [ph, ph + ch).
+  const i64 cw = J.W < Wb - J.pw ? J.W : (Wb - J.pw > 0 ? Wb - J.pw : 0);
+  const i64 ch = J.H < Hq - J.ph ? J.H : (Hq - J.ph > 0 ? Hq - J.ph : 0);
+  const float* have = nullptr;  // the input plane buf holds (channel multipliers reuse it)
   for (i64 pl = p0; pl < p1; ++pl) {
     const i64 n = pl / J.M, m = pl % J.M, c = m / J.mult;
     const float* src = J.x + (n * J.C + c) * J.H * J.W;
     if (src != have) {
-    have = src;
-    for (i64 i = 0; i < nph * pstride; ++i) phases[i] = 0.0f;
-    for (i64 iy = 0; iy < J.H; ++iy) {
-      const i64 y = iy + J.ph;
-      if (y >= Hph * J.sh) break;
-      const float* s = src + iy * J.W;
-      const i64 xmax = Wph * J.sw - J.pw < J.W ? Wph * J.sw - J.pw : J.W;
-      if (J.sw == 1) {
-        float* d = phases + (y % J.sh) * pstride + (y / J.sh) * Wph + J.pw;
-        for (i64 ix = 0; ix < xmax; ++ix) d[ix] = s[ix];
-      } else {
-        float* row = phases + (y % J.sh) * J.sw * pstride + (y / J.sh) * Wph;
-        for (i64 b = 0; b < J.sw; ++b) {  // input columns ix with (ix + pw) % sw == b, in order
-          const i64 ix0 = ((b - J.pw) % J.sw + J.sw) % J.sw;
-          float* d = row + b * pstride + (ix0 + J.pw) / J.sw;
-          for (i64 ix = ix0, t = 0; ix < xmax; ix += J.sw, ++t) d[t] = s[ix];
-        }
+      have = src;
+      std::fill(buf, buf + Hq * Wb, 0.0f);  // one pass (cheaper than per-row pad fills on small planes)
+      for (i64 iy = 0; iy < ch && cw > 0; ++iy) {
+        const float* s = src + iy * J.W;
+        std::copy(s, s + cw, buf + (iy + J.ph) * Wb + J.pw);
       }
     }
-    }
-    const float* w = J.w + m * taps;
+    const float* w = J.w + m * J.kh * J.kw;
     const typename V::T vsc = V::set1(J.post.scale[m]), vsf = V::set1(J.post.shift[m]);
     const typename V::T vlo = V::set1(J.post.lo), vhi = V::set1(J.post.hi);
-    for (i64 i = 0; i < n_out; i += 4 * V::W) {
-      typename V::T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-      for (i64 t = 0; t < taps; ++t) {
-        const typename V::T wt = V::set1(w[t]);
-        const float* s = phases + toff[t] + i;
-        a0 = V::fma(wt, V::load(s), a0);
-        a1 = V::fma(wt, V::load(s + V::W), a1);
-        a2 = V::fma(wt, V::load(s + 2 * V::W), a2);
-        a3 = V::fma(wt, V::load(s + 3 * V::W), a3);
-      }
-      V::store(tmp + i, V::min(vhi, V::max(vlo, V::fma(a0, vsc, vsf))));
-      V::store(tmp + i + V::W, V::min(vhi, V::max(vlo, V::fma(a1, vsc, vsf))));
-      V::store(tmp + i + 2 * V::W, V::min(vhi, V::max(vlo, V::fma(a2, vsc, vsf))));
-      V::store(tmp + i + 3 * V::W, V::min(vhi, V::max(vlo, V::fma(a3, vsc, vsf))));
-    }
     float* out = J.out + pl * J.OH * J.OW;
-    for (i64 oy = 0; oy < J.OH; ++oy)
-      for (i64 ox = 0; ox < J.OW; ++ox) out[oy * J.OW + ox] = tmp[oy * Wph + ox];
+    if (flat) {
+      for (i64 i = 0; i < n_flat; i += 4 * V::W) {
+        typename V::T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+        for (i64 ky = 0; ky < J.kh; ++ky)
+          for (i64 kx = 0; kx < J.kw; ++kx) {
+            const typename V::T wt = V::set1(w[ky * J.kw + kx]);
+            const float* sp = buf + ky * J.dh * Wb + kx * J.dw + i;
+            a0 = V::fma(wt, V::load(sp), a0);
+            a1 = V::fma(wt, V::load(sp + V::W), a1);
+            a2 = V::fma(wt, V::load(sp + 2 * V::W), a2);
+            a3 = V::fma(wt, V::load(sp + 3 * V::W), a3);
+          }
+        V::store(tmp + i, V::min(vhi, V::max(vlo, V::fma(a0, vsc, vsf))));
+        V::store(tmp + i + V::W, V::min(vhi, V::max(vlo, V::fma(a1, vsc, vsf))));
+        V::store(tmp + i + 2 * V::W, V::min(vhi, V::max(vlo, V::fma(a2, vsc, vsf))));
+        V::store(tmp + i + 3 * V::W, V::min(vhi, V::max(vlo, V::fma(a3, vsc, vsf))));
+      }
+      for (i64 oy = 0; oy < J.OH; ++oy)
+        for (i64 ox = 0; ox < J.OW; ++ox) out[oy * J.OW + ox] = tmp[oy * Wb + ox];
+      continue;
+    }
+    for (i64 ox0 = 0; ox0 < J.OW; ox0 += V::W) {
+      i64 oy = 0;
+      for (; oy + 4 <= J.OH; oy += 4) dw_rows_impl<4>(J, buf, Wb, w, oy, ox0, out, tmp, vsc, vsf, vlo, vhi);
+      for (; oy < J.OH; ++oy) dw_rows_impl<1>(J, buf, Wb, w, oy, ox0, out, tmp, vsc, vsf, vlo, vhi);
+    }
   }
 }
 
@@ -307,9 +348,16 @@ static inline void tap_range(i64 start, i64 k, i64 d, i64 lo, i64 hi, i64& t0, i
   if (t0 > t1) t0 = t1;
 }
 
+// d[i] = maxnan(d[i], s[i]) for i < n (vectors, then a scalar tail with the same NaN rule).
+static inline void maxnan_into(float* d, const float* s, i64 n) {
+  i64 i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(d + i, V::maxnan(V::load(d + i), V::load(s + i)));
+  for (; i < n; ++i) d[i] = (s[i] > d[i] || s[i] != s[i]) ? s[i] : d[i];
+}
+
 // Max / average windows: per output row a vertical pass over the valid rows (contiguous, vectorized by
 // the compiler) into a row buffer padded with the fill value, then the horizontal window over it.
-// Scratch: pool_scratch_floats() (fp32.h).
+// Scratch: 2 * pool_row_floats() (fp32.h): the row buffer, then the horizontal windows.
 static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch) {
   const bool mx = J.kind == 0;
   const float fill = mx ? -__builtin_inff() : 0.0f;
@@ -336,40 +384,46 @@ static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch
       i64 ty0, ty1, cy0, cy1;
       tap_range(y0, J.kh, J.dh, 0, J.H, ty0, ty1);
       tap_range(y0, J.kh, J.dh, J.include_pad ? -J.ph : 0, J.include_pad ? J.H + J.pe_h : J.H, cy0, cy1);
-      for (i64 i = 0; i < wb; ++i) row[i] = fill;
+      if (ty0 < ty1) {  // the first valid row overwrites [pw, pw + W): fill only the pads around it
+        for (i64 i = 0; i < J.pw; ++i) row[i] = fill;
+        for (i64 i = J.pw + J.W; i < wb; ++i) row[i] = fill;
+      } else {
+        for (i64 i = 0; i < wb; ++i) row[i] = fill;
+      }
       float* r = row + J.pw;
       for (i64 ty = ty0; ty < ty1; ++ty) {
         const float* s = x + (y0 + ty * J.dh) * J.W;
         if (ty == ty0) {
           for (i64 i = 0; i < J.W; ++i) r[i] = s[i];
         } else if (mx) {
-          for (i64 i = 0; i < J.W; ++i) r[i] = (s[i] > r[i] || s[i] != s[i]) ? s[i] : r[i];
+          maxnan_into(r, s, J.W);
         } else {
           for (i64 i = 0; i < J.W; ++i) r[i] += s[i];
         }
       }
+      // Horizontal windows at every start column (contiguous passes the compiler vectorizes), then the
+      // strided pick of the output columns.
       float* o = out + oy * J.OW;
-      if (mx && J.kw == 2 && J.dw == 1) {
-        for (i64 ox = 0; ox < J.OW; ++ox) {
-          const float a = row[ox * J.sw], b = row[ox * J.sw + 1];
-          o[ox] = (b > a || b != b) ? b : a;
-        }
-      } else if (mx) {
-        for (i64 ox = 0; ox < J.OW; ++ox) {
-          const float* w = row + ox * J.sw;
-          float v = w[0];
-          for (i64 tx = 1; tx < J.kw; ++tx) v = (w[tx * J.dw] > v || w[tx * J.dw] != w[tx * J.dw]) ? w[tx * J.dw] : v;
-          o[ox] = v;
-        }
+      const i64 nh = (J.OW - 1) * J.sw + 1;
+      // Whole vectors: the row buffer has 16 floats of slack past the widest window (pool_row_floats).
+      const i64 nv = V::W > 1 ? cmf::ceil_div(nh, V::W) * V::W : nh;
+      float* h = row + wb;
+      for (i64 i = 0; i < nv; ++i) h[i] = row[i];
+      for (i64 tx = 1; tx < J.kw; ++tx) {
+        const float* s = row + tx * J.dw;
+        if (mx)
+          maxnan_into(h, s, nv);
+        else
+          for (i64 i = 0; i < nh; ++i) h[i] += s[i];
+      }
+      if (mx) {
+        for (i64 ox = 0; ox < J.OW; ++ox) o[ox] = h[ox * J.sw];
       } else {
         for (i64 ox = 0; ox < J.OW; ++ox) {
           const i64 x0 = ox * J.sw - J.pw;
           i64 cx0, cx1;
           tap_range(x0, J.kw, J.dw, J.include_pad ? -J.pw : 0, J.include_pad ? J.W + J.pe_w : J.W, cx0, cx1);
-          const float* w = row + ox * J.sw;
-          float v = 0.0f;
-          for (i64 tx = 0; tx < J.kw; ++tx) v += w[tx * J.dw];
-          o[ox] = v / static_cast<float>((cy1 - cy0) * (cx1 - cx0));
+          o[ox] = h[ox * J.sw] / static_cast<float>((cy1 - cy0) * (cx1 - cx0));
         }
       }
     }
@@ -377,8 +431,9 @@ static void pool_item_impl(const cmf::PoolJob& J, i64 p0, i64 p1, float* scratch
 }
 
 static const cmf::Fp32Ops* make_ops(const char* name) {
-  static const cmf::Fp32Ops ops = {name,        MR,          NR,             KC,             V::W,
-                                   pack_a_impl, pack_b_impl, conv_item_impl, gemm_item_impl, dw_item_impl,
-                                   pool_item_impl};
+  static const cmf::Fp32Ops ops = {name,           MR,           NR,           KC,
+                                   V::W,           pack_a_impl,  pack_b_impl,  conv_item_impl,
+                                   gemm_item_impl, dw_item_impl, pool_item_impl, CM,
+                                   CPR,            CPR > 0 ? cvec_item_impl : nullptr};
   return &ops;
 }

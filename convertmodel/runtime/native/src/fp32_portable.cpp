@@ -36,8 +36,17 @@ struct V {
     for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
     return r;
   }
+  // Lanes 0, 2, 4, ... of the 2W floats a:b (a stride-2 gather from two loads).
+  static T even(T a, T b) { return T{{a.v[0], a.v[2], b.v[0], b.v[2]}}; }
+  // max(r, s) that is NaN when either is (s's NaN when both): MaxPool's rule.
+  static T maxnan(T r, T s) {
+    T o;
+    for (int i = 0; i < 4; ++i) o.v[i] = (s.v[i] > r.v[i] || s.v[i] != s.v[i]) ? s.v[i] : r.v[i];
+    return o;
+  }
 };
 static constexpr int MR = 4, NV = 2;
+static constexpr int CPR = 0;  // pixels per channel-vectorized tile (0: none)
 
 #include "fp32_impl.h"
 
