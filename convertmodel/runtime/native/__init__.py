@@ -13,8 +13,10 @@ min/max, quantization and packing; weights are packed once per executor into ``c
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -78,14 +80,36 @@ def _need() -> Any:
     return _ext
 
 
-_isa_cache: dict[str, str] = {}
+def _env_reader() -> Callable[[], Any]:
+    """A cheap reader of ``$CONVERTMODEL_ISA`` as ``os.environ`` holds it (None when unset), for a per-call key.
+
+    ``os.environ.get`` encodes the key and decodes the value on every call (about 0.5 us, a fifth of a small
+    node's wrapper); the mapping's own dict, looked up with the pre-encoded key, gives the same raw value in
+    40 ns. ``os.environ[...] = ...``, ``del``, ``monkeypatch.setenv`` and ``mock.patch.dict`` all update that
+    dict. Where the mapping lacks it (another Python), or ``os.environ`` is replaced, ``os.environ.get`` is used.
+    """
+    environ = os.environ
+    data, encode = getattr(environ, "_data", None), getattr(environ, "encodekey", None)
+    if not isinstance(data, dict) or encode is None:
+        return lambda: os.environ.get(ISA_ENV)
+    key, get = encode(ISA_ENV), data.get
+
+    def read() -> Any:
+        return get(key) if os.environ is environ else os.environ.get(ISA_ENV)
+
+    return read
+
+
+#: ``_env_isa()``: the raw ``$CONVERTMODEL_ISA`` value (None when unset); equal values resolve equally.
+_env_isa = _env_reader()
+_isa_cache: dict[Any, str] = {}
 
 
 def isa(name: str | None = None) -> str:
     """The ISA path the kernels use: ``name``, else ``$CONVERTMODEL_ISA``, else the best the CPU supports."""
     ext = _need()
-    key = name or "env:" + os.environ.get(ISA_ENV, "")
-    hit = _isa_cache.get(key)  # resolved once per request (kernels ask on every call)
+    key = name or (None, _env_isa())  # the extension reads the environment itself for ""
+    hit = _isa_cache.get(key)  # resolved once per request (kernels ask whenever a node's plan is built)
     if hit is not None:
         return hit
     try:
@@ -147,34 +171,41 @@ def quantize_rows(x: np.ndarray, levels: int, isa_name: str | None = None) -> tu
     return np.asarray(q), np.asarray(mn), np.asarray(rx)
 
 
-def _packed(
-    ctx: KernelContext, wq: np.ndarray, group: int, levels: int, params: tuple[np.ndarray | None, ...]
-) -> tuple[Any, ...]:
-    """Weights packed for the current ISA and the node's levels, cached per node (re-packed if either changes)."""
-    name = isa()
-    key = (name, id(wq), wq.shape, group, levels)
+def _packed(ctx: KernelContext, name: str, wq: np.ndarray, group: int, levels: int) -> Any:
+    """Weights packed for ISA ``name`` and the node's levels, cached per node (re-packed if either changes)."""
     hit = ctx.cache.get("native")
-    if hit is None or hit[0] != key:
+    if hit is None or hit[0] != (name, group, levels) or hit[1] is not wq:  # holds wq: its id stays unique
         w2 = np.ascontiguousarray(wq, dtype=np.int8).reshape(wq.shape[0], -1)
-        packed = _ext.pack_weights(w2, group, name, float(levels))
-        f32 = tuple(None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1) for p in params)
-        hit = ctx.cache["native"] = (key, packed, *f32)
-    return hit[1:]
+        hit = ctx.cache["native"] = ((name, group, levels), wq, _ext.pack_weights(w2, group, name, float(levels)))
+    return hit[2]
 
 
-def _output(ctx: KernelContext, shape: tuple[int, ...]) -> np.ndarray:
-    """The node's output buffer of the previous run when nothing else references it any more, else a new one.
+def _f32(params: tuple[np.ndarray | None, ...]) -> tuple[np.ndarray | None, ...]:
+    return tuple(None if p is None else np.ascontiguousarray(p, dtype=np.float32).reshape(-1) for p in params)
 
-    Large fresh arrays come from mmap, so the OS zeroes every page before the kernel overwrites it
-    (about 15% of an int8 VGG16 run); reusing the buffer avoids that. A buffer the caller still
-    holds (a graph output, or a view of it) has more references and is never reused.
-    """
-    cache = ctx.cache
-    # References: the cache entry and getrefcount's argument; a third means someone kept it.
-    if "native_out" in cache and cache["native_out"].shape == shape and sys.getrefcount(cache["native_out"]) == 2:
-        return np.asarray(cache["native_out"])
-    buf = cache["native_out"] = np.empty(shape, dtype=np.float32)
-    return buf
+
+def _probe(cache: dict[str, Any]) -> int:
+    out = cache.get("native_out")  # the kernels' own pattern: a local, then getrefcount
+    return sys.getrefcount(out)
+
+
+#: References to ``ctx.cache["native_out"]`` that the kernels see when nobody else holds the buffer (the cache
+#: entry, their local, getrefcount's argument; measured, as the count differs between Python versions). More
+#: means the caller kept it (a graph output, or a view of it): never reused. A reused buffer saves the OS's
+#: zeroing of fresh mmap pages (about 15% of an int8 VGG16 run).
+_ALONE = _probe({"native_out": np.empty(0, np.float32)})
+_F32 = np.dtype(np.float32)
+_NONE: dict[Any, Any] = {}
+#: Call plans kept per node (one per input shape); more distinct shapes start a new set.
+_MAX_PLANS = 16
+
+
+def _keep(ctx: KernelContext, shape: tuple[int, ...], plan: tuple[Any, ...]) -> tuple[Any, ...]:
+    plans = ctx.cache.setdefault("native_plans", {})
+    if len(plans) >= _MAX_PLANS:
+        plans.clear()
+    plans[shape] = plan
+    return plan
 
 
 def _invalid(ctx: KernelContext, e: Exception) -> InvalidModelError:
@@ -232,7 +263,66 @@ def declines(attrs: dict[str, Any]) -> bool:
     return attrs.get("arith", "contract") != "contract"
 
 
+def _conv_plan(
+    ctx: KernelContext, x: np.ndarray, wq: np.ndarray, params: tuple[np.ndarray | None, ...], env: Any
+) -> tuple[Any, ...] | None:
+    """Everything a native QConv call needs but X, for X's shape and the ISA of ``env``: ``(env, wq, w_scale,
+    w_sum, b, the native arguments before X, output shape)``; None when the numpy reference runs the node."""
+    if x.ndim != 4 or wq.ndim != 4 or declines(ctx.attrs):
+        return None
+    from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
+
+    try:
+        levels = _levels(ctx)
+        geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, wq.shape)
+        kernel_shape = _ints(ctx, "kernel_shape", geo.kernel, 2)
+        strides = _ints(ctx, "strides", geo.strides, 2)
+        pads = _ints(ctx, "pads", geo.pads, 4)
+        dilations = _ints(ctx, "dilations", geo.dilations, 2)
+        out_sp = tuple(
+            (x.shape[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (kernel_shape[i] - 1) - 1) // max(strides[i], 1)
+            + 1
+            for i in range(2)
+        )
+        packed = _packed(ctx, isa(), wq, geo.group, levels)
+    except (ValueError, TypeError, ZeroDivisionError) as e:
+        if isinstance(e, InvalidModelError):
+            raise
+        raise _invalid(ctx, e) from None
+    relu = ctx.attrs["activation"] == "Relu"
+    args = (packed, *_f32(params), kernel_shape, strides, pads, dilations, float(levels), relu, ctx.threads)
+    oshape = (x.shape[0], wq.shape[0], *out_sp) if min(out_sp) > 0 else None
+    return _keep(ctx, x.shape, (env, wq, *params, args, oshape))
+
+
+def _gemm_plan(
+    ctx: KernelContext, x: np.ndarray, wq: np.ndarray, params: tuple[np.ndarray | None, ...], env: Any
+) -> tuple[Any, ...] | None:
+    """As :func:`_conv_plan` for QGemm: ``(env, wq, w_scale, w_sum, b, arguments, output shape, X as 2-D,
+    Y's shape or None when X is 2-D already)``."""
+    if declines(ctx.attrs):
+        return None
+    levels = _levels(ctx)
+    if x.ndim < 2 or wq.ndim != 2:
+        raise InvalidModelError(
+            f"{ctx.node.name} (QGemm): X must have rank >= 2 and Wq rank 2, got {list(x.shape)} and {list(wq.shape)}"
+        )
+    lead, k = x.shape[:-1], x.shape[-1]
+    rows = math.prod(lead)
+    try:
+        packed = _packed(ctx, isa(), wq, 1, levels)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, InvalidModelError):
+            raise
+        raise _invalid(ctx, e) from None
+    args = (packed, *_f32(params), float(levels), ctx.attrs["activation"] == "Relu", ctx.threads)
+    final = None if x.ndim == 2 else (*lead, wq.shape[0])
+    return _keep(ctx, x.shape, (env, wq, *params, args, (rows, wq.shape[0]), (rows, k), final))
+
+
 if _ext is not None:
+    # Per call only what depends on X: the node's plan for X's shape (checked against the ISA variable and the
+    # weights it was made for), the output buffer, one native call. The native side checks X itself.
 
     @kernel("QConv", domain=CM_DOMAIN, backend="native")
     def qconv(
@@ -246,40 +336,29 @@ if _ext is not None:
     ) -> np.ndarray:
         """QConv on the native path (2-D convolutions; other ranks use the numpy reference). ``residual``: the
         other input of a fused residual Add (the executor passes it when the epilogue holds one)."""
-        if x.ndim != 4 or wq.ndim != 4 or declines(ctx.attrs):
+        cache = ctx.cache
+        env = _env_isa()
+        plan = cache.get("native_plans", _NONE).get(x.shape)
+        if plan is None or plan[0] != env or plan[1] is not wq or plan[2] is not w_scale or plan[3] is not w_sum:
+            plan = _conv_plan(ctx, x, wq, (w_scale, w_sum, b), env)
+        elif plan[4] is not b:
+            plan = _conv_plan(ctx, x, wq, (w_scale, w_sum, b), env)
+        if plan is None:
             return _post_ref(ctx, _ref("QConv")(ctx, x, wq, w_scale, w_sum, b), residual)
-        from convertmodel.runtime.kernels.ref.im2col import ConvGeometry
-
+        oshape = plan[6]
+        out = cache.get("native_out")
+        if oshape is None:
+            out = None
+        elif out is None or out.shape != oshape or sys.getrefcount(out) != _ALONE:
+            out = cache["native_out"] = np.empty(oshape, dtype=np.float32)
+        if x.dtype is not _F32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
         try:
-            # Everything but the input is fixed per node and input shape: resolved once, then one call.
-            plan = ctx.cache.get("native_plan")
-            if plan is None or plan[0] != x.shape[1:]:
-                levels = _levels(ctx)
-                geo = ConvGeometry.from_attrs(ctx.attrs, x.shape, wq.shape)
-                kernel_shape = _ints(ctx, "kernel_shape", geo.kernel, 2)
-                strides = _ints(ctx, "strides", geo.strides, 2)
-                pads = _ints(ctx, "pads", geo.pads, 4)
-                dilations = _ints(ctx, "dilations", geo.dilations, 2)
-                out_sp = tuple(
-                    (x.shape[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (kernel_shape[i] - 1) - 1)
-                    // max(strides[i], 1)
-                    + 1
-                    for i in range(2)
-                )
-                geom = (kernel_shape, strides, pads, dilations, float(levels), ctx.attrs["activation"] == "Relu")
-                plan = ctx.cache["native_plan"] = (x.shape[1:], geo.group, levels, out_sp, geom)
-            _, group, levels, out_sp, geom = plan
-            packed, ws, wsum, bias = _packed(ctx, wq, group, levels, (w_scale, w_sum, b))
-            out = _output(ctx, (x.shape[0], wq.shape[0], *out_sp)) if min(out_sp) > 0 else None
-            if x.dtype != np.float32 or not x.flags.c_contiguous:
-                x = np.ascontiguousarray(x, dtype=np.float32)
             if residual is None:
-                return _ext.qconv(x, packed, ws, wsum, bias, *geom, ctx.threads, out)
-            relu_after = len(ctx.cache.get("post", ())) > 1
-            return _ext.qconv(x, packed, ws, wsum, bias, *geom, ctx.threads, out, residual, relu_after)
+                return _ext.qconv(x, *plan[5], out)  # type: ignore[no-any-return]
+            relu_after = len(cache.get("post", ())) > 1
+            return _ext.qconv(x, *plan[5], out, residual, relu_after)  # type: ignore[no-any-return]
         except (ValueError, TypeError, ZeroDivisionError) as e:
-            if isinstance(e, InvalidModelError):
-                raise
             raise _invalid(ctx, e) from None
 
     @kernel("QGemm", domain=CM_DOMAIN, backend="native")
@@ -292,33 +371,26 @@ if _ext is not None:
         b: np.ndarray | None = None,
     ) -> np.ndarray:
         """QGemm on the native path: one window per row of X (..., K)."""
-        if declines(ctx.attrs):
-            return _ref("QGemm")(ctx, x, wq, w_scale, w_sum, b)
-        levels = _levels(ctx)
-        if x.ndim < 2 or wq.ndim != 2:
-            raise InvalidModelError(
-                f"{ctx.node.name} (QGemm): X must have rank >= 2 and Wq rank 2, got {list(x.shape)} and {list(wq.shape)}"
-            )
-        lead, k = x.shape[:-1], x.shape[-1]
-        rows = int(np.prod(lead, dtype=np.int64))
+        cache = ctx.cache
+        env = _env_isa()
+        plan = cache.get("native_plans", _NONE).get(x.shape)
+        if plan is None or plan[0] != env or plan[1] is not wq or plan[2] is not w_scale or plan[3] is not w_sum:
+            plan = _gemm_plan(ctx, x, wq, (w_scale, w_sum, b), env)
+        elif plan[4] is not b:
+            plan = _gemm_plan(ctx, x, wq, (w_scale, w_sum, b), env)
+        if plan is None:
+            return _ref("QGemm")(ctx, x, wq, w_scale, w_sum, b)  # type: ignore[no-any-return]
+        oshape, final = plan[6], plan[8]
+        out = cache.get("native_out")
+        if out is None or out.shape != oshape or sys.getrefcount(out) != _ALONE:
+            out = cache["native_out"] = np.empty(oshape, dtype=np.float32)
+        if final is not None or x.dtype is not _F32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32).reshape(plan[7])
         try:
-            packed, ws, wsum, bias = _packed(ctx, wq, 1, levels, (w_scale, w_sum, b))
-            y = _ext.qgemm(
-                np.ascontiguousarray(x, dtype=np.float32).reshape(rows, k),
-                packed,
-                ws,
-                wsum,
-                bias,
-                float(levels),
-                ctx.attrs["activation"] == "Relu",
-                ctx.threads,
-                _output(ctx, (rows, wq.shape[0])),
-            )
+            y = _ext.qgemm(x, *plan[5], out)
         except (ValueError, TypeError) as e:
-            if isinstance(e, InvalidModelError):
-                raise
             raise _invalid(ctx, e) from None
-        return np.asarray(y).reshape(*lead, wq.shape[0])
+        return y if final is None else y.reshape(final)  # type: ignore[no-any-return]
 
     qconv.declines = qgemm.declines = declines  # type: ignore[attr-defined]
     qconv.fuse = _qconv_fuse  # type: ignore[attr-defined]
