@@ -81,13 +81,9 @@ def _need() -> Any:
 
 
 def _env_reader() -> Callable[[], Any]:
-    """A cheap reader of ``$CONVERTMODEL_ISA`` as ``os.environ`` holds it (None when unset), for a per-call key.
-
-    ``os.environ.get`` encodes the key and decodes the value on every call (about 0.5 us, a fifth of a small
-    node's wrapper); the mapping's own dict, looked up with the pre-encoded key, gives the same raw value in
-    40 ns. ``os.environ[...] = ...``, ``del``, ``monkeypatch.setenv`` and ``mock.patch.dict`` all update that
-    dict. Where the mapping lacks it (another Python), or ``os.environ`` is replaced, ``os.environ.get`` is used.
-    """
+    """A reader of ``$CONVERTMODEL_ISA`` as ``os.environ`` holds it (None when unset), cheap enough per call:
+    ``os.environ.get`` costs 0.5 us (encoding, decoding), the mapping's own dict 40 ns; assignments, ``del``,
+    ``monkeypatch.setenv`` and ``mock.patch.dict`` all update that dict. Without it: ``os.environ.get``."""
     environ = os.environ
     data, encode = getattr(environ, "_data", None), getattr(environ, "encodekey", None)
     if not isinstance(data, dict) or encode is None:
@@ -196,8 +192,7 @@ def _probe(cache: dict[str, Any]) -> int:
 _ALONE = _probe({"native_out": np.empty(0, np.float32)})
 _F32 = np.dtype(np.float32)
 _NONE: dict[Any, Any] = {}
-#: Call plans kept per node (one per input shape); more distinct shapes start a new set.
-_MAX_PLANS = 16
+_MAX_PLANS = 16  # call plans kept per node (one per input shape); more distinct shapes start a new set
 
 
 def _keep(ctx: KernelContext, shape: tuple[int, ...], plan: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -298,8 +293,7 @@ def _conv_plan(
 def _gemm_plan(
     ctx: KernelContext, x: np.ndarray, wq: np.ndarray, params: tuple[np.ndarray | None, ...], env: Any
 ) -> tuple[Any, ...] | None:
-    """As :func:`_conv_plan` for QGemm: ``(env, wq, w_scale, w_sum, b, arguments, output shape, X as 2-D,
-    Y's shape or None when X is 2-D already)``."""
+    """As :func:`_conv_plan`, then X's 2-D shape and Y's shape (None when X is 2-D already)."""
     if declines(ctx.attrs):
         return None
     levels = _levels(ctx)
