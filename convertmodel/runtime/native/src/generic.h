@@ -96,7 +96,7 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
     } else {
       for (int k = 1; k < K; ++k) {
         const float v = src(k)[r];
-        mn = (v < mn) | (v != v) ? v : mn;  // a NaN in the window makes mn NaN (and the window not live)
+        mn = v != v ? v : (v < mn ? v : mn);  // a NaN in the window makes mn NaN (and the window not live)
         mx = v > mx ? v : mx;
       }
     }
@@ -278,7 +278,8 @@ static void quantize_panel_scalar(Src src, int K, int Kq, float L, uint32_t* A, 
         const float* a = jb.cmin + mo + TAP[t];
         const float* b = jb.cmax + mo + TAP[t];
         for (int r = 0; r < P; ++r) {
-          mn[r] = (a[r] < mn[r]) | (a[r] != a[r]) ? a[r] : mn[r];  // NaN-propagating (see pad_rows.h)
+          const float t = a[r] < mn[r] ? a[r] : mn[r];
+          mn[r] = a[r] != a[r] ? a[r] : t;  // NaN-propagating (see pad_rows.h)
           mx[r] = b[r] > mx[r] ? b[r] : mx[r];
         }
       }

@@ -52,7 +52,8 @@
         const float v = dst[q];
         // A NaN stays in the min map (v < NaN is false) and enters it (v != v): the window's min is then NaN,
         // which is all a NaN window needs (mx > mn is false, so it is not live; mn * w_sum makes y NaN).
-        mn[q] = (v < mn[q]) | (v != v) ? v : mn[q];
+        const float t = v < mn[q] ? v : mn[q];
+        mn[q] = v != v ? v : t;
         mx[q] = v > mx[q] ? v : mx[q];
       }
     }
