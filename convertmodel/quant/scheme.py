@@ -181,6 +181,7 @@ def quantize_windows(v: np.ndarray, levels: int = DEFAULT_INPUT_LEVELS) -> Windo
     t *= s[..., None]
     t += np.float32(0.5)
     np.floor(t, out=t)
-    np.clip(t, 0, levels, out=t)
+    np.fmax(t, np.float32(0), out=t)  # fmax, not clip: a NaN code (a window holding NaN/inf) is 0, not a cast of NaN
+    np.minimum(t, np.float32(levels), out=t)
     r = np.where(pos, rng / lv, np.float32(0)).astype(np.float32)
     return Windows(t.astype(np.uint8), mn, r)
