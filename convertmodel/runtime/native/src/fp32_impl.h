@@ -282,15 +282,111 @@ static inline void dw_rows_impl(const cmf::DwJob& J, const float* buf, i64 Wb, c
   }
 }
 
+// dst[0, n) = src[0, n): whole vectors, then one partial store (src may be read up to a vector past n).
+static inline void dw_copy_row(float* dst, const float* src, i64 n) {
+  i64 i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(dst + i, V::load(src + i));
+  if (i < n) V::store_part(dst + i, V::load(src + i), static_cast<int>(n - i));
+}
+
+// dst[0, n) = src[0, n) touching nothing past either (masked tail): short rows without a memmove call.
+static inline void dw_copy_exact(float* dst, const float* src, i64 n) {
+  i64 i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(dst + i, V::load(src + i));
+  if (i < n) V::store_part(dst + i, V::load_part(src + i, static_cast<int>(n - i)), static_cast<int>(n - i));
+}
+
+// Lanes l of columns b + l of row s (zero outside [0, cw)).
+static inline typename V::T dw_load_cols(const float* s, i64 b, i64 cw) {
+  if (b >= 0 && b + V::W <= cw) return V::load(s + b);
+  const i64 lo = b < 0 ? -b : 0, hi = cw - b;
+  if (hi <= lo || lo >= V::W) return V::zero();
+  return V::load_range(s + b, static_cast<int>(lo), static_cast<int>(hi < V::W ? hi : V::W));
+}
+
+// Strides 1 and 2 (dw_flat): the plane is split once into sh x sw phase planes (fp32.h), whose pads and slack
+// are zeroed once per work item (only the input rows are rewritten per plane; a stride-2 row is loaded with
+// masked loads straight from the input and deinterleaved with even / odd lane permutes), then the outputs run over the flat
+// (oy, x) index of the phase width, four vectors at a time; each tap is one unit-stride load at a fixed offset.
+static void dw_flat_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
+  const i64 Pw = cmf::dw_pw(J), Ph = cmf::dw_ph(J), PS = cmf::dw_plane_stride(J, V::W);
+  const i64 nph = J.sh * J.sw, nflat = cmf::dw_flat_outputs(J, V::W);
+  float* planes = scratch;
+  float* tmp = planes + nph * PS;  // flat outputs
+  std::fill(planes, tmp, 0.0f);
+  const i64 T = J.kh * J.kw;
+  i64* off = reinterpret_cast<i64*>(tmp + nflat + 16);  // tap offsets (scratch is 64-byte aligned)
+  for (i64 ky = 0; ky < J.kh; ++ky)
+    for (i64 kx = 0; kx < J.kw; ++kx) {
+      const i64 y = ky * J.dh, x = kx * J.dw;
+      off[ky * J.kw + kx] = ((y % J.sh) * J.sw + x % J.sw) * PS + (y / J.sh) * Pw + x / J.sw;
+    }
+  // Input columns [0, cw) are padded columns [pw, pw + cw) (those a phase row holds).
+  const i64 span = J.sw == 1 ? Pw : 2 * Pw;
+  const i64 cw = J.pw >= span ? 0 : (J.W < span - J.pw ? J.W : span - J.pw);
+  const float* have = nullptr;  // the input plane the phase planes hold (channel multipliers reuse it)
+  for (i64 pl = p0; pl < p1; ++pl) {
+    const i64 n = pl / J.M, m = pl % J.M, c = m / J.mult;
+    const float* src = J.x + (n * J.C + c) * J.H * J.W;
+    if (src != have && cw > 0) {
+      have = src;
+      for (i64 a = 0; a < J.sh; ++a)
+        for (i64 y = 0; y < Ph; ++y) {
+          const i64 iy = y * J.sh + a - J.ph;
+          if (iy < 0 || iy >= J.H) continue;  // a pad row: zero since the item began
+          const float* s = src + iy * J.W;
+          if (J.sw == 1) {
+            dw_copy_exact(planes + a * PS + y * Pw + J.pw, s, cw);
+            continue;
+          }
+          float* d0 = planes + (a * 2) * PS + y * Pw;
+          float* d1 = d0 + PS;
+          for (i64 x0 = 0; x0 < Pw; x0 += V::W) {  // padded columns 2 * x0 + [0, 2W): src columns - pw
+            const i64 b0 = 2 * x0 - J.pw, b1 = b0 + V::W;  // loaded straight from src (no store forwarding)
+            const typename V::T u = dw_load_cols(s, b0, cw), v = dw_load_cols(s, b1, cw);
+            V::store(d0 + x0, V::even(u, v));
+            V::store(d1 + x0, V::odd(u, v));
+          }
+        }
+    }
+    const float* w = J.w + m * T;
+    const typename V::T vsc = V::set1(J.post.scale[m]), vsf = V::set1(J.post.shift[m]);
+    const typename V::T vlo = V::set1(J.post.lo), vhi = V::set1(J.post.hi);
+    float* out = J.out + pl * J.OH * J.OW;
+    for (i64 i = 0; i < nflat; i += 4 * V::W) {
+      typename V::T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+      for (i64 t = 0; t < T; ++t) {
+        const typename V::T wt = V::set1(w[t]);
+        const float* sp = planes + off[t] + i;
+        a0 = V::fma(wt, V::load(sp), a0);
+        a1 = V::fma(wt, V::load(sp + V::W), a1);
+        a2 = V::fma(wt, V::load(sp + 2 * V::W), a2);
+        a3 = V::fma(wt, V::load(sp + 3 * V::W), a3);
+      }
+      V::store(tmp + i, V::min(vhi, V::max(vlo, V::fma(a0, vsc, vsf))));
+      V::store(tmp + i + V::W, V::min(vhi, V::max(vlo, V::fma(a1, vsc, vsf))));
+      V::store(tmp + i + 2 * V::W, V::min(vhi, V::max(vlo, V::fma(a2, vsc, vsf))));
+      V::store(tmp + i + 3 * V::W, V::min(vhi, V::max(vlo, V::fma(a3, vsc, vsf))));
+    }
+    if (Pw == J.OW) {
+      dw_copy_row(out, tmp, J.OH * J.OW);
+    } else {
+      for (i64 oy = 0; oy < J.OH; ++oy) dw_copy_row(out + oy * J.OW, tmp + oy * Pw, J.OW);
+    }
+  }
+}
+
+// Larger strides: per plane a padded copy (rows Hq, pitch Wb), output rows in whole vectors (dw_rows_impl).
 static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
+  if (cmf::dw_flat(J)) {
+    dw_flat_impl(J, p0, p1, scratch);
+    return;
+  }
   const i64 Hq = cmf::dw_rows(J), Wb = cmf::dw_pitch(J, V::W);
-  const bool flat = cmf::dw_flat(J);
-  const i64 n_flat = (J.OH - 1) * Wb + J.OW;  // flat: outputs over (oy, x), x < Wb (x >= OW dropped)
   float* buf = scratch;
-  // Flat reads run up to 4 vectors past the plane: zeroed slack.
   for (i64 i = Hq * Wb; i < Hq * Wb + 4 * V::W; ++i) buf[i] = 0.0f;
   const i64 tmp_at = Hq * Wb + 4 * V::W;
-  float* tmp = buf + tmp_at + 16 - tmp_at % 16;  // 64-byte aligned (scratch is); flat: n_flat + 4W floats
+  float* tmp = buf + tmp_at + 16 - tmp_at % 16;  // 64-byte aligned (scratch is)
   // Input columns [0, cw) land at [pw, pw + cw) of each row; rows [0, ch) at [ph, ph + ch).
   const i64 cw = J.W < Wb - J.pw ? J.W : (Wb - J.pw > 0 ? Wb - J.pw : 0);
   const i64 ch = J.H < Hq - J.ph ? J.H : (Hq - J.ph > 0 ? Hq - J.ph : 0);
@@ -310,27 +406,6 @@ static void dw_item_impl(const cmf::DwJob& J, i64 p0, i64 p1, float* scratch) {
     const typename V::T vsc = V::set1(J.post.scale[m]), vsf = V::set1(J.post.shift[m]);
     const typename V::T vlo = V::set1(J.post.lo), vhi = V::set1(J.post.hi);
     float* out = J.out + pl * J.OH * J.OW;
-    if (flat) {
-      for (i64 i = 0; i < n_flat; i += 4 * V::W) {
-        typename V::T a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-        for (i64 ky = 0; ky < J.kh; ++ky)
-          for (i64 kx = 0; kx < J.kw; ++kx) {
-            const typename V::T wt = V::set1(w[ky * J.kw + kx]);
-            const float* sp = buf + ky * J.dh * Wb + kx * J.dw + i;
-            a0 = V::fma(wt, V::load(sp), a0);
-            a1 = V::fma(wt, V::load(sp + V::W), a1);
-            a2 = V::fma(wt, V::load(sp + 2 * V::W), a2);
-            a3 = V::fma(wt, V::load(sp + 3 * V::W), a3);
-          }
-        V::store(tmp + i, V::min(vhi, V::max(vlo, V::fma(a0, vsc, vsf))));
-        V::store(tmp + i + V::W, V::min(vhi, V::max(vlo, V::fma(a1, vsc, vsf))));
-        V::store(tmp + i + 2 * V::W, V::min(vhi, V::max(vlo, V::fma(a2, vsc, vsf))));
-        V::store(tmp + i + 3 * V::W, V::min(vhi, V::max(vlo, V::fma(a3, vsc, vsf))));
-      }
-      for (i64 oy = 0; oy < J.OH; ++oy)
-        for (i64 ox = 0; ox < J.OW; ++ox) out[oy * J.OW + ox] = tmp[oy * Wb + ox];
-      continue;
-    }
     for (i64 ox0 = 0; ox0 < J.OW; ox0 += V::W) {
       i64 oy = 0;
       for (; oy + 4 <= J.OH; oy += 4) dw_rows_impl<4>(J, buf, Wb, w, oy, ox0, out, tmp, vsc, vsf, vlo, vhi);
