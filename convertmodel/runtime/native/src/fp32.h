@@ -145,11 +145,11 @@ static inline i64 dw_pitch(const DwJob& j, int w) {
   return last * j.sw + (j.sw == 2 ? w : 0) + (j.kw - 1) * j.dw + 1;
 }
 
-// Scratch floats of one depthwise work item with vectors of `w` lanes (see dw_item_impl; flat: phase planes,
-// the flat outputs with a vector of read slack, then kh * kw int64 tap offsets).
+// Scratch floats of one depthwise work item with vectors of `w` lanes (see dw_item_impl; flat: two sets of
+// phase planes, two buffers of flat outputs with a vector of read slack, then kh * kw int64 tap offsets).
 static inline i64 dw_scratch_floats(const DwJob& j, int w) {
   if (dw_flat(j))
-    return j.sh * j.sw * dw_plane_stride(j, w) + dw_flat_outputs(j, w) + 2 * dw_pw(j) + 4 * w + 64 +
+    return 2 * j.sh * j.sw * dw_plane_stride(j, w) + 2 * dw_flat_outputs(j, w) + 2 * dw_pw(j) + 4 * w + 64 +
            2 * j.kh * j.kw;
   return dw_rows(j) * dw_pitch(j, w) + 4 * w + 32;
 }
