@@ -102,6 +102,7 @@ if HAVE_PYBIND11:
                 f"{SRC}/fp32.h",
                 f"{SRC}/fp32_impl.h",
                 f"{SRC}/fp32_direct_impl.h",
+                f"{SRC}/fp32_dw_impl.h",
                 f"{SRC}/fp32_bind.h",
             ],
             cxx_std=17,

@@ -87,6 +87,14 @@ CONVS = [
     (2, 8, 7, 75, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # strided 3x3 on a wide odd row
     (1, 4, 9, 70, 4, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4),  # depthwise stride 2, rows of 35: vectors + tail
     (2, 3, 20, 37, 6, (5, 5), (1, 1), (2, 2, 2, 2), (1, 2), 3),  # depthwise multiplier 2, dilated, flat rows
+    (3, 33, 7, 7, 33, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 33),  # depthwise 7x7, odd channel count
+    (2, 17, 15, 13, 17, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 17),  # depthwise stride 2, begin pads: masked loads
+    (1, 6, 14, 14, 6, (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 6),  # depthwise 14 -> 7 (MobileNet dw3's shape)
+    (2, 5, 11, 19, 5, (3, 3), (1, 2), (1, 0, 1, 2), (1, 1), 5),  # depthwise strides 1 x 2: two phase planes
+    (1, 5, 12, 9, 10, (3, 3), (2, 1), (0, 1, 2, 1), (1, 1), 5),  # strides 2 x 1, multiplier 2
+    (1, 4, 21, 40, 4, (3, 3), (2, 2), (2, 2, 2, 2), (2, 2), 4),  # depthwise stride 2, dilation 2, wide rows
+    (2, 3, 3, 3, 3, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 3),  # depthwise stride 2 on a 3x3 map
+    (1, 2, 8, 8, 2, (3, 3), (2, 2), (9, 9, 9, 9), (1, 1), 2),  # depthwise stride 2, pads wider than the map
     (0, 4, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # empty batch
     (0, 6, 8, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 6),  # empty batch, depthwise
 ]
@@ -121,6 +129,26 @@ def test_conv_threads_agree(isa: str, conv_path: str, threads: int, m: int, rng:
     one = Executor(g, NATIVE, threads=1).run(feeds)[outs[0]]
     many = Executor(g, NATIVE, threads=threads).run(feeds)[outs[0]]
     np.testing.assert_array_equal(one, many)  # the same sums in the same order on every thread count
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("s", [1, 2])
+def test_depthwise_threads_and_nan(isa: str, threads: int, s: int, rng: np.random.Generator) -> None:
+    """Depthwise strides 1 and 2 (phase planes, flat outputs): the same bits on 1 and 2 threads, and a NaN
+    input gives NaN exactly where the numpy reference has one (the rest stays close)."""
+    x = rng.standard_normal((5, 48, 14, 14), dtype=np.float32)
+    x[1, 3, 0, 0] = x[4, 47, 13, 6] = x[2, 10, 7, 7] = np.nan
+    w = rng.standard_normal((48, 1, 3, 3), dtype=np.float32)
+    attrs = {"group": 48, "strides": (s, s), "pads": (1, 1, 1, 1), "kernel_shape": (3, 3)}
+    g, feeds, outs = single_node_graph("Conv", {"X": x, "W": w}, ("W",), **attrs)
+    one = Executor(g, NATIVE, threads=1).run(feeds)[outs[0]]
+    many = Executor(g, NATIVE, threads=threads).run(feeds)[outs[0]]
+    np.testing.assert_array_equal(one, many)
+    ref = run_ir_node("Conv", {"X": x, "W": w}, ("W",), **attrs)[0]
+    np.testing.assert_array_equal(np.isnan(many), np.isnan(ref))
+    assert np.isnan(many).any()
+    ok = ~np.isnan(ref)
+    assert_close(many[ok], ref[ok], rtol=1e-4, atol=3e-4, what=f"{isa} depthwise vs ref")
 
 
 def fused_graph(m: int, clip: bool) -> tuple[Any, list[str]]:

@@ -128,18 +128,30 @@ static inline i64 pool_row_floats(const PoolJob& j) {
 // Padded plane of the depthwise kernel: rows Hq, row pitch Wb (every vector load of every tap stays inside
 // its row: whole vectors of w outputs, and for stride 2 the second load of the even-lane gather).
 static inline i64 dw_rows(const DwJob& j) { return (j.OH - 1) * j.sh + (j.kh - 1) * j.dh + 1; }
-// Stride 1 computes over the flattened (oy, x) index of rows Wb = the window extent wide instead.
-static inline bool dw_flat(const DwJob& j) { return j.sh == 1 && j.sw == 1; }
+// Strides 1 and 2 compute over the flattened (oy, x) index of sh x sw phase planes instead: phase (a, b)
+// holds padded pixels (y * sh + a, x * sw + b) for y < dw_ph, x < dw_pw, so every tap is one unit-stride
+// load at a fixed offset and only dw_pw - OW lanes per row are wasted (stride 2 on 7x7 outputs: 1 of 8).
+static inline bool dw_flat(const DwJob& j) { return j.sh <= 2 && j.sw <= 2; }
+static inline i64 dw_pw(const DwJob& j) { return j.OW + (j.kw - 1) * j.dw / j.sw; }
+static inline i64 dw_ph(const DwJob& j) { return j.OH + (j.kh - 1) * j.dh / j.sh; }
+// Floats per phase plane: its pixels, then 4 vectors of slack (flat reads run past; full-vector row stores).
+static inline i64 dw_plane_stride(const DwJob& j, int w) { return ceil_div(dw_ph(j) * dw_pw(j) + 4 * w, 16) * 16; }
+// Flat outputs computed per plane: whole groups of 4 vectors over (OH - 1) * dw_pw + OW.
+static inline i64 dw_flat_outputs(const DwJob& j, int w) {
+  return ceil_div((j.OH - 1) * dw_pw(j) + j.OW, 4 * w) * 4 * w;
+}
 static inline i64 dw_pitch(const DwJob& j, int w) {
-  if (dw_flat(j)) return j.OW + (j.kw - 1) * j.dw;
   const i64 last = ceil_div(j.OW, w) * w - 1;  // the last output column computed
   return last * j.sw + (j.sw == 2 ? w : 0) + (j.kw - 1) * j.dw + 1;
 }
 
-// Scratch floats of one depthwise work item with vectors of `w` lanes (see dw_item_impl).
+// Scratch floats of one depthwise work item with vectors of `w` lanes (see dw_item_impl; flat: two sets of
+// phase planes, two buffers of flat outputs with a vector of read slack, then kh * kw int64 tap offsets).
 static inline i64 dw_scratch_floats(const DwJob& j, int w) {
-  const i64 plane = dw_rows(j) * dw_pitch(j, w);
-  return plane + 4 * w + 32 + (dw_flat(j) ? j.OH * dw_pitch(j, w) + 4 * w + 16 : 0);
+  if (dw_flat(j))
+    return 2 * j.sh * j.sw * dw_plane_stride(j, w) + 2 * dw_flat_outputs(j, w) + 2 * dw_pw(j) + 4 * w + 64 +
+           2 * j.kh * j.kw;
+  return dw_rows(j) * dw_pitch(j, w) + 4 * w + 32;
 }
 
 }  // namespace cmf

@@ -14,6 +14,20 @@ struct V {
   static void store(float* p, T a) {
     for (int i = 0; i < 4; ++i) p[i] = a.v[i];
   }
+  static void store_part(float* p, T a, int n) {
+    for (int i = 0; i < n; ++i) p[i] = a.v[i];
+  }
+  static T load_part(const float* p, int n) {
+    T a = zero();
+    for (int i = 0; i < n; ++i) a.v[i] = p[i];
+    return a;
+  }
+  // Lanes l in [lo, hi) from p[l], the others 0.
+  static T load_range(const float* p, int lo, int hi) {
+    T a = zero();
+    for (int i = lo; i < hi; ++i) a.v[i] = p[i];
+    return a;
+  }
   static T set1(float s) { return T{{s, s, s, s}}; }
   static T fma(T a, T b, T c) {
     T r;
@@ -38,6 +52,7 @@ struct V {
   }
   // Lanes 0, 2, 4, ... of the 2W floats a:b (a stride-2 gather from two loads).
   static T even(T a, T b) { return T{{a.v[0], a.v[2], b.v[0], b.v[2]}}; }
+  static T odd(T a, T b) { return T{{a.v[1], a.v[3], b.v[1], b.v[3]}}; }
   // max(r, s) that is NaN when either is (s's NaN when both): MaxPool's rule.
   static T maxnan(T r, T s) {
     T o;
