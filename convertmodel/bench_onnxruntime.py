@@ -23,17 +23,26 @@ from convertmodel.ir.graph import Graph
 PEERS = ("onnxruntime",)
 
 
+def ort_session(path: str, threads: int) -> Any:
+    """An onnxruntime CPU session for an alternating benchmark: ``threads`` intra-op threads that do not
+    spin-wait after a run. With spinning (onnxruntime's default) its idle pool keeps the other cores busy while
+    the next runner in the round runs: at 2 threads on 2 cores that halved our speed and onnxruntime's own int8
+    session's (measured with scripts/bench_peers.py, docs/performance.md)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
 class _OrtRunner:
     """An onnxruntime session with the executor's ``run(feeds)`` shape."""
 
     def __init__(self, path: str, threads: int) -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self.session.run(None, feeds)

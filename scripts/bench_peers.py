@@ -28,20 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.bench_onnxruntime import export_onnx
+from convertmodel.bench_onnxruntime import export_onnx, ort_session
 from convertmodel.ir.graph import Graph
 
 CACHE = os.environ.get("CONVERTMODEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convertmodel")
-
-
-def ort_session(path: str, threads: int) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
 def ort_quantize(
