@@ -1,7 +1,7 @@
 // The conv drivers of module.cpp around the GEMM: the padded input of depthwise convolutions, the banded
 // stride-1/strided convolutions, the direct depthwise kernel's work items and a whole-output residual Add.
 // Included by module.cpp inside its anonymous namespace, after the thread pool and the packed weights (it uses
-// pool(), PackedWeights, kMaxDim and cm_resolve_threads); not a standalone header.
+// pool(), run_guarded, PackedWeights, kMaxDim and cm_resolve_threads); not a standalone header.
 
 struct PadBuf {
   std::vector<float> xp;
@@ -144,23 +144,7 @@ void run_banded(const PackedWeights& pw, const cm::Job& job, int threads) {
         ops.run_tile(sub, pw.w, n, g, r0 - oh0 * job.Wp, std::min(tp * P, re - r0), m0, m1, s);
     }
   };
-  const int nthreads = static_cast<int>(std::min<int64_t>(T, total));
-  std::exception_ptr err;
-  std::mutex err_mu;
-  auto guarded = [&](int t) {
-    try {
-      work(t);
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(err_mu);
-      if (!err) err = std::current_exception();
-      next.store(total);
-    }
-  };
-  {
-    py::gil_scoped_release release;
-    pool().run(nthreads, guarded);
-  }
-  if (err) std::rethrow_exception(err);
+  run_guarded(total, T, next, work);
 }
 
 // The direct depthwise kernel over (n, g, block of output rows) work items.

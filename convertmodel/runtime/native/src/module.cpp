@@ -177,6 +177,28 @@ Pool& pool() {
   return *p;
 }
 
+// Runs a work-stealing loop over `total` items (`work(t)` pulls indices from `next`) on min(T, total) threads
+// with the GIL released; the first exception of any thread is rethrown here (one must not escape a pool thread:
+// std::terminate), and the other threads stop taking items.
+void run_guarded(int64_t total, int T, std::atomic<int64_t>& next, const std::function<void(int)>& work) {
+  std::exception_ptr err;
+  std::mutex err_mu;
+  auto guarded = [&](int t) {
+    try {
+      work(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(err_mu);
+      if (!err) err = std::current_exception();
+      next.store(total);
+    }
+  };
+  {
+    py::gil_scoped_release release;
+    pool().run(static_cast<int>(std::min<int64_t>(T, total)), guarded);
+  }
+  if (err) std::rethrow_exception(err);
+}
+
 // ---------------------------------------------------------------- argument checks
 // Every size and geometry value the kernels index with is an int; they are taken from Python as
 // 64-bit integers, checked here, and every product is formed in 64 bits and checked before use, so
@@ -304,23 +326,7 @@ void run_job(const PackedWeights& pw, const cm::Job& job, int threads) {
       if (nrows > 0 && m0 < m1) ops.run_tile(job, pw.w, n, g, r0, nrows, m0, m1, s);
     }
   };
-  const int nthreads = static_cast<int>(std::min<int64_t>(T, total));
-  std::exception_ptr err;
-  std::mutex err_mu;
-  auto guarded = [&](int t) {  // an exception must not escape a pool thread (std::terminate)
-    try {
-      work(t);
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(err_mu);
-      if (!err) err = std::current_exception();
-      next.store(total);
-    }
-  };
-  {
-    py::gil_scoped_release release;
-    pool().run(nthreads, guarded);
-  }
-  if (err) std::rethrow_exception(err);
+  run_guarded(total, T, next, work);
 }
 
 using FArr = py::array_t<float, py::array::c_style | py::array::forcecast>;
