@@ -76,8 +76,13 @@ def export_onnx(g: Graph, path: str) -> None:
     onnx.save(model, path)
 
 
-def _quantize(src: str, dst: str, feeds: dict[str, np.ndarray], calib: int) -> str:
-    """onnxruntime static int8 of ``src`` into ``dst``; returns the mode used (per-channel or per-tensor)."""
+def quantize_int8(
+    src: str, dst: str, feeds: dict[str, np.ndarray], calib: int, check: Callable[[str], None] | None = None
+) -> str:
+    """onnxruntime static int8 (QDQ, u8 activations x s8 weights) of ``src`` into ``dst``, calibrated on ``calib``
+    random inputs shaped like ``feeds``; per-channel, else per-tensor when per-channel fails (also when
+    ``check(dst)`` raises: some failures only show when the model runs). Returns the mode used; RuntimeError
+    with both modes' reasons when neither works. scripts/bench_peers.py uses it too."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -103,6 +108,8 @@ def _quantize(src: str, dst: str, feeds: dict[str, np.ndarray], calib: int) -> s
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
             )
+            if check is not None:
+                check(dst)
             return "QDQ u8s8 per-channel" if per_channel else "QDQ u8s8 per-tensor"
         except Exception as e:  # the quantizer's failures are many and untyped: report, try the next mode
             errors.append(str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
@@ -134,7 +141,7 @@ def peer_sides(
     sides: dict[str, Callable[[int], Any]] = {"ort_fp32": lambda t: _OrtRunner(fp32, t)}
     int8 = os.path.join(tmp, "int8.onnx")
     try:
-        notes["int8_scheme"] = _quantize(fp32, int8, feeds, calib) + f", {calib} random calibration inputs"
+        notes["int8_scheme"] = quantize_int8(fp32, int8, feeds, calib) + f", {calib} random calibration inputs"
         sides["ort_int8"] = lambda t: _OrtRunner(int8, t)
     except Exception as e:
         notes["int8_error"] = f"onnxruntime static quantization failed: {e}"

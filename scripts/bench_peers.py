@@ -28,55 +28,28 @@ from typing import Any
 
 import numpy as np
 
-from convertmodel.bench_onnxruntime import export_onnx, ort_session
+from convertmodel.bench_onnxruntime import export_onnx, ort_session, quantize_int8
 from convertmodel.ir.graph import Graph
 
 CACHE = os.environ.get("CONVERTMODEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "convertmodel")
-
-
-def ort_quantize(
-    src: str, dst: str, input_name: str, sample_shape: tuple[int, ...], n_calib: int, per_channel: bool = True
-) -> None:
-    """Static QDQ int8 (u8 activations, s8 weights, per-channel by default) calibrated on random samples."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    rng = np.random.default_rng(1)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.left = n_calib
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.left == 0:
-                return None
-            self.left -= 1
-            return {input_name: rng.standard_normal(sample_shape).astype(np.float32)}
-
-    quantize_static(
-        src,
-        dst,
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=per_channel,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
 
 
 def ort_int8_session(
     src: str, dst: str, input_name: str, sample: tuple[int, ...], n_calib: int, threads: int
 ) -> tuple[Any, str]:
     """onnxruntime's int8 session, per-channel when its quantizer can (else per-tensor); (None, reason) if neither."""
-    errors = []
-    for per_channel in (True, False):
-        try:
-            ort_quantize(src, dst, input_name, sample, n_calib, per_channel)
-            sess = ort_session(dst, threads)
-            sess.run(None, {input_name: np.zeros(sample, np.float32)})  # some failures only show when run
-            return sess, "per-channel" if per_channel else "per-tensor"
-        except Exception as e:
-            errors.append(f"{'per-channel' if per_channel else 'per-tensor'}: {str(e).splitlines()[0][:160]}")
-    return None, "; ".join(errors)
+    zeros = {input_name: np.zeros(sample, np.float32)}
+    made: list[Any] = []
+
+    def check(path: str) -> None:  # some failures only show when run
+        made[:] = [ort_session(path, threads)]
+        made[0].run(None, zeros)
+
+    try:
+        mode = quantize_int8(src, dst, zeros, n_calib, check)
+    except RuntimeError as e:
+        return None, str(e)
+    return made[0], "per-channel" if mode.endswith("per-channel") else "per-tensor"
 
 
 #: "wall" (perf_counter) or "cpu": CPU time of the calling thread, which at 1 thread is the work itself and does
