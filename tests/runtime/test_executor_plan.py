@@ -140,3 +140,32 @@ def test_named_graph_outputs_take_the_compiled_plan(monkeypatch: pytest.MonkeyPa
     np.testing.assert_array_equal(got[out], want)
     inner = ex.graph.nodes[0].outputs[0]
     assert inner in ex.run({name: x}, outputs=[inner, out]) and calls == [1]
+
+
+def test_executors_in_two_threads_never_share_an_output_buffer() -> None:
+    """The native fp32 output pool is process-wide: two executors running at once in two threads (their kernels
+    release the GIL) must each get their own buffers, so every result equals the one-thread run."""
+    import threading
+
+    m = convertmodel.load(fixture_model("mobilenet"))
+    name = m.graph.inputs[0].name
+    rng = np.random.default_rng(5)
+    xs = [rng.random((4, 1, 28, 28), dtype=np.float32) for _ in range(2)]
+    serial = Executor(m.graph, threads=1)
+    want = [{k: v.copy() for k, v in serial.run({name: x}).items()} for x in xs]
+    bad: list[str] = []
+
+    def loop(i: int) -> None:
+        ex = Executor(m.graph, threads=1)
+        for _ in range(40):
+            got = ex.run({name: xs[i]})
+            if any(not np.array_equal(got[k], want[i][k]) for k in got):
+                bad.append(f"thread {i}")
+                return
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -107,9 +108,19 @@ def _refs(bufs: list[np.ndarray], i: int) -> int:
 _ALONE = _refs([np.empty(0, np.float32)], 0)
 
 
+#: The pool is process-wide: executors in other threads take buffers too. Under the lock a buffer found free
+#: is returned (its new reference held) before another thread can find it free as well.
+_POOL_LOCK = threading.Lock()
+
+
 def _output(shape: tuple[int, ...]) -> np.ndarray | None:
     """A free float32 buffer of ``shape`` (the native code writes every element), or None (the native code
     allocates, or refuses a hostile shape with its typed error)."""
+    with _POOL_LOCK:
+        return _take(shape)
+
+
+def _take(shape: tuple[int, ...]) -> np.ndarray | None:
     bufs = _POOL.get(shape)
     if bufs is not None:
         for i in range(len(bufs) - 1, -1, -1):  # the latest first: likeliest still in cache
